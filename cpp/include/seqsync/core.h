@@ -1,0 +1,134 @@
+// Start here. Core is seqsync's sync engine: one instance per Durable Object.
+//
+// The shell (worker/src/do/) owns the Cloudflare APIs and the user's
+// callbacks; the core owns every protocol decision. The shell hands the core
+// whole inbound frames and gets back a Plan: frames to send and to whom, and
+// at most one mutation for the shell to authorize and execute. All reads and
+// writes go through the Storage given at construction.
+//
+// Threading: single-threaded and not reentrant, like the DO that hosts it.
+// Nothing in memory is trusted across hibernation: after a wake the shell
+// builds a new Core, calls Register and RestoreSockets, and the core rebuilds
+// its state from SQLite.
+
+#ifndef SEQSYNC_CORE_H_
+#define SEQSYNC_CORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "seqsync/limits.h"
+#include "seqsync/options.h"
+#include "seqsync/result.h"
+#include "seqsync/status.h"
+#include "seqsync/storage.h"
+
+namespace seqsync {
+
+// One frame, encoded once, for one or more sockets.
+struct Delivery {
+  std::vector<std::string> to;  // socket ids
+  std::string frame;            // JSON text
+};
+
+// A write the shell must authorize and execute (docs/protocol.md §4.4, §4.5).
+struct PendingMutation {
+  std::string id;        // the client's mutation id
+  std::string ops_json;  // normalised ops: [{"c","op","k","cols"?}], or "[]" for a call
+  std::string command;   // non-empty iff this is a `call`
+  std::string args_json; // the call's args as JSON ("null" if absent)
+};
+
+// What the shell must do after a Core call.
+struct Plan {
+  std::vector<Delivery> deliveries;
+  std::optional<PendingMutation> mutation;
+  // Non-zero: close the sending socket with this code after the deliveries.
+  int close_code = 0;
+  std::string close_reason;
+};
+
+// Head state, for the shell's logs and tests.
+struct LogState {
+  Seq head = 0;    // highest seq ever assigned
+  Seq floor = 0;   // highest seq pruned by retention; catch-up needs since >= floor
+  std::int64_t rows = 0;  // entries in the change log
+};
+
+class Core {
+ public:
+  // `storage` must outlive the Core.
+  Core(Storage* storage, Options options);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  // Creates seqsync's own tables, validates every registered collection,
+  // installs its change-capture triggers (and removes those of tables no
+  // longer registered), and loads the log's state. Idempotent.
+  // `registration_json`: {"collections":[{"table","pk","ops":["insert",…]}],
+  //                       "commands":["name",…]}.
+  // `fresh_epoch`: a random id, used only if this storage has no epoch yet.
+  Status Register(std::string_view registration_json, std::string_view fresh_epoch);
+
+  // After a wake: the ids of sockets that are still open. Restores their
+  // subscriptions from SQLite and forgets every other socket's.
+  Status RestoreSockets(const std::vector<std::string>& live_socket_ids);
+
+  // Handles one inbound frame from `socket_id`. `scope` is the identity that
+  // scopes mutation ids (derived from the socket's claims by the shell).
+  Plan OnMessage(std::string_view socket_id, std::string_view scope,
+                 std::string_view frame, std::int64_t now_ms);
+
+  // Call inside the mutation's transaction, after the user's execute ran:
+  // records the outcome so a replay never applies twice. Returns the seq the
+  // client must reach (the head after the writes).
+  Result<Seq> CommitMutation(std::string_view scope, std::string_view mutation_id,
+                             std::string_view result_json, std::int64_t now_ms);
+
+  // Call after the transaction committed: sends the new changes to every
+  // subscribed socket, then the ack to the sender and to any duplicate
+  // waiting on the same id.
+  Plan FinishMutation(std::string_view scope, std::string_view mutation_id,
+                      std::int64_t now_ms);
+
+  // Call when authorize or execute failed (the transaction rolled back):
+  // records and sends the rejection.
+  Plan RejectMutation(std::string_view scope, std::string_view mutation_id,
+                      const Status& why, std::int64_t now_ms);
+
+  // Sends every change committed since the last drain (for writes made
+  // outside a mutation, e.g. runSyncedWrite), and runs housekeeping when due.
+  Plan Drain(std::int64_t now_ms);
+
+  // Forgets a closed socket, its subscriptions and in-flight waits.
+  void OnClose(std::string_view socket_id);
+
+  // Compaction and retention, now. Normally run by Drain when due.
+  Status Housekeep(std::int64_t now_ms);
+
+  Result<LogState> State();
+  const std::string& epoch() const;
+  const Options& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "seqsync-core 0.1.0 (protocol 1)".
+const char* Version();
+
+// The effective limits as a JSON object, for the shell's startup log and the
+// `welcome` frame.
+std::string LimitsJson(const Options& options);
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_CORE_H_

@@ -1,0 +1,69 @@
+// Every bound the core enforces, with its default, its hard ceiling and why.
+// Runtime overrides are fields of Options (options.h); an override above the
+// ceiling is clamped to it. Each limit has a boundary test at N and N+1 in
+// tests/cpp/limits_test.cc.
+
+#ifndef SEQSYNC_LIMITS_H_
+#define SEQSYNC_LIMITS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace seqsync {
+
+// Seq: the position of one change in the DO's change log. Assigned by SQLite
+// (AUTOINCREMENT) inside the writing transaction, strictly increasing, never
+// reused. Seqs cross into JS as numbers, so the core refuses to go past 2^53-1.
+using Seq = std::uint64_t;
+inline constexpr Seq kMaxSeq = (Seq{1} << 53) - 1;
+
+// The protocol version this core speaks (docs/protocol.md).
+inline constexpr int kProtocolVersion = 1;
+
+// Bytes of one inbound frame. Default 4 MiB; ceiling 32 MiB, the platform's
+// inbound WebSocket message limit (PLATFORM.md §2).
+inline constexpr std::size_t kDefaultMaxFrameBytes = 4u << 20;
+inline constexpr std::size_t kCeilingMaxFrameBytes = 32u << 20;
+
+// Bytes of one column value (string or JSON text). DO SQLite refuses strings
+// and rows over 2 MB, so a larger value could never be stored or read back.
+inline constexpr std::size_t kDefaultMaxValueBytes = 2000000;
+inline constexpr std::size_t kCeilingMaxValueBytes = 2000000;
+
+// Bytes of a primary key, and of a mutation or subscription id.
+inline constexpr std::size_t kDefaultMaxKeyBytes = 512;
+inline constexpr std::size_t kDefaultMaxIdBytes = 128;
+
+// JSON nesting of an inbound frame. The ceiling keeps recursive walks of the
+// parsed document far from the wasm stack (5 MB).
+inline constexpr int kDefaultMaxJsonDepth = 32;
+inline constexpr int kCeilingMaxJsonDepth = 128;
+
+// Ops in one mutation: one transaction must stay well inside the DO's 30 s
+// CPU budget per message.
+inline constexpr std::size_t kDefaultMaxOpsPerMutation = 500;
+
+// Per-socket caps that keep one client from starving a shared DO.
+inline constexpr std::size_t kDefaultMaxSubsPerSocket = 64;
+inline constexpr std::size_t kDefaultMaxInFlightPerSocket = 32;
+
+// Predicate trees: the evaluator recurses, so depth is bounded well below the
+// wasm stack; nodes bound the work per row.
+inline constexpr int kDefaultMaxPredicateDepth = 16;
+inline constexpr int kCeilingMaxPredicateDepth = 64;
+inline constexpr std::size_t kDefaultMaxPredicateNodes = 256;
+
+// Target bytes of one outbound snapshot or catch-up frame. A single larger
+// row still goes out whole, alone in its frame.
+inline constexpr std::size_t kDefaultSnapshotChunkBytes = 512u << 10;
+
+// Rows read per hydration or snapshot query. DO SQLite fails a single string
+// over ~2.2 MB (TOOLCHAIN.md gotcha 10); pages that hit it are halved.
+inline constexpr std::size_t kDefaultReadPageRows = 512;
+
+// How long change-log entries (and mutation outcomes) are kept: 2 days.
+inline constexpr std::int64_t kDefaultRetentionMs = 2LL * 24 * 60 * 60 * 1000;
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_LIMITS_H_

@@ -1,0 +1,48 @@
+// Options: the runtime knobs of one Core. The shell builds them from the
+// user's `SyncDurableObject` statics and passes them as JSON (ParseOptions).
+
+#ifndef SEQSYNC_OPTIONS_H_
+#define SEQSYNC_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "seqsync/limits.h"
+#include "seqsync/result.h"
+
+namespace seqsync {
+
+struct Options {
+  // Default: kDefaultMaxFrameBytes. Clamped to kCeilingMaxFrameBytes.
+  std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  // Default: kDefaultMaxValueBytes. Clamped to kCeilingMaxValueBytes.
+  std::size_t max_value_bytes = kDefaultMaxValueBytes;
+  std::size_t max_key_bytes = kDefaultMaxKeyBytes;
+  std::size_t max_id_bytes = kDefaultMaxIdBytes;
+  int max_json_depth = kDefaultMaxJsonDepth;
+  std::size_t max_ops_per_mutation = kDefaultMaxOpsPerMutation;
+  std::size_t max_subs_per_socket = kDefaultMaxSubsPerSocket;
+  std::size_t max_in_flight_per_socket = kDefaultMaxInFlightPerSocket;
+  int max_predicate_depth = kDefaultMaxPredicateDepth;
+  std::size_t max_predicate_nodes = kDefaultMaxPredicateNodes;
+  std::size_t snapshot_chunk_bytes = kDefaultSnapshotChunkBytes;
+  std::size_t read_page_rows = kDefaultReadPageRows;
+  // Change-log entries older than this are pruned; a client whose cursor is
+  // below the pruned range gets a snapshot. Default: 2 days.
+  std::int64_t retention_ms = kDefaultRetentionMs;
+  // Mutation outcomes are kept this long for exactly-once replays.
+  // Default: same as retention_ms.
+  std::int64_t dedup_retention_ms = kDefaultRetentionMs;
+  // Compaction runs once this many changes were appended since the last run.
+  std::size_t compact_every = 1000;
+};
+
+// Parses `json` (an object whose keys are the camelCase field names, e.g.
+// {"retentionMs": 60000}) over the defaults. Unknown keys are an error, so a
+// typo is not silently ignored.
+Result<Options> ParseOptions(std::string_view json);
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_OPTIONS_H_

@@ -1,0 +1,100 @@
+// Predicate: a subscription's `where`, parsed from TanStack DB's expression IR
+// (docs/protocol.md §7), checked against the table's columns, evaluated on
+// rows in the core and compiled to SQL for initial reads.
+//
+// The same tree drives both, and both follow one semantics: a comparison with
+// NULL is unknown; values of different kinds (number, text) never compare
+// equal or ordered; numbers compare as numbers, text by bytes (BINARY);
+// and/or/not are three-valued; only true matches. The SQL form pins that
+// semantics down with explicit type guards and no column affinity, so SQLite
+// itself serves as the oracle in tests/cpp/predicate_test.cc.
+
+#ifndef SEQSYNC_PREDICATE_H_
+#define SEQSYNC_PREDICATE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "seqsync/result.h"
+
+namespace rapidjson {
+class CrtAllocator;
+template <typename BaseAllocator> class MemoryPoolAllocator;
+template <typename Encoding, typename Allocator> class GenericValue;
+template <typename CharType> struct UTF8;
+}  // namespace rapidjson
+
+namespace seqsync {
+
+using JsonValueRef =
+    rapidjson::GenericValue<rapidjson::UTF8<char>,
+                            rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator>>;
+
+struct PredicateLimits {
+  int max_depth = 16;
+  std::size_t max_nodes = 256;
+};
+
+class Predicate {
+ public:
+  // The predicate that matches every row.
+  Predicate() = default;
+
+  // Parses `ir`. Every column reference must be one of `columns`.
+  // Errors: kUnsupportedPredicate (unknown operator or operand form),
+  // kUnknownColumn, kTooDeep, kTooMany.
+  static Result<Predicate> Parse(const JsonValueRef& ir,
+                                 const std::vector<std::string>& columns,
+                                 PredicateLimits limits);
+
+  // True iff this predicate matches every row (no `where`).
+  bool is_all() const { return nodes_.empty(); }
+
+  // Returns true iff `row` (a JSON object of column → value, as the core
+  // reads rows) satisfies the predicate.
+  bool Matches(const JsonValueRef& row) const;
+
+  // A SQL boolean expression equivalent to Matches. Literals are not spliced
+  // in: they are read with json_extract(?N, '$[i]') from one JSON array
+  // parameter, returned in `*literals_json` (so any predicate binds exactly
+  // one parameter, far below the DO's 100-parameter limit).
+  // `param` is the parameter number N. Returns "1" if is_all().
+  std::string ToSql(int param, std::string* literals_json) const;
+
+  // The comparison ops, in IR spelling.
+  enum class Op { kAnd, kOr, kNot, kEq, kGt, kGte, kLt, kLte, kLike, kIn, kIsNull, kFalse };
+
+  struct Literal {
+    enum class Kind { kNull, kNumber, kText } kind = Kind::kNull;
+    bool is_int = false;
+    std::int64_t integer = 0;
+    double real = 0;
+    std::string text;
+  };
+
+  struct Node {
+    Op op = Op::kFalse;
+    std::string column;             // comparisons, like, in, isNull
+    std::vector<Literal> literals;  // one for comparisons and like; many for in
+    std::vector<int> children;      // and, or, not
+  };
+
+ private:
+  enum class Truth { kFalse, kTrue, kUnknown };
+  Truth Eval(int node, const JsonValueRef& row) const;
+  void NodeSql(int node, int param, std::string* sql, int* next_literal,
+               std::string* literals) const;
+
+  std::vector<Node> nodes_;  // nodes_[0] is the root when non-empty
+};
+
+// True iff `text` matches the LIKE `pattern`: % is any run, _ is one
+// character (UTF-8 code point), everything else is literal and
+// case-sensitive. Exposed for tests.
+bool LikeMatch(std::string_view text, std::string_view pattern);
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_PREDICATE_H_

@@ -1,0 +1,51 @@
+// SqliteStorage: Storage over a real SQLite connection, for native tests and
+// the wasm test build. Not part of the wasm module (there, the DO's own
+// SQLite is reached through the shell's bridge).
+
+#ifndef SEQSYNC_SQLITE_STORAGE_H_
+#define SEQSYNC_SQLITE_STORAGE_H_
+
+#include <string>
+
+#include "seqsync/storage.h"
+
+struct sqlite3;
+
+namespace seqsync {
+
+class SqliteStorage : public Storage {
+ public:
+  // Opens `path` (":memory:" for a private in-memory database).
+  // REQUIRES: ok() before use.
+  explicit SqliteStorage(const std::string& path = ":memory:");
+  ~SqliteStorage() override;
+  SqliteStorage(const SqliteStorage&) = delete;
+  SqliteStorage& operator=(const SqliteStorage&) = delete;
+
+  bool ok() const { return db_ != nullptr; }
+
+  Result<std::vector<SqlRow>> Exec(std::string_view sql,
+                                   const std::vector<SqlValue>& params) override;
+
+  // Runs `sql` (may hold several statements) and fails the process on error:
+  // for test fixtures.
+  void MustExec(const std::string& sql);
+
+  // Test hooks for fault injection: the next `n` Exec calls succeed, then
+  // every call fails until the budget is reset with -1 (no faults).
+  void FailAfter(int n) { fail_after_ = n; }
+
+  // Counts Exec calls, to check that the core crosses in batches.
+  long exec_count() const { return exec_count_; }
+
+  sqlite3* db() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  int fail_after_ = -1;
+  long exec_count_ = 0;
+};
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_SQLITE_STORAGE_H_

@@ -1,0 +1,87 @@
+#include "frame_writer.h"
+
+#include "json_util.h"
+
+namespace seqsync {
+
+std::string JsonQuote(std::string_view s) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  WriteString(s, &w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string WelcomeFrame(std::string_view epoch, Seq seq, std::string_view limits_json) {
+  return "{\"t\":\"welcome\",\"v\":" + std::to_string(kProtocolVersion) +
+         ",\"epoch\":" + JsonQuote(epoch) + ",\"seq\":" + std::to_string(seq) +
+         ",\"limits\":" + std::string(limits_json) + "}";
+}
+
+std::string SyncedFrame(Seq seq) {
+  return "{\"t\":\"synced\",\"seq\":" + std::to_string(seq) + "}";
+}
+
+std::string AckFrame(std::string_view id, Seq seq, std::string_view result_json) {
+  std::string f = "{\"t\":\"ack\",\"id\":" + JsonQuote(id) + ",\"seq\":" + std::to_string(seq);
+  if (!result_json.empty()) {
+    f += ",\"result\":";
+    f += result_json;
+  }
+  return f + "}";
+}
+
+namespace {
+std::string ErrorFields(const Status& why) {
+  return "\"code\":" + std::to_string(static_cast<int>(why.code())) +
+         ",\"error\":\"" + CodeName(why.code()) + "\",\"message\":" + JsonQuote(why.message()) + "}";
+}
+}  // namespace
+
+std::string RejectFrame(std::string_view id, const Status& why) {
+  return "{\"t\":\"reject\",\"id\":" + JsonQuote(id) + "," + ErrorFields(why);
+}
+
+std::string SubErrorFrame(std::string_view sub, const Status& why) {
+  return "{\"t\":\"sub-error\",\"sub\":" + JsonQuote(sub) + "," + ErrorFields(why);
+}
+
+std::string ErrorFrame(const Status& why) { return "{\"t\":\"error\"," + ErrorFields(why); }
+
+ChunkedFrames::ChunkedFrames(std::string head, std::size_t chunk_bytes)
+    : head_(std::move(head)), chunk_bytes_(chunk_bytes) {}
+
+void ChunkedFrames::Add(std::string_view element) {
+  if (!current_.empty() && current_.size() + element.size() > chunk_bytes_) {
+    bodies_.push_back(std::move(current_));
+    current_.clear();
+  }
+  if (!current_.empty()) current_ += ',';
+  current_ += element;
+}
+
+void ChunkedFrames::AddChunk(std::string_view elements) {
+  if (elements.empty()) return;
+  if (!current_.empty()) {
+    bodies_.push_back(std::move(current_));
+    current_.clear();
+  }
+  bodies_.emplace_back(elements);
+}
+
+void ChunkedFrames::Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out) {
+  if (!current_.empty()) {
+    bodies_.push_back(std::move(current_));
+    current_.clear();
+  }
+  if (bodies_.empty() && emit_if_empty) bodies_.emplace_back();
+  for (size_t i = 0; i < bodies_.size(); ++i) {
+    bool last = i + 1 == bodies_.size();
+    std::string f = head_;
+    f += bodies_[i];
+    f += (last && ends_unit) ? "]}" : "],\"more\":true}";
+    out->push_back(std::move(f));
+  }
+  bodies_.clear();
+}
+
+}  // namespace seqsync

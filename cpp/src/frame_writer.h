@@ -1,0 +1,67 @@
+// Encoders for server → client frames (docs/protocol.md §5). Internal.
+//
+//   welcome   {"t":"welcome","v":1,"epoch":E,"seq":S,"limits":{…}}
+//   changes   {"t":"changes","seq":S,"changes":[change…],"more"?:true}
+//   snapshot  {"t":"snapshot","sub":ID,"c":C,"seq":S,"rows":[row…],"more"?:true}
+//   synced    {"t":"synced","seq":S}
+//   ack       {"t":"ack","id":ID,"seq":S,"result"?:any}
+//   reject    {"t":"reject","id":ID,"code":N,"error":NAME,"message":M}
+//   sub-error {"t":"sub-error","sub":ID,"code":N,"error":NAME,"message":M}
+//   error     {"t":"error","code":N,"error":NAME,"message":M}
+
+#ifndef SEQSYNC_FRAME_WRITER_H_
+#define SEQSYNC_FRAME_WRITER_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "seqsync/limits.h"
+#include "seqsync/status.h"
+
+namespace seqsync {
+
+// `s` as a JSON string literal, quotes included.
+std::string JsonQuote(std::string_view s);
+
+std::string WelcomeFrame(std::string_view epoch, Seq seq, std::string_view limits_json);
+std::string SyncedFrame(Seq seq);
+// `result_json` is empty for a mutation, JSON text for a command.
+std::string AckFrame(std::string_view id, Seq seq, std::string_view result_json);
+std::string RejectFrame(std::string_view id, const Status& why);
+std::string SubErrorFrame(std::string_view sub, const Status& why);
+std::string ErrorFrame(const Status& why);
+
+// Accumulates the entries of one unit's frames of one type, splitting them
+// into frames of about `chunk_bytes`. All frames carry the same seq; every
+// frame but the last carries "more":true, and the last does too unless the
+// unit ends with it.
+class ChunkedFrames {
+ public:
+  // `head` is the frame's text up to and including the array's "[", e.g.
+  // {"t":"changes","seq":5,"changes":[
+  ChunkedFrames(std::string head, std::size_t chunk_bytes);
+
+  // Appends one array element (JSON text).
+  void Add(std::string_view element);
+  // Appends a whole pre-built array body (elements without the brackets) as
+  // one chunk, e.g. rows built by SQLite.
+  void AddChunk(std::string_view elements);
+
+  bool empty() const { return bodies_.empty() && current_.empty(); }
+
+  // Appends the frames to `out`. If `ends_unit`, the last frame has no
+  // "more". If there were no elements and `emit_if_empty`, emits one frame
+  // with an empty array.
+  void Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out);
+
+ private:
+  std::string head_;
+  std::size_t chunk_bytes_;
+  std::string current_;
+  std::vector<std::string> bodies_;
+};
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_FRAME_WRITER_H_

@@ -1,0 +1,51 @@
+// JSON helpers shared by the core: bounded parsing of untrusted text and
+// small writer conveniences. Internal to the core.
+
+#ifndef SEQSYNC_JSON_UTIL_H_
+#define SEQSYNC_JSON_UTIL_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "rapidjson_config.h"
+#include "seqsync/result.h"
+
+namespace seqsync {
+
+using JsonDocument = rapidjson::Document;
+using JsonValue = rapidjson::Value;
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Parses untrusted `text` into `doc`. Fails with kMalformedFrame (message
+// holds RapidJSON's reason and the byte offset) or kTooDeep when nesting
+// exceeds `max_depth`. Parsing is iterative and validates UTF-8, so hostile
+// input can neither overflow the stack nor smuggle bad bytes.
+Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc);
+
+// Writes `v` (any JSON value) to `w`. REQUIRES: `v`'s depth was bounded by
+// ParseBounded, as Accept recurses.
+void WriteValue(const JsonValue& v, JsonWriter* w);
+
+// Appends `s` to `w` as a JSON string.
+inline void WriteString(std::string_view s, JsonWriter* w) {
+  w->String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+// Looks up member `name` of object `obj`; nullptr iff absent.
+const JsonValue* Member(const JsonValue& obj, const char* name);
+
+// The string view of a JSON string. REQUIRES: v.IsString().
+inline std::string_view View(const JsonValue& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
+
+// True iff `v` is a number holding an integer in [0, 2^53-1].
+bool IsSafeUnsigned(const JsonValue& v);
+
+// The JSON text of `v`.
+std::string ToJson(const JsonValue& v);
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_JSON_UTIL_H_

@@ -1,0 +1,490 @@
+// Predicate evaluation and SQL compilation.
+//
+// Design. A subscription's `where` must select the same rows in two places:
+// the initial read, which runs as SQL in the DO's SQLite, and every live
+// change, which the core tests row by row without a round trip to SQL. Two
+// evaluators agree only if the semantics is pinned down on both sides, so:
+//
+//  * Kinds. A value is NULL, a number (INTEGER or REAL), text, or other (a
+//    BLOB, read as {"$hex":…}). A comparison between different kinds is
+//    false; SQLite would order them (numbers < text < blobs), but an app
+//    asking `price > "abc"` has a bug, and false is the safe answer.
+//  * NULL. Any comparison with NULL is unknown; and/or/not are Kleene's
+//    three-valued logic; a row matches only if the result is true.
+//  * Order. Numbers compare numerically (5 = 5.0), text byte-wise (BINARY),
+//    whatever collation the column declares.
+//  * like. Text only; % any run, _ one code point, case-sensitive. It compiles
+//    to GLOB, which is case-sensitive everywhere (LIKE's case sensitivity
+//    depends on a connection-wide pragma).
+//
+// In SQL every comparison is wrapped as
+//   CASE WHEN col IS NULL THEN NULL WHEN typeof(col) IN (<kinds>)
+//        THEN +col <op> json_extract(?N,'$[i]') COLLATE BINARY ELSE 0 END
+// The unary + strips the column's affinity, so SQLite compares storage
+// classes exactly as the evaluator does; json_extract keeps literals out of
+// the SQL text and binds all of them through one parameter.
+//
+// Example: and(eq(status,"open"), not(isNull(due))) on {status:"open",
+// due:null} is and(true, not(true)) = false; in SQL the same row gives
+// (1 AND NOT 1) = 0.
+
+#include "seqsync/predicate.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "json_util.h"
+
+namespace seqsync {
+namespace {
+
+using Op = Predicate::Op;
+using Literal = Predicate::Literal;
+
+struct Scalar {
+  enum class Kind { kNull, kNumber, kText, kOther } kind = Kind::kNull;
+  bool is_int = false;
+  std::int64_t integer = 0;
+  double real = 0;
+  std::string_view text;
+};
+
+Scalar FromJson(const JsonValue* v) {
+  Scalar s;
+  if (v == nullptr || v->IsNull()) return s;
+  if (v->IsBool()) {
+    s.kind = Scalar::Kind::kNumber;
+    s.is_int = true;
+    s.integer = v->GetBool() ? 1 : 0;
+  } else if (v->IsInt64()) {
+    s.kind = Scalar::Kind::kNumber;
+    s.is_int = true;
+    s.integer = v->GetInt64();
+  } else if (v->IsNumber()) {
+    s.kind = Scalar::Kind::kNumber;
+    s.real = v->GetDouble();
+  } else if (v->IsString()) {
+    s.kind = Scalar::Kind::kText;
+    s.text = View(*v);
+  } else {
+    s.kind = Scalar::Kind::kOther;
+  }
+  return s;
+}
+
+Scalar FromLiteral(const Literal& l) {
+  Scalar s;
+  switch (l.kind) {
+    case Literal::Kind::kNull: break;
+    case Literal::Kind::kNumber:
+      s.kind = Scalar::Kind::kNumber;
+      s.is_int = l.is_int;
+      s.integer = l.integer;
+      s.real = l.real;
+      break;
+    case Literal::Kind::kText:
+      s.kind = Scalar::Kind::kText;
+      s.text = l.text;
+      break;
+  }
+  return s;
+}
+
+// Three-way compare of two same-kind, non-null scalars: <0, 0, >0.
+// REQUIRES: a.kind == b.kind, kind is kNumber or kText.
+int Compare(const Scalar& a, const Scalar& b) {
+  if (a.kind == Scalar::Kind::kText) {
+    size_t n = std::min(a.text.size(), b.text.size());
+    int c = n == 0 ? 0 : std::memcmp(a.text.data(), b.text.data(), n);
+    if (c != 0) return c;
+    return a.text.size() < b.text.size() ? -1 : (a.text.size() > b.text.size() ? 1 : 0);
+  }
+  if (a.is_int && b.is_int) {
+    return a.integer < b.integer ? -1 : (a.integer > b.integer ? 1 : 0);
+  }
+  double x = a.is_int ? static_cast<double>(a.integer) : a.real;
+  double y = b.is_int ? static_cast<double>(b.integer) : b.real;
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+bool ParseLiteral(const JsonValue& v, Literal* out) {
+  if (v.IsNull()) {
+    out->kind = Literal::Kind::kNull;
+  } else if (v.IsBool()) {
+    out->kind = Literal::Kind::kNumber;
+    out->is_int = true;
+    out->integer = v.GetBool() ? 1 : 0;
+  } else if (v.IsInt64()) {
+    out->kind = Literal::Kind::kNumber;
+    out->is_int = true;
+    out->integer = v.GetInt64();
+  } else if (v.IsNumber()) {
+    out->kind = Literal::Kind::kNumber;
+    out->real = v.GetDouble();
+  } else if (v.IsString()) {
+    out->kind = Literal::Kind::kText;
+    out->text.assign(v.GetString(), v.GetStringLength());
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    if (!(alpha || (i > 0 && c >= '0' && c <= '9'))) return false;
+  }
+  return true;
+}
+
+class Parser {
+ public:
+  Parser(const std::vector<std::string>& columns, PredicateLimits limits,
+         std::vector<Predicate::Node>* nodes)
+      : columns_(columns), limits_(limits), nodes_(nodes) {}
+
+  Result<int> Parse(const JsonValue& ir, int depth) {
+    if (depth > limits_.max_depth) {
+      return Status::TooDeep("where is nested deeper than " +
+                             std::to_string(limits_.max_depth) + " levels");
+    }
+    if (nodes_->size() >= limits_.max_nodes) {
+      return Status::TooMany("where has more than " +
+                             std::to_string(limits_.max_nodes) + " nodes");
+    }
+    const JsonValue* type = Member(ir, "type");
+    if (type == nullptr || !type->IsString() || View(*type) != "func") {
+      return Status::UnsupportedPredicate("where must be a {\"type\":\"func\"} expression");
+    }
+    const JsonValue* name = Member(ir, "name");
+    const JsonValue* args = Member(ir, "args");
+    if (name == nullptr || !name->IsString() || args == nullptr || !args->IsArray()) {
+      return Status::UnsupportedPredicate("a func expression needs a string name and an args array");
+    }
+    std::string_view fn = View(*name);
+    int index = static_cast<int>(nodes_->size());
+    nodes_->emplace_back();
+    auto node = [&]() -> Predicate::Node& { return (*nodes_)[index]; };
+
+    if (fn == "and" || fn == "or" || fn == "not") {
+      node().op = fn == "and" ? Op::kAnd : fn == "or" ? Op::kOr : Op::kNot;
+      if (args->Size() == 0 || (fn == "not" && args->Size() != 1)) {
+        return Status::UnsupportedPredicate(std::string(fn) + " has the wrong number of arguments");
+      }
+      for (auto& a : args->GetArray()) {
+        SEQSYNC_ASSIGN_OR_RETURN(int child, Parse(a, depth + 1));
+        node().children.push_back(child);
+      }
+      return index;
+    }
+    if (fn == "isNull" || fn == "isUndefined") {
+      if (args->Size() != 1) return Status::UnsupportedPredicate(std::string(fn) + " takes one argument");
+      SEQSYNC_RETURN_IF_ERROR(ReadColumn((*args)[0], &node().column));
+      node().op = fn == "isNull" ? Op::kIsNull : Op::kFalse;
+      return index;
+    }
+    Op op;
+    if (fn == "eq") op = Op::kEq;
+    else if (fn == "gt") op = Op::kGt;
+    else if (fn == "gte") op = Op::kGte;
+    else if (fn == "lt") op = Op::kLt;
+    else if (fn == "lte") op = Op::kLte;
+    else if (fn == "like") op = Op::kLike;
+    else if (fn == "in") op = Op::kIn;
+    else return Status::UnsupportedPredicate("unsupported operator '" + std::string(fn) + "'");
+    if (args->Size() != 2) {
+      return Status::UnsupportedPredicate(std::string(fn) + " takes two arguments");
+    }
+    const JsonValue* ref = &(*args)[0];
+    const JsonValue* val = &(*args)[1];
+    if (IsKind(*val, "ref") && IsKind(*ref, "val") && op != Op::kLike && op != Op::kIn) {
+      std::swap(ref, val);  // 5 < price  ==  price > 5
+      op = op == Op::kGt ? Op::kLt : op == Op::kLt ? Op::kGt
+         : op == Op::kGte ? Op::kLte : op == Op::kLte ? Op::kGte : op;
+    }
+    SEQSYNC_RETURN_IF_ERROR(ReadColumn(*ref, &node().column));
+    if (!IsKind(*val, "val")) {
+      return Status::UnsupportedPredicate(std::string(fn) + " needs a literal {\"type\":\"val\"} operand");
+    }
+    const JsonValue* value = Member(*val, "value");
+    node().op = op;
+    if (op == Op::kIn) {
+      if (value == nullptr || !value->IsArray()) {
+        return Status::UnsupportedPredicate("in needs an array literal");
+      }
+      if (value->Size() > limits_.max_nodes) {
+        return Status::TooMany("in list has more than " + std::to_string(limits_.max_nodes) + " values");
+      }
+      for (auto& e : value->GetArray()) {
+        Literal l;
+        if (!ParseLiteral(e, &l)) return Status::UnsupportedPredicate("in list values must be scalars");
+        // NULL never equals anything, so it can never make `in` true.
+        if (l.kind != Literal::Kind::kNull) node().literals.push_back(std::move(l));
+      }
+      return index;
+    }
+    Literal l;
+    if (value == nullptr || !ParseLiteral(*value, &l)) {
+      return Status::UnsupportedPredicate(std::string(fn) + " needs a scalar literal");
+    }
+    if (op == Op::kLike && l.kind != Literal::Kind::kText) {
+      return Status::UnsupportedPredicate("like needs a string pattern");
+    }
+    node().literals.push_back(std::move(l));
+    return index;
+  }
+
+ private:
+  static bool IsKind(const JsonValue& v, const char* kind) {
+    const JsonValue* t = Member(v, "type");
+    return t != nullptr && t->IsString() && View(*t) == kind;
+  }
+
+  Status ReadColumn(const JsonValue& ref, std::string* column) {
+    if (!IsKind(ref, "ref")) {
+      return Status::UnsupportedPredicate("the left operand must be a column {\"type\":\"ref\"}");
+    }
+    const JsonValue* path = Member(ref, "path");
+    if (path == nullptr || !path->IsArray() || path->Size() != 1 || !(*path)[0].IsString()) {
+      return Status::UnsupportedPredicate("a column ref needs a path of exactly one name");
+    }
+    std::string_view name = View((*path)[0]);
+    if (!IsIdentifier(name) ||
+        std::find(columns_.begin(), columns_.end(), name) == columns_.end()) {
+      return Status::UnknownColumn("unknown column '" + std::string(name.substr(0, 128)) + "'");
+    }
+    column->assign(name);
+    return Status::Ok();
+  }
+
+  const std::vector<std::string>& columns_;
+  PredicateLimits limits_;
+  std::vector<Predicate::Node>* nodes_;
+};
+
+// Appends `lit` to the JSON array text being built in `out`.
+void AppendLiteral(const Literal& lit, std::string* out) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  switch (lit.kind) {
+    case Literal::Kind::kNull: w.Null(); break;
+    case Literal::Kind::kNumber:
+      if (lit.is_int) w.Int64(lit.integer); else w.Double(lit.real);
+      break;
+    case Literal::Kind::kText: WriteString(lit.text, &w); break;
+  }
+  if (out->size() > 1) out->push_back(',');
+  out->append(sb.GetString(), sb.GetSize());
+}
+
+std::string QuoteIdent(const std::string& name) { return "\"" + name + "\""; }
+
+// LIKE → GLOB: % → *, _ → ?, and GLOB's own specials made literal.
+std::string LikeToGlob(std::string_view like) {
+  std::string g;
+  for (char c : like) {
+    switch (c) {
+      case '%': g += '*'; break;
+      case '_': g += '?'; break;
+      case '*': g += "[*]"; break;
+      case '?': g += "[?]"; break;
+      case '[': g += "[[]"; break;
+      default: g += c;
+    }
+  }
+  return g;
+}
+
+// Length in bytes of the UTF-8 sequence starting with `lead`.
+size_t Utf8Length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if ((lead >> 5) == 0x6) return 2;
+  if ((lead >> 4) == 0xE) return 3;
+  if ((lead >> 3) == 0x1E) return 4;
+  return 1;
+}
+
+}  // namespace
+
+bool LikeMatch(std::string_view text, std::string_view pattern) {
+  // Iterative matcher with one backtrack point for the last %.
+  size_t t = 0, p = 0, star_p = std::string_view::npos, star_t = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '%') {
+      star_p = ++p;
+      star_t = t;
+    } else if (p < pattern.size() && pattern[p] == '_') {
+      t += Utf8Length(static_cast<unsigned char>(text[t]));
+      ++p;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++t;
+      ++p;
+    } else if (star_p != std::string_view::npos) {
+      star_t += Utf8Length(static_cast<unsigned char>(text[star_t]));
+      t = star_t;
+      p = star_p;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '%') ++p;
+  return p == pattern.size();
+}
+
+Result<Predicate> Predicate::Parse(const JsonValue& ir,
+                                   const std::vector<std::string>& columns,
+                                   PredicateLimits limits) {
+  Predicate pred;
+  if (ir.IsNull()) return pred;
+  Parser parser(columns, limits, &pred.nodes_);
+  SEQSYNC_ASSIGN_OR_RETURN(int root, parser.Parse(ir, 1));
+  (void)root;  // always 0: the parser appends the root first
+  return pred;
+}
+
+bool Predicate::Matches(const JsonValue& row) const {
+  return nodes_.empty() || Eval(0, row) == Truth::kTrue;
+}
+
+Predicate::Truth Predicate::Eval(int index, const JsonValue& row) const {
+  const Node& n = nodes_[index];
+  switch (n.op) {
+    case Op::kAnd: {
+      Truth acc = Truth::kTrue;
+      for (int c : n.children) {
+        Truth t = Eval(c, row);
+        if (t == Truth::kFalse) return Truth::kFalse;
+        if (t == Truth::kUnknown) acc = Truth::kUnknown;
+      }
+      return acc;
+    }
+    case Op::kOr: {
+      Truth acc = Truth::kFalse;
+      for (int c : n.children) {
+        Truth t = Eval(c, row);
+        if (t == Truth::kTrue) return Truth::kTrue;
+        if (t == Truth::kUnknown) acc = Truth::kUnknown;
+      }
+      return acc;
+    }
+    case Op::kNot: {
+      Truth t = Eval(n.children[0], row);
+      return t == Truth::kUnknown ? t : (t == Truth::kTrue ? Truth::kFalse : Truth::kTrue);
+    }
+    case Op::kFalse:
+      return Truth::kFalse;
+    case Op::kIsNull:
+      return FromJson(Member(row, n.column.c_str())).kind == Scalar::Kind::kNull
+                 ? Truth::kTrue : Truth::kFalse;
+    default:
+      break;
+  }
+  Scalar col = FromJson(Member(row, n.column.c_str()));
+  if (col.kind == Scalar::Kind::kNull) return Truth::kUnknown;
+  if (n.op == Op::kIn) {
+    for (const Literal& l : n.literals) {
+      Scalar lit = FromLiteral(l);
+      if (lit.kind == col.kind && Compare(col, lit) == 0) return Truth::kTrue;
+    }
+    return Truth::kFalse;
+  }
+  Scalar lit = FromLiteral(n.literals[0]);
+  if (lit.kind == Scalar::Kind::kNull) return Truth::kUnknown;
+  if (lit.kind != col.kind) return Truth::kFalse;
+  if (n.op == Op::kLike) {
+    return LikeMatch(col.text, lit.text) ? Truth::kTrue : Truth::kFalse;
+  }
+  int c = Compare(col, lit);
+  bool r = n.op == Op::kEq ? c == 0 : n.op == Op::kGt ? c > 0 : n.op == Op::kGte ? c >= 0
+         : n.op == Op::kLt ? c < 0 : c <= 0;
+  return r ? Truth::kTrue : Truth::kFalse;
+}
+
+std::string Predicate::ToSql(int param, std::string* literals_json) const {
+  literals_json->assign("[");
+  if (nodes_.empty()) {
+    literals_json->append("]");
+    return "1";
+  }
+  std::string sql;
+  int next = 0;
+  NodeSql(0, param, &sql, &next, literals_json);
+  literals_json->append("]");
+  return sql;
+}
+
+void Predicate::NodeSql(int index, int param, std::string* sql, int* next,
+                        std::string* lits) const {
+  const Node& n = nodes_[index];
+  auto literal_ref = [&](const Literal& l) {
+    AppendLiteral(l, lits);
+    return "json_extract(?" + std::to_string(param) + ",'$[" + std::to_string((*next)++) + "]')";
+  };
+  auto guarded = [&](const std::string& col, const char* kinds, const std::string& test) {
+    *sql += "(CASE WHEN " + col + " IS NULL THEN NULL WHEN typeof(" + col + ") IN (" +
+            kinds + ") THEN (" + test + ") ELSE 0 END)";
+  };
+  const char* kNumberKinds = "'integer','real'";
+  const char* kTextKinds = "'text'";
+  switch (n.op) {
+    case Op::kAnd:
+    case Op::kOr: {
+      *sql += "(";
+      for (size_t i = 0; i < n.children.size(); ++i) {
+        if (i > 0) *sql += n.op == Op::kAnd ? " AND " : " OR ";
+        NodeSql(n.children[i], param, sql, next, lits);
+      }
+      *sql += ")";
+      return;
+    }
+    case Op::kNot:
+      *sql += "(NOT ";
+      NodeSql(n.children[0], param, sql, next, lits);
+      *sql += ")";
+      return;
+    case Op::kFalse:
+      *sql += "0";
+      return;
+    case Op::kIsNull:
+      *sql += "(" + QuoteIdent(n.column) + " IS NULL)";
+      return;
+    default:
+      break;
+  }
+  std::string col = QuoteIdent(n.column);
+  if (n.op == Op::kIn) {
+    if (n.literals.empty()) {
+      *sql += "(CASE WHEN " + col + " IS NULL THEN NULL ELSE 0 END)";
+      return;
+    }
+    std::string any;
+    for (const Literal& l : n.literals) {
+      if (!any.empty()) any += " OR ";
+      const char* kinds = l.kind == Literal::Kind::kText ? kTextKinds : kNumberKinds;
+      any += "(typeof(" + col + ") IN (" + kinds + ") AND +" + col + " = " + literal_ref(l) +
+             " COLLATE BINARY)";
+    }
+    *sql += "(CASE WHEN " + col + " IS NULL THEN NULL ELSE (" + any + ") END)";
+    return;
+  }
+  const Literal& l = n.literals[0];
+  if (l.kind == Literal::Kind::kNull) {
+    *sql += "NULL";
+    return;
+  }
+  if (n.op == Op::kLike) {
+    Literal glob = l;
+    glob.text = LikeToGlob(l.text);
+    guarded(col, kTextKinds, "+" + col + " GLOB " + literal_ref(glob));
+    return;
+  }
+  const char* op = n.op == Op::kEq ? " = " : n.op == Op::kGt ? " > " : n.op == Op::kGte ? " >= "
+                 : n.op == Op::kLt ? " < " : " <= ";
+  guarded(col, l.kind == Literal::Kind::kText ? kTextKinds : kNumberKinds,
+          "+" + col + op + literal_ref(l) + " COLLATE BINARY");
+}
+
+}  // namespace seqsync

@@ -1,0 +1,271 @@
+// Registration and change capture.
+//
+// Every registered table gets three triggers, named _sync_changes_<table>_ins,
+// _upd and _del. Each appends (table, key, op) to _sync_changes, whose
+// AUTOINCREMENT seq is assigned inside the writing transaction, so the log's
+// order is commit order and a rolled-back write leaves no entry. Triggers
+// record only the key: rows are read when they are sent, which is why an
+// ALTER TABLE ADD COLUMN reaches clients without re-registering.
+//
+// Keys must have TEXT affinity. An INTEGER PRIMARY KEY aliases the rowid,
+// which SQLite assigns, so a client-minted id could be replaced by the
+// server's and the optimistic row would never be confirmed under its own key.
+
+#include "schema.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace seqsync {
+namespace {
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// SQLite's affinity rules (https://sqlite.org/datatype3.html §3.1), in order.
+bool HasTextAffinity(const std::string& declared) {
+  std::string t = Upper(declared);
+  if (t.find("INT") != std::string::npos) return false;
+  return t.find("CHAR") != std::string::npos || t.find("CLOB") != std::string::npos ||
+         t.find("TEXT") != std::string::npos;
+}
+
+std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
+
+// The row as one JSON object. DO SQLite allows 32 arguments per function, so
+// json_object takes the first 15 columns and json_insert adds the rest 15 at
+// a time. BLOBs become {"$hex": "..."}, as JSON cannot hold bytes.
+std::string RowSql(const std::vector<std::string>& columns) {
+  auto value = [](const std::string& c) {
+    return "CASE typeof(" + Quote(c) + ") WHEN 'blob' THEN json_object('$hex',hex(" +
+           Quote(c) + ")) ELSE " + Quote(c) + " END";
+  };
+  constexpr size_t kPerCall = 15;
+  std::string sql = "json_object(";
+  size_t i = 0;
+  for (; i < columns.size() && i < kPerCall; ++i) {
+    if (i > 0) sql += ",";
+    sql += "'" + columns[i] + "'," + value(columns[i]);
+  }
+  sql += ")";
+  while (i < columns.size()) {
+    std::string next = "json_insert(" + sql;
+    for (size_t j = 0; j < kPerCall && i < columns.size(); ++j, ++i) {
+      next += ",'$.\"" + columns[i] + "\"'," + value(columns[i]);
+    }
+    sql = next + ")";
+  }
+  return sql;
+}
+
+struct TriggerDef {
+  std::string name;
+  std::string sql;
+};
+
+std::vector<TriggerDef> TriggersFor(const Collection& c) {
+  std::string t = c.table, k = Quote(c.pk), qt = Quote(c.table);
+  std::string log = "INSERT INTO _sync_changes(tbl,key,op) VALUES('" + t + "',";
+  return {
+      {"_sync_changes_" + t + "_ins",
+       "CREATE TRIGGER _sync_changes_" + t + "_ins AFTER INSERT ON " + qt +
+           " BEGIN " + log + "NEW." + k + ",1); END"},
+      // An update that changes the key removes the old key and writes the new.
+      {"_sync_changes_" + t + "_upd",
+       "CREATE TRIGGER _sync_changes_" + t + "_upd AFTER UPDATE ON " + qt +
+           " BEGIN INSERT INTO _sync_changes(tbl,key,op) SELECT '" + t + "',OLD." + k +
+           ",3 WHERE OLD." + k + " IS NOT NEW." + k + "; " + log + "NEW." + k + ",2); END"},
+      {"_sync_changes_" + t + "_del",
+       "CREATE TRIGGER _sync_changes_" + t + "_del AFTER DELETE ON " + qt +
+           " BEGIN " + log + "OLD." + k + ",3); END"},
+  };
+}
+
+}  // namespace
+
+bool IsPlainIdentifier(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+              (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status Schema::CreateInternalTables(Storage* storage) {
+  static const char* const kTables[] = {
+      "CREATE TABLE IF NOT EXISTS _sync_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+      " tbl TEXT NOT NULL, key TEXT NOT NULL, op INTEGER NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value)",
+      // Retention marks: at time ts (ms), the log's head was seq.
+      "CREATE TABLE IF NOT EXISTS _sync_marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL)",
+      // Mutation outcomes, for exactly-once replays, scoped by identity.
+      "CREATE TABLE IF NOT EXISTS _sync_mutations(scope TEXT NOT NULL, id TEXT NOT NULL,"
+      " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id))",
+      "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY)",
+      "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
+      " body TEXT NOT NULL, PRIMARY KEY(socket, sub))",
+  };
+  for (const char* sql : kTables) {
+    auto r = storage->Exec(sql, {});
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
+}
+
+Status Schema::ReadColumns(Storage* storage, Collection* c, bool validate) {
+  auto rows = storage->Exec("PRAGMA table_info(" + Quote(c->table) + ")", {});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) {
+    return Status::Schema("table not found: '" + c->table +
+                          "'. Create it (CREATE TABLE) before calling registerSync.");
+  }
+  std::vector<std::string> columns;
+  std::vector<std::string> pks;
+  std::string pk_type;
+  for (const SqlRow& row : *rows) {
+    // cid, name, type, notnull, dflt_value, pk
+    if (row.size() < 6) return Status::Internal("unexpected PRAGMA table_info shape");
+    const std::string& name = row[1].text;
+    if (!IsPlainIdentifier(name)) {
+      return Status::Schema("column '" + name + "' of '" + c->table +
+                            "' is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if (validate && Upper(name) == "ROWID") {
+      return Status::Schema("table '" + c->table + "' has a column named rowid; rename it");
+    }
+    columns.push_back(name);
+    if (row[5].AsInteger() > 0) {
+      pks.push_back(name);
+      pk_type = row[2].text;
+    }
+  }
+  if (validate) {
+    if (pks.size() != 1 || pks[0] != c->pk) {
+      return Status::Schema(
+          "'" + c->pk + "' must be the sole PRIMARY KEY of '" + c->table + "'" +
+          (pks.size() > 1 ? " (composite keys are not supported)" : "") +
+          ". Declare it as `" + c->pk + " TEXT PRIMARY KEY`.");
+    }
+    if (!HasTextAffinity(pk_type)) {
+      return Status::Schema(
+          "primary key '" + c->table + "." + c->pk + "' is declared '" + pk_type +
+          "' but must have TEXT affinity (TEXT, VARCHAR, CHAR, …): clients mint ids "
+          "(ULID/UUIDv7) and an INTEGER key aliases the server-assigned rowid. "
+          "Declare it as `" + c->pk + " TEXT PRIMARY KEY`.");
+    }
+    auto sql = storage->Exec("SELECT sql FROM sqlite_master WHERE type='table' AND name=?1",
+                             {SqlValue::Text(c->table)});
+    if (!sql.ok()) return sql.status();
+    if (!sql->empty() && Upper((*sql)[0][0].text).find("WITHOUT ROWID") != std::string::npos) {
+      return Status::Schema("table '" + c->table +
+                            "' is WITHOUT ROWID; seqsync needs a rowid table");
+    }
+  }
+  c->columns = std::move(columns);
+  c->row_sql = RowSql(c->columns);
+  return Status::Ok();
+}
+
+Status Schema::Register(Storage* storage, const JsonValue& reg) {
+  SEQSYNC_RETURN_IF_ERROR(CreateInternalTables(storage));
+  std::map<std::string, Collection, std::less<>> collections;
+  std::set<std::string, std::less<>> commands;
+  const JsonValue* list = Member(reg, "collections");
+  if (list == nullptr || !list->IsArray()) {
+    return Status::Schema("registration needs a \"collections\" array");
+  }
+  for (const JsonValue& entry : list->GetArray()) {
+    const JsonValue* table = Member(entry, "table");
+    const JsonValue* pk = Member(entry, "pk");
+    if (table == nullptr || !table->IsString() || pk == nullptr || !pk->IsString()) {
+      return Status::Schema("each collection needs a string table and pk");
+    }
+    Collection c;
+    c.table.assign(View(*table));
+    c.pk.assign(View(*pk));
+    if (!IsPlainIdentifier(c.table) || !IsPlainIdentifier(c.pk)) {
+      return Status::Schema("table and pk names must match [A-Za-z_][A-Za-z0-9_]*: '" +
+                            c.table + "." + c.pk + "'");
+    }
+    if (c.table.rfind("_sync_", 0) == 0 || c.table.rfind("_cf_", 0) == 0 ||
+        c.table.rfind("sqlite_", 0) == 0) {
+      return Status::Schema("table name '" + c.table + "' is reserved");
+    }
+    if (collections.count(c.table)) {
+      return Status::Schema("collection '" + c.table + "' is defined twice");
+    }
+    if (const JsonValue* ops = Member(entry, "ops"); ops != nullptr && ops->IsArray()) {
+      for (const JsonValue& op : ops->GetArray()) {
+        if (op.IsString()) c.ops.emplace(View(op));
+      }
+    }
+    SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*validate=*/true));
+    collections.emplace(c.table, std::move(c));
+  }
+  if (const JsonValue* cmds = Member(reg, "commands"); cmds != nullptr && cmds->IsArray()) {
+    for (const JsonValue& name : cmds->GetArray()) {
+      if (!name.IsString()) return Status::Schema("command names must be strings");
+      if (!commands.emplace(View(name)).second) {
+        return Status::Schema("command '" + std::string(View(name)) + "' is defined twice");
+      }
+    }
+  }
+
+  // Make the triggers match the registry.
+  std::map<std::string, std::string> wanted;
+  for (const auto& [name, c] : collections) {
+    for (TriggerDef& t : TriggersFor(c)) wanted.emplace(t.name, t.sql);
+  }
+  auto existing = storage->Exec(
+      "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND "
+      "name LIKE '\\_sync\\_changes\\_%' ESCAPE '\\'",
+      {});
+  if (!existing.ok()) return existing.status();
+  std::set<std::string> keep;
+  for (const SqlRow& row : *existing) {
+    auto it = wanted.find(row[0].text);
+    if (it != wanted.end() && it->second == row[1].text) {
+      keep.insert(row[0].text);
+      continue;
+    }
+    auto dropped = storage->Exec("DROP TRIGGER IF EXISTS " + Quote(row[0].text), {});
+    if (!dropped.ok()) return dropped.status();
+  }
+  for (const auto& [name, sql] : wanted) {
+    if (keep.count(name)) continue;
+    auto created = storage->Exec(sql, {});
+    if (!created.ok()) return created.status();
+  }
+  collections_ = std::move(collections);
+  commands_ = std::move(commands);
+  schema_version_ = -1;
+  registered_ = true;
+  return RefreshIfChanged(storage);
+}
+
+Status Schema::RefreshIfChanged(Storage* storage) {
+  auto v = storage->Exec("PRAGMA schema_version", {});
+  std::int64_t version = (v.ok() && !v->empty() && !(*v)[0].empty()) ? (*v)[0][0].AsInteger() : -1;
+  if (version != -1 && version == schema_version_) return Status::Ok();
+  for (auto& [name, c] : collections_) {
+    SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*validate=*/false));
+  }
+  schema_version_ = version;
+  return Status::Ok();
+}
+
+const Collection* Schema::Find(std::string_view table) const {
+  auto it = collections_.find(table);
+  return it == collections_.end() ? nullptr : &it->second;
+}
+
+bool Schema::HasCommand(std::string_view name) const {
+  return commands_.find(name) != commands_.end();
+}
+
+}  // namespace seqsync

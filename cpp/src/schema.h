@@ -1,0 +1,61 @@
+// Schema: the registered collections, their columns, and the change-capture
+// triggers that feed the change log. Internal to the core.
+
+#ifndef SEQSYNC_SCHEMA_H_
+#define SEQSYNC_SCHEMA_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "json_util.h"
+#include "seqsync/status.h"
+#include "seqsync/storage.h"
+
+namespace seqsync {
+
+struct Collection {
+  std::string table;
+  std::string pk;
+  std::set<std::string> ops;         // ops with a mutation handler
+  std::vector<std::string> columns;  // as of the last Refresh
+  std::string row_sql;               // SQL expression: the row as a JSON object
+};
+
+class Schema {
+ public:
+  // Validates `registration` ({"collections":[…],"commands":[…]}), reads each
+  // table's columns, and makes the triggers match: creates missing ones,
+  // replaces changed ones, drops those of tables no longer registered. Never
+  // touches a trigger whose name does not start with "_sync_changes_".
+  Status Register(Storage* storage, const JsonValue& registration);
+
+  // Re-reads the columns of every collection if the schema changed since the
+  // last read (an ALTER TABLE ADD COLUMN), so rows carry new columns.
+  Status RefreshIfChanged(Storage* storage);
+
+  // The collection for `table`, or nullptr iff it is not registered.
+  const Collection* Find(std::string_view table) const;
+  bool HasCommand(std::string_view name) const;
+  bool registered() const { return registered_; }
+
+  // Creates seqsync's own tables (idempotent).
+  static Status CreateInternalTables(Storage* storage);
+
+ private:
+  Status ReadColumns(Storage* storage, Collection* c, bool validate);
+
+  std::map<std::string, Collection, std::less<>> collections_;
+  std::set<std::string, std::less<>> commands_;
+  std::int64_t schema_version_ = -1;  // -1: unknown, always refresh
+  bool registered_ = false;
+};
+
+// True iff `s` is a plain SQL identifier: [A-Za-z_][A-Za-z0-9_]*.
+bool IsPlainIdentifier(std::string_view s);
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_SCHEMA_H_

@@ -1,0 +1,326 @@
+#include "seqsync/core.h"
+
+#include "test_util.h"
+
+namespace seqsync {
+
+TEST_SUITE("core") {
+
+TEST_CASE("hello answers welcome and a resume unit ending in synced") {
+  Harness h;
+  auto frames = h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  REQUIRE(frames.size() == 3);
+  CHECK(TypeOf(frames[0]) == "welcome");
+  CHECK(frames[1] == R"({"t":"snapshot","sub":"m","c":"messages","seq":0,"rows":[],"more":true})");
+  CHECK(frames[2] == R"({"t":"synced","seq":0})");
+}
+
+TEST_CASE("a version mismatch is refused with an error frame and close 4400") {
+  Harness h;
+  Plan p = h.Send("s1", R"({"t":"hello","v":2})");
+  REQUIRE(p.deliveries.size() == 1);
+  CHECK(p.deliveries[0].frame.find("VERSION_MISMATCH") != std::string::npos);
+  CHECK(p.close_code == 4400);
+}
+
+TEST_CASE("a frame before hello is a protocol-order error") {
+  Harness h;
+  Plan p = h.Send("s1", InsertMessage("m1", "a"));
+  REQUIRE(p.deliveries.size() == 1);
+  CHECK(p.deliveries[0].frame.find("\"code\":15") != std::string::npos);
+  CHECK_FALSE(p.mutation.has_value());
+}
+
+TEST_CASE("an insert is broadcast before its ack, and the ack carries its seq") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.Connect("s2", R"([{"id":"m","c":"messages"}])");
+  Plan p = h.SendAndRun("s1", InsertMessage("m1", "a"));
+  auto s1 = Harness::FramesFor(p, "s1");
+  auto s2 = Harness::FramesFor(p, "s2");
+  REQUIRE(s1.size() == 2);
+  CHECK(s1[0] == R"({"t":"changes","seq":1,"changes":[{"c":"messages","k":"a","row":{"id":"a","author":"u1","content":"hi","created_at":1}}]})");
+  CHECK(s1[1] == R"({"t":"ack","id":"m1","seq":1})");
+  REQUIRE(s2.size() == 1);
+  CHECK(s2[0] == s1[0]);
+  // Encoded once: both sockets share one delivery.
+  CHECK(p.deliveries[0].to.size() == 2);
+}
+
+TEST_CASE("update and delete reach subscribers as row and removal") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.SendAndRun("s1", InsertMessage("m1", "a"));
+  Plan up = h.SendAndRun("s1", R"({"t":"mut","id":"m2","ops":[{"c":"messages","op":"update","k":"a","cols":{"content":"edited"}}]})");
+  auto f = Harness::FramesFor(up, "s1");
+  REQUIRE(f.size() == 2);
+  CHECK(f[0].find(R"("content":"edited")") != std::string::npos);
+  Plan del = h.SendAndRun("s1", R"({"t":"mut","id":"m3","ops":[{"c":"messages","op":"delete","k":"a"}]})");
+  f = Harness::FramesFor(del, "s1");
+  REQUIRE(f.size() == 2);
+  CHECK(f[0] == R"({"t":"changes","seq":3,"changes":[{"c":"messages","k":"a"}]})");
+  CHECK(f[1] == R"({"t":"ack","id":"m3","seq":3})");
+}
+
+TEST_CASE("a write no subscription covers gets only the ack") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"t","c":"tasks"}])");
+  Plan p = h.SendAndRun("s1", InsertMessage("m1", "a"));
+  auto f = Harness::FramesFor(p, "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0] == R"({"t":"ack","id":"m1","seq":1})");
+}
+
+TEST_CASE("a replayed mutation id gets the original ack and applies once") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  Plan first = h.SendAndRun("s1", InsertMessage("m1", "a"));
+  Plan again = h.SendAndRun("s1", InsertMessage("m1", "a"));
+  CHECK_FALSE(again.mutation.has_value());
+  auto f = Harness::FramesFor(again, "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0] == R"({"t":"ack","id":"m1","seq":1})");
+  CHECK(h.Count("SELECT COUNT(*) FROM messages") == 1);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_changes") == 1);
+
+  SUBCASE("the stored outcome wins over a different payload") {
+    Plan odd = h.Send("s1", R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"delete","k":""}]})");
+    CHECK_FALSE(odd.mutation.has_value());
+    CHECK(Harness::FramesFor(odd, "s1")[0] == R"({"t":"ack","id":"m1","seq":1})");
+  }
+}
+
+TEST_CASE("a duplicate arriving while the original is in flight waits for its outcome") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.Connect("s2");
+  Plan original = h.Send("s1", InsertMessage("m1", "a"));
+  REQUIRE(original.mutation.has_value());
+  Plan dup = h.Send("s2", InsertMessage("m1", "a"));
+  CHECK_FALSE(dup.mutation.has_value());
+  CHECK(dup.deliveries.empty());
+  h.db.MustExec("BEGIN");
+  REQUIRE(ExecuteOps(&h.db, original.mutation->ops_json));
+  REQUIRE(h.core->CommitMutation("u1", "m1", "", h.now).ok());
+  h.db.MustExec("COMMIT");
+  Plan done = h.core->FinishMutation("u1", "m1", h.now);
+  CHECK(Harness::FramesFor(done, "s2") == std::vector<std::string>{R"({"t":"ack","id":"m1","seq":1})"});
+  CHECK(Harness::FramesFor(done, "s1").back() == R"({"t":"ack","id":"m1","seq":1})");
+  CHECK(h.Count("SELECT COUNT(*) FROM messages") == 1);
+}
+
+TEST_CASE("mutation ids are scoped by identity") {
+  Harness h;
+  h.Connect("s1");
+  h.Connect("s2");
+  h.SendAndRun("s1", InsertMessage("m1", "a"), "alice");
+  // Bob presenting alice's id neither gets her result nor is blocked.
+  Plan bob = h.SendAndRun("s2", InsertMessage("m1", "b"), "bob");
+  auto f = Harness::FramesFor(bob, "s2");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0] == R"({"t":"ack","id":"m1","seq":2})");
+  CHECK(h.Count("SELECT COUNT(*) FROM messages") == 2);
+}
+
+TEST_CASE("a failed execute rolls back every op and rejects with EXECUTE_FAILED") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  std::string two = R"({"t":"mut","id":"m1","ops":[)"
+                    R"({"c":"messages","op":"insert","k":"a","cols":{"id":"a","author":"u1","content":"x","created_at":1}},)"
+                    R"({"c":"tasks","op":"insert","k":"t","cols":{"id":"t","title":"x"}}]})";
+  Plan p = h.SendAndRun("s1", two, "u1", /*fail_execute=*/true);
+  auto f = Harness::FramesFor(p, "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0] == R"({"t":"reject","id":"m1","code":12,"error":"EXECUTE_FAILED","message":"mutation failed"})");
+  CHECK(h.Count("SELECT COUNT(*) FROM messages") == 0);
+  CHECK(h.Count("SELECT COUNT(*) FROM tasks") == 0);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_changes") == 0);
+  // The rejection replays identically.
+  CHECK(Harness::FramesFor(h.Send("s1", two), "s1") == f);
+}
+
+TEST_CASE("a multi-collection transaction commits together under one ack") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"},{"id":"t","c":"tasks"}])");
+  std::string two = R"({"t":"mut","id":"m1","ops":[)"
+                    R"({"c":"messages","op":"insert","k":"a","cols":{"id":"a","author":"u1","content":"x","created_at":1}},)"
+                    R"({"c":"tasks","op":"insert","k":"t","cols":{"id":"t","title":"x","done":false}}]})";
+  auto f = Harness::FramesFor(h.SendAndRun("s1", two), "s1");
+  REQUIRE(f.size() == 2);
+  CHECK(f[0].find(R"("c":"messages")") != std::string::npos);
+  CHECK(f[0].find(R"("c":"tasks","k":"t","row":{"id":"t","title":"x","done":0,"rank":null})") != std::string::npos);
+  CHECK(f[1] == R"({"t":"ack","id":"m1","seq":2})");
+}
+
+TEST_CASE("a where subscription gets matching rows and removals for rows that move out") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages","where":{"type":"func","name":"eq","args":[{"type":"ref","path":["author"]},{"type":"val","value":"ann"}]}}])");
+  auto f = Harness::FramesFor(h.SendAndRun("s1", InsertMessage("m1", "a", "ann")), "s1");
+  CHECK(f[0].find(R"("row")") != std::string::npos);
+  f = Harness::FramesFor(h.SendAndRun("s1", InsertMessage("m2", "b", "bob")), "s1");
+  CHECK(f[0] == R"({"t":"changes","seq":2,"changes":[{"c":"messages","k":"b"}]})");
+  f = Harness::FramesFor(h.SendAndRun("s1", R"({"t":"mut","id":"m3","ops":[{"c":"messages","op":"update","k":"a","cols":{"author":"bob"}}]})"), "s1");
+  CHECK(f[0] == R"({"t":"changes","seq":3,"changes":[{"c":"messages","k":"a"}]})");
+}
+
+TEST_CASE("a sub answers with a snapshot unit of the matching rows") {
+  Harness h;
+  h.Connect("w");
+  for (int i = 0; i < 5; ++i) {
+    h.SendAndRun("w", InsertMessage("m" + std::to_string(i), "k" + std::to_string(i), i % 2 ? "bob" : "ann"));
+  }
+  h.Connect("s1");
+  auto f = Harness::FramesFor(h.Send("s1", R"({"t":"sub","id":"x","c":"messages","where":{"type":"func","name":"eq","args":[{"type":"ref","path":["author"]},{"type":"val","value":"bob"}]}})"), "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].rfind(R"({"t":"snapshot","sub":"x","c":"messages","seq":5,"rows":[{"id":"k1")", 0) == 0);
+  CHECK(f[0].find("\"more\"") == std::string::npos);
+  CHECK(f[0].find(R"("id":"k3")") != std::string::npos);
+  CHECK(f[0].find(R"("id":"k0")") == std::string::npos);
+}
+
+TEST_CASE("a large snapshot is chunked into a unit of frames") {
+  Options o;
+  o.snapshot_chunk_bytes = 2000;
+  o.read_page_rows = 8;
+  Harness h(o);
+  h.Connect("w");
+  for (int i = 0; i < 100; ++i) {
+    h.SendAndRun("w", InsertMessage("m" + std::to_string(i), "k" + std::to_string(100 + i)));
+  }
+  auto f = Harness::FramesFor(h.Send("w", R"({"t":"sub","id":"x","c":"messages"})"), "w");
+  REQUIRE(f.size() > 3);
+  int rows = 0;
+  for (size_t i = 0; i < f.size(); ++i) {
+    CAPTURE(i);
+    JsonDocument d = Json(f[i]);
+    CHECK(d["seq"].GetInt() == 100);
+    CHECK(d.HasMember("more") == (i + 1 < f.size()));
+    rows += static_cast<int>(d["rows"].Size());
+  }
+  CHECK(rows == 100);
+}
+
+TEST_CASE("resume inside the retention window catches up with changes, not a snapshot") {
+  Harness h;
+  h.Connect("w");
+  h.SendAndRun("w", InsertMessage("m1", "a"));
+  h.SendAndRun("w", InsertMessage("m2", "b"));
+  h.SendAndRun("w", R"({"t":"mut","id":"m3","ops":[{"c":"messages","op":"delete","k":"a"}]})");
+  auto f = h.Connect("s1", R"([{"id":"m","c":"messages","resume":true}])");
+  // Not resumable without since: snapshot.
+  CHECK(TypeOf(f[1]) == "snapshot");
+  h.core->OnClose("s1");
+  std::string hello = R"({"t":"hello","v":1,"epoch":"epoch-1","since":1,"subs":[{"id":"m","c":"messages","resume":true}]})";
+  f = Harness::FramesFor(h.Send("s2", hello), "s2");
+  REQUIRE(f.size() == 3);
+  CHECK(f[1] == R"({"t":"changes","seq":3,"changes":[{"c":"messages","k":"b","row":{"id":"b","author":"u1","content":"hi","created_at":1}},{"c":"messages","k":"a"}],"more":true})");
+  CHECK(f[2] == R"({"t":"synced","seq":3})");
+}
+
+TEST_CASE("resume with a foreign epoch or a cursor from the future gets a snapshot") {
+  Harness h;
+  h.Connect("w");
+  h.SendAndRun("w", InsertMessage("m1", "a"));
+  for (const char* hello : {
+           R"({"t":"hello","v":1,"epoch":"other","since":1,"subs":[{"id":"m","c":"messages","resume":true}]})",
+           R"({"t":"hello","v":1,"epoch":"epoch-1","since":99,"subs":[{"id":"m","c":"messages","resume":true}]})"}) {
+    CAPTURE(hello);
+    auto f = Harness::FramesFor(h.Send("r", hello), "r");
+    REQUIRE(f.size() == 3);
+    CHECK(TypeOf(f[1]) == "snapshot");
+    h.core->OnClose("r");
+  }
+}
+
+TEST_CASE("resume from before the retention floor gets a snapshot without deleted rows") {
+  Options o;
+  o.retention_ms = 1000;
+  Harness h(o);
+  h.Connect("w");
+  h.SendAndRun("w", InsertMessage("m1", "a"));
+  h.SendAndRun("w", InsertMessage("m2", "b"));
+  h.now += 10;
+  h.SendAndRun("w", R"({"t":"mut","id":"m3","ops":[{"c":"messages","op":"delete","k":"a"}]})");
+  h.now += 5000;
+  h.SendAndRun("w", InsertMessage("m4", "c"));
+  h.now += 5000;
+  REQUIRE(h.core->Housekeep(h.now).ok());
+  auto state = h.core->State();
+  REQUIRE(state.ok());
+  CHECK(state->floor >= 3);
+  std::string hello = R"({"t":"hello","v":1,"epoch":"epoch-1","since":1,"subs":[{"id":"m","c":"messages","resume":true}]})";
+  auto f = Harness::FramesFor(h.Send("s2", hello), "s2");
+  REQUIRE(f.size() == 3);
+  CHECK(TypeOf(f[1]) == "snapshot");
+  CHECK(f[1].find(R"("id":"a")") == std::string::npos);
+  CHECK(f[1].find(R"("id":"b")") != std::string::npos);
+  CHECK(f[1].find(R"("id":"c")") != std::string::npos);
+}
+
+TEST_CASE("subscriptions survive a wake: a new core restores them from SQLite") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.Connect("gone", R"([{"id":"m","c":"messages"}])");
+  h.Reopen(kChatRegistration, {"s1"});
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 1);
+  auto f = Harness::FramesFor(h.SendAndRun("s1", InsertMessage("m1", "a")), "s1");
+  REQUIRE(f.size() == 2);
+  CHECK(TypeOf(f[0]) == "changes");
+}
+
+TEST_CASE("a write made outside a mutation is delivered by the next drain, even after a wake") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.db.MustExec("INSERT INTO messages VALUES('srv','bot','hello',5)");
+  h.Reopen(kChatRegistration, {"s1"});
+  auto f = Harness::FramesFor(h.core->Drain(h.now), "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].find(R"("k":"srv")") != std::string::npos);
+  CHECK(h.core->Drain(h.now).deliveries.empty());
+}
+
+TEST_CASE("ALTER TABLE ADD COLUMN flows to clients without re-registering") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.db.MustExec("ALTER TABLE messages ADD COLUMN mood TEXT");
+  auto f = Harness::FramesFor(h.SendAndRun("s1", R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"insert","k":"a","cols":{"id":"a","author":"u1","content":"x","created_at":1,"mood":"happy"}}]})"), "s1");
+  REQUIRE(f.size() == 2);
+  CHECK(f[0].find(R"("mood":"happy")") != std::string::npos);
+}
+
+TEST_CASE("a command is acked with its result") {
+  Harness h;
+  h.Connect("s1");
+  Plan p = h.SendAndRun("s1", R"({"t":"call","id":"c1","name":"echo","args":{"n":7}})");
+  CHECK(Harness::FramesFor(p, "s1") == std::vector<std::string>{R"({"t":"ack","id":"c1","seq":0,"result":{"n":7}})"});
+  Plan unknown = h.Send("s1", R"({"t":"call","id":"c2","name":"nope"})");
+  CHECK(Harness::FramesFor(unknown, "s1")[0].find("\"code\":11") != std::string::npos);
+}
+
+TEST_CASE("the sub cap refuses one more subscription but not a replacement") {
+  Options o;
+  o.max_subs_per_socket = 2;
+  Harness h(o);
+  h.Connect("s1", R"([{"id":"a","c":"messages"},{"id":"b","c":"tasks"}])");
+  auto f = Harness::FramesFor(h.Send("s1", R"({"t":"sub","id":"c","c":"messages"})"), "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].find(R"("t":"sub-error","sub":"c","code":6)") != std::string::npos);
+  f = Harness::FramesFor(h.Send("s1", R"({"t":"sub","id":"a","c":"tasks"})"), "s1");
+  CHECK(TypeOf(f[0]) == "snapshot");
+}
+
+TEST_CASE("the in-flight cap rejects without recording") {
+  Options o;
+  o.max_in_flight_per_socket = 1;
+  Harness h(o);
+  h.Connect("s1");
+  Plan first = h.Send("s1", InsertMessage("m1", "a"));
+  REQUIRE(first.mutation.has_value());
+  auto f = Harness::FramesFor(h.Send("s1", InsertMessage("m2", "b")), "s1");
+  CHECK(f[0].find("\"code\":6") != std::string::npos);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_mutations WHERE id='m2'") == 0);
+}
+
+}  // TEST_SUITE
+
+}  // namespace seqsync

@@ -1,0 +1,176 @@
+// Test harness: a Core over real SQLite, plus a tiny stand-in for the JS
+// shell (it executes mutation ops as plain SQL inside a transaction), so
+// tests drive the core exactly as the Durable Object does.
+
+#ifndef SEQSYNC_TESTS_TEST_UTIL_H_
+#define SEQSYNC_TESTS_TEST_UTIL_H_
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "json_util.h"
+#include "seqsync/core.h"
+#include "seqsync/sqlite_storage.h"
+
+namespace seqsync {
+
+inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
+
+// The chat schema of seed 000, plus a second collection.
+inline constexpr char kChatSchema[] =
+    "CREATE TABLE messages(id TEXT PRIMARY KEY, author TEXT NOT NULL, content TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE tasks(id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL);";
+
+inline constexpr char kChatRegistration[] =
+    R"({"collections":[{"table":"messages","pk":"id","ops":["insert","update","delete"]},)"
+    R"({"table":"tasks","pk":"id","ops":["insert","update","delete"]}],"commands":["echo"]})";
+
+// Parses `text` as JSON; fails the test if it is not.
+inline JsonDocument Json(const std::string& text) {
+  JsonDocument d;
+  Status s = ParseBounded(text, 64, &d);
+  REQUIRE_MESSAGE(s.ok(), s.ToString() << " in " << text);
+  return d;
+}
+
+// Runs normalised ops (the PendingMutation's ops_json) as SQL, like a user's
+// execute would. Returns false iff SQLite refused one.
+inline bool ExecuteOps(SqliteStorage* db, const std::string& ops_json) {
+  JsonDocument ops = Json(ops_json);
+  for (const JsonValue& op : ops.GetArray()) {
+    std::string table(View(op["c"]));
+    std::string kind(View(op["op"]));
+    std::vector<SqlValue> params;
+    auto bind = [&](const JsonValue& v) {
+      if (v.IsString()) params.push_back(SqlValue::Text(std::string(View(v))));
+      else if (v.IsInt64()) params.push_back(SqlValue::Integer(v.GetInt64()));
+      else if (v.IsNumber()) params.push_back(SqlValue::Real(v.GetDouble()));
+      else params.push_back(SqlValue::Null());
+    };
+    std::string sql;
+    if (kind == "insert") {
+      std::string names, marks;
+      for (rapidjson::SizeType i = 0; i < op["cols"].MemberCount(); ++i) {
+        auto m = op["cols"].MemberBegin() + i;
+        if (!names.empty()) { names += ","; marks += ","; }
+        names += "\"" + std::string(View(m->name)) + "\"";
+        marks += "?" + std::to_string(params.size() + 1);
+        bind(m->value);
+      }
+      sql = "INSERT INTO \"" + table + "\"(" + names + ") VALUES(" + marks + ")";
+    } else if (kind == "update") {
+      std::string sets;
+      for (rapidjson::SizeType i = 0; i < op["cols"].MemberCount(); ++i) {
+        auto m = op["cols"].MemberBegin() + i;
+        if (!sets.empty()) sets += ",";
+        sets += "\"" + std::string(View(m->name)) + "\"=?" + std::to_string(params.size() + 1);
+        bind(m->value);
+      }
+      bind(op["k"]);
+      sql = "UPDATE \"" + table + "\" SET " + sets + " WHERE id=?" + std::to_string(params.size());
+    } else {
+      bind(op["k"]);
+      sql = "DELETE FROM \"" + table + "\" WHERE id=?1";
+    }
+    if (!db->Exec(sql, params).ok()) return false;
+  }
+  return true;
+}
+
+// A Core over a fresh in-memory database with the chat schema registered.
+struct Harness {
+  SqliteStorage db;
+  Options options;
+  std::unique_ptr<Core> core;
+  std::int64_t now = 1'700'000'000'000;
+
+  explicit Harness(Options o = Options(), const char* schema = kChatSchema,
+                   const char* registration = kChatRegistration)
+      : options(o) {
+    REQUIRE(db.ok());
+    db.MustExec(schema);
+    Reopen(registration);
+  }
+
+  // Simulates a wake: a new Core over the same storage.
+  void Reopen(const char* registration = kChatRegistration,
+              const std::vector<std::string>& live = {}) {
+    core = std::make_unique<Core>(&db, options);
+    Status s = core->Register(registration, "epoch-1");
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    Status r = core->RestoreSockets(live);
+    REQUIRE_MESSAGE(r.ok(), r.ToString());
+  }
+
+  // Frames `socket` receives from `plan`.
+  static std::vector<std::string> FramesFor(const Plan& plan, const std::string& socket) {
+    std::vector<std::string> out;
+    for (const Delivery& d : plan.deliveries) {
+      for (const std::string& to : d.to) {
+        if (to == socket) out.push_back(d.frame);
+      }
+    }
+    return out;
+  }
+
+  Plan Send(const std::string& socket, const std::string& frame, const std::string& scope = "u1") {
+    return core->OnMessage(socket, scope, frame, now);
+  }
+
+  // Sends `frame` and, if it yields a mutation, plays the shell: executes the
+  // ops in a transaction and finishes or rejects. Returns every delivery.
+  Plan SendAndRun(const std::string& socket, const std::string& frame,
+                  const std::string& scope = "u1", bool fail_execute = false) {
+    Plan plan = Send(socket, frame, scope);
+    if (!plan.mutation) return plan;
+    PendingMutation m = *plan.mutation;
+    db.MustExec("BEGIN");
+    bool ok = !fail_execute && ExecuteOps(&db, m.ops_json);
+    Result<Seq> seq = ok ? core->CommitMutation(scope, m.id, m.command.empty() ? "" : m.args_json, now)
+                         : Result<Seq>(Status::ExecuteFailed("execute threw"));
+    Plan rest;
+    if (seq.ok()) {
+      db.MustExec("COMMIT");
+      rest = core->FinishMutation(scope, m.id, now);
+    } else {
+      db.MustExec("ROLLBACK");
+      rest = core->RejectMutation(scope, m.id, Status::ExecuteFailed("mutation failed"), now);
+    }
+    for (Delivery& d : rest.deliveries) plan.deliveries.push_back(std::move(d));
+    return plan;
+  }
+
+  // Connects `socket` with hello and subscribes it to `collection`.
+  std::vector<std::string> Connect(const std::string& socket, const std::string& subs = "[]") {
+    return FramesFor(Send(socket, R"({"t":"hello","v":1,"subs":)" + subs + "}"), socket);
+  }
+
+  long Count(const std::string& sql) {
+    auto r = db.Exec(sql, {});
+    REQUIRE(r.ok());
+    return static_cast<long>((*r)[0][0].AsInteger());
+  }
+};
+
+// The frame's "t".
+inline std::string TypeOf(const std::string& frame) {
+  JsonDocument d = Json(frame);
+  return std::string(View(d["t"]));
+}
+
+inline std::string InsertMessage(const std::string& mid, const std::string& key,
+                                 const std::string& author = "u1",
+                                 const std::string& content = "hi") {
+  return R"({"t":"mut","id":")" + mid + R"(","ops":[{"c":"messages","op":"insert","k":")" + key +
+         R"(","cols":{"id":")" + key + R"(","author":")" + author + R"(","content":")" + content +
+         R"(","created_at":1}}]})";
+}
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_TESTS_TEST_UTIL_H_
