@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <map>
 #include <ostream>
 #include <string>
@@ -24,13 +25,27 @@ inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os <
 inline constexpr char kChatSchema[] =
     "CREATE TABLE messages(id TEXT PRIMARY KEY, author TEXT NOT NULL, content TEXT NOT NULL,"
     " created_at INTEGER NOT NULL);"
-    "CREATE TABLE tasks(id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL);";
+    "CREATE TABLE tasks(id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL);"
+    "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT);";
 
 inline constexpr char kChatRegistration[] =
     R"({"collections":[{"table":"messages","pk":"id","ops":["insert","update","delete"]},)"
-    R"({"table":"tasks","pk":"id","ops":["insert","update","delete"]}],"commands":["echo"]})";
+    R"({"table":"tasks","pk":"id","ops":["insert","update","delete"]},)"
+    R"({"table":"notes","pk":"id","ops":["insert"]}],"commands":["echo"]})";
 
 // Parses `text` as JSON; fails the test if it is not.
+// The text of `relative` under the source tree (tests/vectors/…).
+inline std::string ReadSourceFile(const std::string& relative) {
+  std::string path = std::string(SEQSYNC_SOURCE_DIR) + "/" + relative;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  REQUIRE_MESSAGE(f != nullptr, "cannot open " << path);
+  std::string text;
+  char buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
 inline JsonDocument Json(const std::string& text) {
   JsonDocument d;
   Status s = ParseBounded(text, 64, &d);
