@@ -1,0 +1,83 @@
+// The chat page: one room's messages, synced eagerly, live in every tab.
+import { createCollection } from '@tanstack/db'
+import { useLiveQuery } from '@tanstack/react-db'
+import { useState, useSyncExternalStore } from 'react'
+import { createRoot } from 'react-dom/client'
+import { doCollectionOptions, WebSocketTransport } from 'seqsync/client'
+
+import type { Message } from './worker'
+
+const params = new URLSearchParams(location.search)
+const room = params.get('room') ?? 'lobby'
+const user =
+  params.get('user') ?? localStorage.getItem('seqsync-user') ?? `guest${Math.floor(Math.random() * 1e4)}`
+localStorage.setItem('seqsync-user', user)
+
+const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
+const transport = new WebSocketTransport({
+  url: `${scheme}://${location.host}/sync/${room}?user=${encodeURIComponent(user)}`,
+})
+const messages = createCollection(
+  doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id }),
+)
+
+// Time-ordered ids (like ULIDs): the client mints the key, so the optimistic
+// row and the confirmed row are the same row.
+function newId(): string {
+  return Date.now().toString(36).padStart(10, '0') + crypto.randomUUID().slice(0, 8)
+}
+
+function ConnectionStatus() {
+  const status = useSyncExternalStore(
+    (onChange) => transport.subscribe(onChange),
+    () => transport.status,
+  )
+  return (
+    <span className="status" data-testid="status" data-status={status}>
+      {status}
+    </span>
+  )
+}
+
+function ChatRoom() {
+  const { data } = useLiveQuery((q) =>
+    q.from({ m: messages }).orderBy(({ m }) => m.created_at, 'asc'),
+  )
+  const [draft, setDraft] = useState('')
+  const send = (e: React.FormEvent) => {
+    e.preventDefault()
+    const content = draft.trim()
+    if (!content) return
+    setDraft('')
+    messages.insert({ id: newId(), author: user, content, created_at: Date.now() })
+  }
+  return (
+    <main>
+      <header>
+        <h1>
+          #{room} <small>as {user}</small>
+        </h1>
+        <ConnectionStatus />
+      </header>
+      <ul data-testid="messages">
+        {data.map((m) => (
+          <li key={m.id} data-testid="message" data-pending={String(m.$hasPendingWrites ?? false)}>
+            <b>{m.author}</b>
+            {m.content}
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={send}>
+        <input
+          data-testid="draft"
+          value={draft}
+          onChange={(e) => setDraft(e.target.value)}
+          placeholder="Say something"
+        />
+        <button data-testid="send">Send</button>
+      </form>
+    </main>
+  )
+}
+
+createRoot(document.getElementById('root')!).render(<ChatRoom />)
