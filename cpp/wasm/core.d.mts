@@ -1,0 +1,59 @@
+// Typings for the Emscripten module core.mjs (3.1.6 cannot emit them). The
+// shape is cpp/wasm/bindings.cc; the typed wrapper is worker/src/do/core.ts.
+
+/** The bridge the core calls for every SQL statement. Never throws. */
+export interface SqlBridge {
+  exec(sql: string, params: unknown[]): { rows: unknown[][] } | { error: string }
+}
+
+export interface CoreStatus {
+  code: number
+  message: string
+}
+
+export interface RawDelivery {
+  to: string[]
+  frame: string
+}
+
+export interface RawPlan {
+  deliveries: RawDelivery[]
+  /** ops/args are JSON text; command is "" for a `mut`. */
+  mutation: { id: string; ops: string; command: string; args: string } | null
+  closeCode: number
+  closeReason: string
+}
+
+export interface RawCore {
+  status(): CoreStatus
+  register(registrationJson: string, freshEpoch: string): CoreStatus
+  restoreSockets(ids: string[]): CoreStatus
+  onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan
+  commitMutation(scope: string, id: string, resultJson: string, nowMs: number): CoreStatus & { seq: number }
+  finishMutation(scope: string, id: string, nowMs: number): RawPlan
+  rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): RawPlan
+  drain(nowMs: number): RawPlan
+  onClose(socket: string): void
+  housekeep(nowMs: number): CoreStatus
+  state(): CoreStatus & { head: number; floor: number; rows: number }
+  epoch(): string
+  limitsJson(): string
+  delete(): void
+}
+
+export interface CoreModule {
+  RawCore: new (bridge: SqlBridge, optionsJson: string) => RawCore
+  version(): string
+}
+
+export interface CoreModuleArguments {
+  instantiateWasm(
+    imports: WebAssembly.Imports,
+    done: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
+  ): WebAssembly.Exports
+  locateFile(path: string): string
+  print?(text: string): void
+  printErr?(text: string): void
+}
+
+export default function createCoreModule(args: CoreModuleArguments): Promise<CoreModule>

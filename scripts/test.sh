@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (bash scripts/setup.sh first).
+#   1. doctest, native, against Debian's SQLite
+#   2. the same doctest suite built to wasm, run under node (SQLite amalgamation in wasm)
+#   3. the shell and the wasm core in real workerd (vitest-pool-workers)
+#   4. the client: unit tests and a real TanStack DB collection against the DO in workerd
+#   5. the chat example in headless Chromium (playwright-core)
+#   6. a short libFuzzer run of the frame decoder and the predicate evaluator
+# Prints "N passed, N failed" (suites) at the end; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NODE_PATH=/usr/share/nodejs WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+mkdir -p test-output
+passed=0 failed=0 failures=()
+
+run() {
+  local name=$1; shift
+  echo "=== $name: $*"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+run cpp-native cmake --workflow --preset native
+run cpp-wasm cmake --workflow --preset wasm-tests
+run build npm run --silent build
+run workerd npx vitest run --config tests/worker/vitest.config.ts
+[ -f tests/client/vitest.config.ts ] && run client npx vitest run --config tests/client/vitest.config.ts
+[ -f tests/browser/chat.test.mjs ] && run browser node --test tests/browser/
+run fuzz-smoke bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] || { echo "failed: ${failures[*]}"; exit 1; }

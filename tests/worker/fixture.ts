@@ -1,0 +1,218 @@
+// The Durable Objects the workerd tests talk to. TestDO is a small app in
+// the shape of seed 000: messages (author-checked), tasks (with handlers
+// that deny or fail on purpose), insert-only notes and an `echo` command.
+// ProbeDO registers whatever schema a test hands it.
+import { DurableObject } from 'cloudflare:workers'
+
+import { SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
+
+export interface Env {
+  TEST_DO: DurableObjectNamespace<TestDO>
+  PROBE_DO: DurableObjectNamespace<ProbeDO>
+  SHORT_DO: DurableObjectNamespace<ShortRetentionDO>
+}
+
+interface Claims {
+  userId: string
+}
+interface Message {
+  id: string
+  author: string
+  content: string
+  created_at: number
+}
+interface Task {
+  id: string
+  title: string
+  done: number
+  category: string | null
+}
+interface Note {
+  id: string
+  body: string
+}
+
+export class TestDO extends SyncDurableObject<Env, Claims> {
+  readonly instanceId = crypto.randomUUID()
+  afterCommitted: string[] = []
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    ctx.blockConcurrencyWhile(async () => {
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS messages (
+        id TEXT PRIMARY KEY, author TEXT NOT NULL, content TEXT NOT NULL, created_at INTEGER NOT NULL)`)
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS tasks (
+        id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, category TEXT)`)
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)`)
+      this.registerSync(
+        new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note }>()
+          .defineCollection({ table: 'messages', pk: 'id' })
+          .defineCollection({ table: 'tasks', pk: 'id' })
+          .defineCollection({ table: 'notes', pk: 'id' })
+          .defineMutation({
+            collection: 'messages',
+            type: 'insert',
+            authorize: ({ user, op }) => {
+              if (op.cols.author !== user.userId) throw new Error('author mismatch')
+            },
+            execute: ({ op, sql }) => {
+              const m = op.cols
+              sql.exec('INSERT INTO messages(id, author, content, created_at) VALUES (?, ?, ?, ?)',
+                m.id, m.author, m.content, m.created_at)
+            },
+            afterCommit: ({ op, seq }) => {
+              this.afterCommitted.push(`${op.key}@${seq}`)
+            },
+          })
+          .defineMutation({
+            collection: 'messages',
+            type: 'update',
+            execute: ({ op, sql }) => {
+              if (op.cols.content !== undefined) {
+                sql.exec('UPDATE messages SET content = ? WHERE id = ?', op.cols.content, op.key)
+              }
+            },
+          })
+          .defineMutation({
+            collection: 'messages',
+            type: 'delete',
+            execute: ({ op, sql }) => {
+              sql.exec('DELETE FROM messages WHERE id = ?', op.key)
+            },
+          })
+          .defineMutation({
+            collection: 'tasks',
+            type: 'insert',
+            // Async on purpose: authorize may await (a lookup, a fetch).
+            authorize: async ({ op }) => {
+              await scheduler.wait(1)
+              if (op.cols.title === 'forbidden') throw new Error('no forbidden tasks')
+            },
+            execute: ({ op, sql }) => {
+              sql.exec('INSERT INTO tasks(id, title, done, category) VALUES (?, ?, ?, ?)',
+                op.cols.id, op.cols.title, op.cols.done ?? 0, op.cols.category ?? null)
+              if (op.cols.title === 'explode') throw new Error('boom after writing')
+            },
+          })
+          .defineMutation({
+            collection: 'tasks',
+            type: 'update',
+            execute: ({ op, sql }) => {
+              for (const [col, value] of Object.entries(op.cols)) {
+                if (col === 'title' || col === 'done' || col === 'category') {
+                  sql.exec(`UPDATE tasks SET ${col} = ? WHERE id = ?`, value as SqlStorageValue, op.key)
+                }
+              }
+            },
+          })
+          .defineMutation({
+            collection: 'tasks',
+            type: 'delete',
+            execute: ({ op, sql }) => {
+              sql.exec('DELETE FROM tasks WHERE id = ?', op.key)
+            },
+          })
+          .defineMutation({
+            collection: 'notes',
+            type: 'insert',
+            execute: ({ op, sql }) => {
+              sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', op.cols.id, op.cols.body)
+            },
+          })
+          .defineCommand<{ text: string }, { echoed: string; by: string }>({
+            name: 'echo',
+            execute: ({ args, user }) => ({ echoed: args.text, by: (user as Claims).userId }),
+          }),
+        this.syncOptions(),
+      )
+    })
+  }
+
+  protected parseAttachment(req: Request): Claims {
+    return JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+  }
+
+  protected syncOptions(): SyncOptions {
+    return {}
+  }
+
+  // ---- RPC used by the tests ----
+  serverInsertMessage(m: Message): void {
+    this.runSyncedWrite((sql) => {
+      sql.exec('INSERT INTO messages(id, author, content, created_at) VALUES (?, ?, ?, ?)',
+        m.id, m.author, m.content, m.created_at)
+    })
+  }
+  addColumn(): void {
+    this.runSyncedWrite((sql) => {
+      sql.exec('ALTER TABLE messages ADD COLUMN mood TEXT')
+      sql.exec("UPDATE messages SET mood = 'happy'")
+    })
+  }
+  rows(table: 'messages' | 'tasks' | 'notes'): Record<string, SqlStorageValue>[] {
+    return this.sql.exec(`SELECT * FROM ${table} ORDER BY id`).toArray()
+  }
+  state() {
+    return this.syncState()
+  }
+  housekeepAt(nowMs: number): void {
+    this.syncHousekeep(nowMs)
+  }
+  afterCommits(): string[] {
+    return this.afterCommitted
+  }
+  whoAmI(): string {
+    return this.instanceId
+  }
+}
+
+/** TestDO with a 1-second change log, for resumes from before the window. */
+export class ShortRetentionDO extends TestDO {
+  protected override syncOptions(): SyncOptions {
+    return { retentionMs: 1000 }
+  }
+}
+
+export class ProbeDO extends SyncDurableObject<Env, Claims> {
+  protected parseAttachment(): Claims {
+    return { userId: 'probe' }
+  }
+  /** Runs `ddl`, then registers `table` with `pk`; returns the error, if any. */
+  tryRegister(ddl: string, table: string, pk: string): string | null {
+    this.sql.exec(ddl)
+    try {
+      this.registerSync(
+        new SyncRegistry<Claims, Env, Record<string, Record<string, unknown>>>().defineCollection({ table, pk }),
+      )
+      return null
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error)
+    }
+  }
+  triggers(): string[] {
+    return this.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+      .toArray().map((r) => r.name)
+  }
+  exec(sql: string): void {
+    this.sql.exec(sql)
+  }
+}
+
+// Demo authentication, as in the examples: `?user=` names the user. The
+// claims header is always overwritten, so a client cannot forge it.
+export default {
+  async fetch(req: Request, env: Env): Promise<Response> {
+    const url = new URL(req.url)
+    const match = url.pathname.match(/^\/(sync|short)\/([A-Za-z0-9_-]{1,64})$/)
+    if (!match) return new Response('not found', { status: 404 })
+    const user = url.searchParams.get('user') ?? ''
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return new Response('unauthorized', { status: 401 })
+    const headers = new Headers(req.headers)
+    headers.set('x-claims', JSON.stringify({ userId: user }))
+    const namespace = match[1] === 'short' ? env.SHORT_DO : env.TEST_DO
+    return namespace.get(namespace.idFromName(match[2]!)).fetch(new Request(req, { headers }))
+  },
+} satisfies ExportedHandler<Env>
+
+// Keep DurableObject referenced so the import is not dropped in type-only builds.
+export type { DurableObject }

@@ -1,0 +1,118 @@
+// A test client that speaks protocol v1 by hand over a real WebSocket to the
+// fixture Worker, so each test sees exactly the frames the DO sends.
+import { exports } from 'cloudflare:workers'
+
+import type { ServerFrame } from '../../worker/src/protocol/index.js'
+
+type Frame = ServerFrame & Record<string, unknown>
+
+export class TestSocket {
+  readonly frames: Frame[] = []
+  closed: { code: number; reason: string } | undefined
+  #cursor = 0
+  #waiters: Array<() => void> = []
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener('message', (event) => {
+      this.frames.push(JSON.parse(event.data as string) as Frame)
+      this.#wake()
+    })
+    ws.addEventListener('close', (event) => {
+      this.closed = { code: event.code, reason: event.reason }
+      this.#wake()
+    })
+  }
+
+  /** Opens /<kind>/<room>?user=<user> through the fixture Worker. */
+  static async open(room: string, user = 'ann', kind: 'sync' | 'short' = 'sync', headers: Record<string, string> = {}) {
+    const res = await exports.default.fetch(`http://test/${kind}/${room}?user=${user}`, {
+      headers: { Upgrade: 'websocket', ...headers },
+    })
+    if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`)
+    res.webSocket.accept()
+    return new TestSocket(res.webSocket)
+  }
+
+  /** Opens a socket and completes the hello; returns it with the welcome frame. */
+  static async connect(room: string, user = 'ann', hello: Record<string, unknown> = {}, kind: 'sync' | 'short' = 'sync') {
+    const socket = await TestSocket.open(room, user, kind)
+    socket.send({ t: 'hello', v: 1, ...hello })
+    const welcome = await socket.next('welcome')
+    return { socket, welcome }
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** The next unread frame of type `t` (optionally matching `where`); earlier unread frames of other types are kept. */
+  async next<T extends Frame['t']>(t: T, where: (f: Extract<Frame, { t: T }>) => boolean = () => true, timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      for (let i = this.#cursor; i < this.frames.length; i++) {
+        const f = this.frames[i]!
+        if (f.t === t && where(f as Extract<Frame, { t: T }>)) {
+          if (i === this.#cursor) this.#cursor++
+          ;(f as { _read?: boolean })._read = true
+          return f as Extract<Frame, { t: T }>
+        }
+      }
+      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting for ${t}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for ${t}; got ${JSON.stringify(this.frames.slice(-5))}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.#waiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  /** Sends a mutation and waits for its ack or reject. */
+  async mutate(id: string, ops: unknown[]) {
+    this.send({ t: 'mut', id, ops })
+    return this.next('ack', (f) => f.id === id, 5000).catch(async () => this.next('reject', (f) => f.id === id, 1))
+  }
+
+  async settle(id: string) {
+    return Promise.race([
+      this.next('ack', (f) => f.id === id),
+      this.next('reject', (f) => f.id === id),
+    ])
+  }
+
+  /** Frames received so far of type `t`. */
+  all<T extends Frame['t']>(t: T): Array<Extract<Frame, { t: T }>> {
+    return this.frames.filter((f) => f.t === t) as Array<Extract<Frame, { t: T }>>
+  }
+
+  close(): void {
+    try {
+      this.ws.close(1000, 'test done')
+    } catch {
+      // already closed
+    }
+  }
+
+  #wake() {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w()
+  }
+}
+
+let counter = 0
+/** A fresh room name per test, so every test gets a new DO. */
+export function freshRoom(prefix = 'room'): string {
+  return `${prefix}-${Date.now().toString(36)}-${counter++}`
+}
+
+export function message(id: string, author = 'ann', content = `hello ${id}`) {
+  return { id, author, content, created_at: 1 }
+}
+
+export function insertMessage(id: string, author = 'ann', content?: string) {
+  return { c: 'messages', op: 'insert', k: id, cols: message(id, author, content) }
+}

@@ -1,0 +1,16 @@
+// seqsync: the Durable Object side. Extend SyncDurableObject, describe your
+// tables and mutations with a SyncRegistry, and call registerSync.
+export { SyncDurableObject, SyncRegistrationError, type SyncOptions } from './sync-durable-object.js'
+export {
+  SyncRegistry,
+  type AfterCommitContext,
+  type AuthorizeContext,
+  type CollectionDefinition,
+  type CommandContext,
+  type CommandDefinition,
+  type ExecuteContext,
+  type MutationDefinition,
+  type OpType,
+  type SyncOp,
+} from './registry.js'
+export { ErrorCode, CloseCode } from '../protocol/codes.js'

@@ -1,0 +1,328 @@
+// SyncDurableObject: the Durable Object shell around the C++ core.
+//
+// The shell owns what only JS can do: the Cloudflare APIs (hibernatable
+// WebSockets, ctx.storage.sql and transactionSync) and the user's callbacks
+// (authorize, execute, afterCommit). Every protocol decision — decoding and
+// validating frames, seqs, catch-up, compaction, retention, deduplication —
+// is the core's. A frame crosses into the core whole; what comes back is a
+// plan: frames to send, to whom, and at most one mutation to run.
+import { DurableObject } from 'cloudflare:workers'
+
+import { ErrorCode } from '../protocol/codes.js'
+import type { WireOp } from '../protocol/frames.js'
+import { instantiateCoreModule, sqlBridge, type RawCore, type RawPlan } from './core.js'
+import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
+
+/** Runtime knobs of the core (docs/protocol.md §9). Unknown keys are refused. */
+export interface SyncOptions {
+  /** Change-log entries older than this are pruned. Default: 2 days. */
+  retentionMs?: number
+  /** How long mutation outcomes are kept for exactly-once replays. Default: retentionMs. */
+  dedupRetentionMs?: number
+  maxFrameBytes?: number
+  maxValueBytes?: number
+  maxKeyBytes?: number
+  maxIdBytes?: number
+  maxJsonDepth?: number
+  maxOpsPerMutation?: number
+  maxSubsPerSocket?: number
+  maxInFlightPerSocket?: number
+  maxPredicateDepth?: number
+  maxPredicateNodes?: number
+  snapshotChunkBytes?: number
+  readPageRows?: number
+  compactEvery?: number
+}
+
+/** Thrown by registerSync when the core refuses the registration. */
+export class SyncRegistrationError extends Error {
+  readonly code: number
+  constructor(code: number, message: string) {
+    super(`seqsync: registerSync failed: ${message}`)
+    this.name = 'SyncRegistrationError'
+    this.code = code
+  }
+}
+
+// What each socket carries across hibernation (≤ 16 KB, platform limit).
+interface SocketAttachment<Claims> {
+  seqsync: { v: 1; socketId: string; claims: Claims }
+}
+
+const ATTACHMENT_LIMIT_BYTES = 16 * 1024
+
+export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends DurableObject<Env> {
+  /** The DO's SQLite. Create your tables with it before calling registerSync. */
+  protected readonly sql: SqlStorage
+
+  #core: RawCore | undefined
+  #registry: RegistryHandle | undefined
+  // socket id -> socket, rebuilt from ctx.getWebSockets() after a wake.
+  #sockets: Map<string, WebSocket> | undefined
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    this.sql = ctx.storage.sql
+  }
+
+  /**
+   * Reads the Worker-forged claims from the upgrade request. They are stored
+   * in the socket's attachment and passed to every authorize/execute. Throw
+   * to refuse the connection (HTTP 401).
+   */
+  protected abstract parseAttachment(req: Request): Claims
+
+  /**
+   * The identity that scopes mutation ids: another identity presenting the
+   * same id is an unrelated mutation. Default: the claims as canonical JSON.
+   */
+  protected mutationScope(claims: Claims): string {
+    return canonicalJson(claims)
+  }
+
+  /**
+   * Wires change capture for the registry's tables (idempotent across
+   * deploys) and restores the sockets that survived hibernation. Call it in
+   * the constructor, inside ctx.blockConcurrencyWhile, after your migrations.
+   */
+  protected registerSync(registry: RegistryHandle, options: SyncOptions = {}): void {
+    const core = this.#ensureCore(options)
+    const registration = registry.toRegistrationJson()
+    this.ctx.storage.transactionSync(() => {
+      const status = core.register(registration, crypto.randomUUID())
+      if (status.code !== ErrorCode.OK) throw new SyncRegistrationError(status.code, status.message)
+    })
+    this.#registry = registry
+    const restored = core.restoreSockets([...this.#socketMap().keys()])
+    if (restored.code !== ErrorCode.OK) throw new SyncRegistrationError(restored.code, restored.message)
+  }
+
+  /**
+   * Applies a server-side write (an agent, a webhook, a cron job, a seed)
+   * and broadcasts it to subscribed clients exactly like a client write.
+   * `write` runs inside a transaction: synchronous statements only.
+   */
+  protected runSyncedWrite<T>(write: (sql: SqlStorage) => T): T {
+    const result = this.ctx.storage.transactionSync(() => write(this.sql))
+    this.#deliver(this.#ensureCore().drain(Date.now()))
+    return result
+  }
+
+  /**
+   * Compaction and retention, now. They also run on their own as writes
+   * flow; call this from an alarm or cron to prune an idle DO. `nowMs` is
+   * the clock the retention window is measured against.
+   */
+  protected syncHousekeep(nowMs: number = Date.now()): void {
+    const status = this.#ensureCore().housekeep(nowMs)
+    if (status.code !== ErrorCode.OK) throw new Error(`seqsync: housekeeping failed: ${status.message}`)
+  }
+
+  /** Head, retention floor and log size, for logs, health checks and tests. */
+  protected syncState(): { head: number; floor: number; rows: number; epoch: string } {
+    const core = this.#ensureCore()
+    const { head, floor, rows } = core.state()
+    return { head, floor, rows, epoch: core.epoch() }
+  }
+
+  /** Accepts the WebSocket upgrade. Override to serve other requests too. */
+  override async fetch(req: Request): Promise<Response> {
+    if (req.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
+      return new Response('seqsync: expected a WebSocket upgrade', { status: 426 })
+    }
+    let claims: Claims
+    try {
+      claims = this.parseAttachment(req)
+    } catch {
+      return new Response('unauthorized', { status: 401 })
+    }
+    const attachment: SocketAttachment<Claims> = {
+      seqsync: { v: 1, socketId: crypto.randomUUID(), claims },
+    }
+    if (JSON.stringify(attachment).length > ATTACHMENT_LIMIT_BYTES) {
+      return new Response('seqsync: claims exceed the 16 KB socket attachment limit', { status: 431 })
+    }
+    const { 0: client, 1: server } = new WebSocketPair()
+    this.ctx.acceptWebSocket(server)
+    server.serializeAttachment(attachment)
+    this.#socketMap().set(attachment.seqsync.socketId, server)
+    return new Response(null, { status: 101, webSocket: client })
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const attachment = readAttachment<Claims>(ws)
+    if (!attachment) return // not a seqsync socket
+    const { socketId, claims } = attachment.seqsync
+    const scope = this.mutationScope(claims)
+    const core = this.#ensureCore()
+    // Binary frames go in as bytes: the core checks that they are UTF-8.
+    const frame = typeof message === 'string' ? message : new Uint8Array(message)
+    const plan = core.onMessage(socketId, scope, frame, Date.now())
+    this.#deliver(plan)
+    if (plan.mutation) await this.#runMutation(core, scope, claims, plan.mutation)
+    if (plan.closeCode) ws.close(plan.closeCode, plan.closeReason)
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.#forget(ws)
+    // Complete the close handshake; 1005/1006 cannot be sent back (TOOLCHAIN gotcha 7).
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason)
+    } catch {
+      // already closed
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#forget(ws)
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  #ensureCore(options: SyncOptions = {}): RawCore {
+    if (this.#core) return this.#core
+    const module = instantiateCoreModule()
+    const core = new module.RawCore(sqlBridge(this.sql), JSON.stringify(options))
+    const status = core.status()
+    if (status.code !== ErrorCode.OK) {
+      core.delete()
+      throw new SyncRegistrationError(status.code, `invalid options: ${status.message}`)
+    }
+    this.#core = core
+    return core
+  }
+
+  #socketMap(): Map<string, WebSocket> {
+    if (!this.#sockets) {
+      this.#sockets = new Map()
+      for (const ws of this.ctx.getWebSockets()) {
+        const attachment = readAttachment<Claims>(ws)
+        if (attachment) this.#sockets.set(attachment.seqsync.socketId, ws)
+      }
+    }
+    return this.#sockets
+  }
+
+  #forget(ws: WebSocket): void {
+    const attachment = readAttachment<Claims>(ws)
+    if (!attachment) return
+    this.#socketMap().delete(attachment.seqsync.socketId)
+    this.#core?.onClose(attachment.seqsync.socketId)
+  }
+
+  #deliver(plan: RawPlan): void {
+    const sockets = this.#socketMap()
+    for (const { to, frame } of plan.deliveries) {
+      for (const id of to) {
+        try {
+          sockets.get(id)?.send(frame)
+        } catch {
+          // The socket closed under us; webSocketClose will forget it.
+        }
+      }
+    }
+  }
+
+  async #runMutation(
+    core: RawCore,
+    scope: string,
+    claims: Claims,
+    mutation: NonNullable<RawPlan['mutation']>,
+  ): Promise<void> {
+    const registry = this.#registry
+    const reject = (code: number, message: string) =>
+      this.#deliver(core.rejectMutation(scope, mutation.id, code, message, Date.now()))
+    if (!registry) return reject(ErrorCode.NOT_REGISTERED, 'registerSync was not called')
+
+    // Resolve every handler first: the core checked collections and ops
+    // against the registration, so a miss here is a shell bug.
+    const steps: Array<{ handler: Handler; op: unknown }> = []
+    if (mutation.command) {
+      const handler = registry.commandHandler(mutation.command)
+      if (!handler) return reject(ErrorCode.NO_HANDLER, `no command "${mutation.command}"`)
+      steps.push({ handler: commandAsHandler(handler), op: JSON.parse(mutation.args) })
+    } else {
+      for (const wire of JSON.parse(mutation.ops) as WireOp[]) {
+        const handler = registry.mutationHandler(wire.c, wire.op)
+        if (!handler) return reject(ErrorCode.NO_HANDLER, `no ${wire.op} handler for "${wire.c}"`)
+        steps.push({ handler, op: toSyncOp(wire) })
+      }
+    }
+
+    // authorize: before the transaction, every op, may be async.
+    try {
+      for (const { handler, op } of steps) {
+        const verdict = handler.authorize?.({ user: claims, op, env: this.env, sql: this.sql })
+        if (verdict) await verdict
+      }
+    } catch (error) {
+      return reject(ErrorCode.UNAUTHORIZED, errorMessage(error))
+    }
+
+    // execute: all ops in one transaction with the core's dedup record.
+    let seq = 0
+    let result: unknown
+    try {
+      seq = this.ctx.storage.transactionSync(() => {
+        for (const { handler, op } of steps) {
+          result = handler.execute({ user: claims, op, env: this.env, sql: this.sql })
+        }
+        const resultJson = mutation.command ? JSON.stringify(result ?? null) : ''
+        const committed = core.commitMutation(scope, mutation.id, resultJson, Date.now())
+        if (committed.code !== ErrorCode.OK) throw new CoreRefusal(committed.code, committed.message)
+        return committed.seq
+      })
+    } catch (error) {
+      if (error instanceof CoreRefusal) return reject(error.code, error.message)
+      console.error(`seqsync: execute failed for mutation ${mutation.id}:`, error)
+      return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
+    }
+    this.#deliver(core.finishMutation(scope, mutation.id, Date.now()))
+
+    // afterCommit: after the confirmation went out, fire-and-forget.
+    for (const { handler, op } of steps) {
+      if (!handler.afterCommit) continue
+      const run = async () => handler.afterCommit!({ user: claims, op, env: this.env, seq, result })
+      run().catch((error) => console.error(`seqsync: afterCommit failed for ${mutation.id}:`, error))
+    }
+  }
+}
+
+function commandAsHandler(command: NonNullable<ReturnType<RegistryHandle['commandHandler']>>): Handler {
+  return {
+    authorize: command.authorize && ((ctx) => command.authorize!({ ...ctx, args: ctx.op })),
+    execute: (ctx) => command.execute({ ...ctx, args: ctx.op }),
+    afterCommit:
+      command.afterCommit &&
+      ((ctx) => command.afterCommit!({ user: ctx.user, env: ctx.env, args: ctx.op, seq: ctx.seq, result: ctx.result })),
+  }
+}
+
+class CoreRefusal extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message)
+  }
+}
+
+function toSyncOp(wire: WireOp): SyncOp<Record<string, unknown>> {
+  if (wire.op === 'delete') return { type: 'delete', collection: wire.c, key: wire.k }
+  return { type: wire.op, collection: wire.c, key: wire.k, cols: wire.cols ?? {} } as SyncOp<Record<string, unknown>>
+}
+
+function readAttachment<Claims>(ws: WebSocket): SocketAttachment<Claims> | undefined {
+  const value = ws.deserializeAttachment() as SocketAttachment<Claims> | null
+  return value && typeof value === 'object' && value.seqsync ? value : undefined
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** JSON with object keys sorted, so equal claims give equal scopes. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  ) ?? 'null'
+}

@@ -1,0 +1,6 @@
+// wrangler, Miniflare and vitest-pool-workers turn an imported .wasm file into
+// a precompiled WebAssembly.Module (workerd forbids compiling bytes at run time).
+declare module '*.wasm' {
+  const module: WebAssembly.Module
+  export default module
+}

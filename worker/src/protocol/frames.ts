@@ -1,0 +1,148 @@
+// The frames of protocol v1, field for field as in docs/protocol.md. The C++
+// core is the only code that decodes client frames and encodes server frames;
+// these types are for the client and for tests.
+
+export const PROTOCOL_VERSION = 1
+
+/** A column value as it travels: JSON scalars, or {"$hex"} for a BLOB. */
+export type WireValue = string | number | boolean | null | { $hex: string }
+export type WireRow = Record<string, unknown>
+
+/** TanStack DB's expression IR as plain JSON (docs/protocol.md §7). */
+export type PredicateIR =
+  | { type: 'ref'; path: string[] }
+  | { type: 'val'; value: unknown }
+  | { type: 'func'; name: PredicateOp; args: PredicateIR[] }
+
+export type PredicateOp =
+  | 'eq' | 'gt' | 'gte' | 'lt' | 'lte' | 'like' | 'in'
+  | 'isNull' | 'isUndefined' | 'and' | 'or' | 'not'
+
+export interface OrderByTerm {
+  col: string
+  dir?: 'asc' | 'desc'
+  nulls?: 'first' | 'last'
+}
+
+export interface SubBody {
+  id: string
+  c: string
+  where?: PredicateIR
+  orderBy?: OrderByTerm[]
+  limit?: number
+  offset?: number
+  /** Only inside hello.subs: the sub was fully synced at `since`. */
+  resume?: boolean
+}
+
+export type OpType = 'insert' | 'update' | 'delete'
+
+export interface WireOp {
+  c: string
+  op: OpType
+  k: string
+  cols?: Record<string, unknown>
+}
+
+// ---- client → server -------------------------------------------------------
+export interface HelloFrame {
+  t: 'hello'
+  v: number
+  epoch?: string
+  since?: number
+  subs?: SubBody[]
+}
+export interface SubFrame extends SubBody {
+  t: 'sub'
+}
+export interface UnsubFrame {
+  t: 'unsub'
+  id: string
+}
+export interface MutFrame {
+  t: 'mut'
+  id: string
+  ops: WireOp[]
+}
+export interface CallFrame {
+  t: 'call'
+  id: string
+  name: string
+  args?: unknown
+}
+export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame
+
+// ---- server → client -------------------------------------------------------
+export interface Limits {
+  maxFrameBytes: number
+  maxValueBytes: number
+  maxKeyBytes: number
+  maxIdBytes: number
+  maxJsonDepth: number
+  maxOpsPerMutation: number
+  maxSubsPerSocket: number
+  maxInFlightPerSocket: number
+  maxPredicateDepth: number
+  maxPredicateNodes: number
+  [other: string]: number
+}
+export interface WelcomeFrame {
+  t: 'welcome'
+  v: number
+  epoch: string
+  seq: number
+  limits: Limits
+}
+/** With `row`: upsert. Without: remove (deleted, moved out, or never held). */
+export interface WireChange {
+  c: string
+  k: string
+  row?: WireRow
+}
+export interface ChangesFrame {
+  t: 'changes'
+  seq: number
+  changes: WireChange[]
+  more?: true
+}
+export interface SnapshotFrame {
+  t: 'snapshot'
+  sub: string
+  c: string
+  seq: number
+  rows: WireRow[]
+  more?: true
+}
+export interface SyncedFrame {
+  t: 'synced'
+  seq: number
+}
+export interface AckFrame {
+  t: 'ack'
+  id: string
+  seq: number
+  result?: unknown
+}
+export interface RejectFrame {
+  t: 'reject'
+  id: string
+  code: number
+  error: string
+  message: string
+}
+export interface SubErrorFrame {
+  t: 'sub-error'
+  sub: string
+  code: number
+  error: string
+  message: string
+}
+export interface ErrorFrame {
+  t: 'error'
+  code: number
+  error: string
+  message: string
+}
+export type ServerFrame =
+  | WelcomeFrame | ChangesFrame | SnapshotFrame | SyncedFrame
+  | AckFrame | RejectFrame | SubErrorFrame | ErrorFrame
