@@ -23,8 +23,9 @@ interface Message {
 }
 interface Task {
   id: string
-  title: string
-  done: number
+  title: string | null
+  done: number | null
+  rank: number | null
   category: string | null
 }
 interface Note {
@@ -41,9 +42,10 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS messages (
         id TEXT PRIMARY KEY, author TEXT NOT NULL, content TEXT NOT NULL, created_at INTEGER NOT NULL)`)
+      // tests/vectors/schema.sql, plus a category column for tasks.
       this.sql.exec(`CREATE TABLE IF NOT EXISTS tasks (
-        id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, category TEXT)`)
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)`)
+        id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL, category TEXT)`)
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT)`)
       this.registerSync(
         new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note }>()
           .defineCollection({ table: 'messages', pk: 'id' })
@@ -89,8 +91,8 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
               if (op.cols.title === 'forbidden') throw new Error('no forbidden tasks')
             },
             execute: ({ op, sql }) => {
-              sql.exec('INSERT INTO tasks(id, title, done, category) VALUES (?, ?, ?, ?)',
-                op.cols.id, op.cols.title, op.cols.done ?? 0, op.cols.category ?? null)
+              sql.exec('INSERT INTO tasks(id, title, done, rank, category) VALUES (?, ?, ?, ?, ?)',
+                op.cols.id, op.cols.title ?? null, op.cols.done ?? null, op.cols.rank ?? null, op.cols.category ?? null)
               if (op.cols.title === 'explode') throw new Error('boom after writing')
             },
           })
@@ -99,7 +101,7 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
             type: 'update',
             execute: ({ op, sql }) => {
               for (const [col, value] of Object.entries(op.cols)) {
-                if (col === 'title' || col === 'done' || col === 'category') {
+                if (col === 'title' || col === 'done' || col === 'rank' || col === 'category') {
                   sql.exec(`UPDATE tasks SET ${col} = ? WHERE id = ?`, value as SqlStorageValue, op.key)
                 }
               }

@@ -8,12 +8,16 @@ type Frame = ServerFrame & Record<string, unknown>
 
 export class TestSocket {
   readonly frames: Frame[] = []
+  /** The frames exactly as received. */
+  readonly raw: string[] = []
+  #taken = new WeakSet<object>()
   closed: { code: number; reason: string } | undefined
   #cursor = 0
   #waiters: Array<() => void> = []
 
   private constructor(readonly ws: WebSocket) {
     ws.addEventListener('message', (event) => {
+      this.raw.push(event.data as string)
       this.frames.push(JSON.parse(event.data as string) as Frame)
       this.#wake()
     })
@@ -53,7 +57,6 @@ export class TestSocket {
         const f = this.frames[i]!
         if (f.t === t && where(f as Extract<Frame, { t: T }>)) {
           if (i === this.#cursor) this.#cursor++
-          ;(f as { _read?: boolean })._read = true
           return f as Extract<Frame, { t: T }>
         }
       }
@@ -73,14 +76,28 @@ export class TestSocket {
   /** Sends a mutation and waits for its ack or reject. */
   async mutate(id: string, ops: unknown[]) {
     this.send({ t: 'mut', id, ops })
-    return this.next('ack', (f) => f.id === id, 5000).catch(async () => this.next('reject', (f) => f.id === id, 1))
+    return this.settle(id)
   }
 
-  async settle(id: string) {
-    return Promise.race([
-      this.next('ack', (f) => f.id === id),
-      this.next('reject', (f) => f.id === id),
-    ])
+  /** The ack or reject for mutation `id`, whichever comes. */
+  async settle(id: string, timeoutMs = 5000): Promise<Extract<Frame, { t: 'ack' | 'reject' }>> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const f = this.frames.find((x) => (x.t === 'ack' || x.t === 'reject') && x.id === id && !this.#taken.has(x))
+      if (f) {
+        this.#taken.add(f)
+        return f as Extract<Frame, { t: 'ack' | 'reject' }>
+      }
+      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting for ${id}`)
+      if (Date.now() > deadline) throw new Error(`timed out waiting for the outcome of ${id}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50)
+        this.#waiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
   }
 
   /** Frames received so far of type `t`. */

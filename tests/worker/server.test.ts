@@ -1,0 +1,405 @@
+// The Durable Object shell and the wasm core together, in real workerd, over
+// real WebSockets. Each test uses a fresh room, hence a fresh DO.
+import { env } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+
+import malformed from '../vectors/malformed.json'
+import type { Env } from './fixture.js'
+import { freshRoom, insertMessage, message, TestSocket } from './socket.js'
+
+const testEnv = env as unknown as Env
+const room = (name: string) => testEnv.TEST_DO.get(testEnv.TEST_DO.idFromName(name))
+const shortRoom = (name: string) => testEnv.SHORT_DO.get(testEnv.SHORT_DO.idFromName(name))
+
+async function subscribed(name: string, user = 'ann', kind: 'sync' | 'short' = 'sync') {
+  const { socket, welcome } = await TestSocket.connect(name, user, {}, kind)
+  socket.send({ t: 'sub', id: 's1', c: 'messages' })
+  const snapshot = await socket.next('snapshot')
+  return { socket, welcome, snapshot }
+}
+
+describe('writes and confirmation', () => {
+  it('insert, update and delete round-trip; the changes arrive before the ack that confirms them', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    socket.send({ t: 'mut', id: 'm1', ops: [insertMessage('a')] })
+    const ack1 = await socket.next('ack', (f) => f.id === 'm1')
+    const changes1 = socket.all('changes')
+    expect(changes1).toHaveLength(1)
+    expect(changes1[0]!.seq).toBe(ack1.seq)
+    expect(changes1[0]!.changes).toEqual([{ c: 'messages', k: 'a', row: message('a') }])
+    // The changes frame came first.
+    expect(socket.frames.indexOf(changes1[0]!)).toBeLessThan(socket.frames.indexOf(ack1))
+
+    const ack2 = await socket.mutate('m2', [{ c: 'messages', op: 'update', k: 'a', cols: { content: 'edited' } }])
+    expect(ack2.t).toBe('ack')
+    expect((ack2 as { seq: number }).seq).toBeGreaterThan(ack1.seq)
+    const upd = await socket.next('changes', (f) => f.seq === (ack2 as { seq: number }).seq)
+    expect(upd.changes[0]!.row).toMatchObject({ id: 'a', content: 'edited' })
+
+    const ack3 = await socket.mutate('m3', [{ c: 'messages', op: 'delete', k: 'a' }])
+    const del = await socket.next('changes', (f) => f.seq === (ack3 as { seq: number }).seq)
+    expect(del.changes).toEqual([{ c: 'messages', k: 'a' }])
+    expect(await room(name).rows('messages')).toEqual([])
+    socket.close()
+  })
+
+  it('two sockets see each other’s writes, as the same bytes', async () => {
+    const name = freshRoom()
+    const a = await subscribed(name, 'ann')
+    const b = await subscribed(name, 'bob')
+    await a.socket.mutate('from-ann', [insertMessage('x', 'ann')])
+    await b.socket.mutate('from-bob', [insertMessage('y', 'bob')])
+    const seenByB = await b.socket.next('changes', (f) => f.changes.some((c) => c.k === 'x'))
+    const seenByA = await a.socket.next('changes', (f) => f.changes.some((c) => c.k === 'y'))
+    expect(seenByA.changes[0]!.row).toEqual(message('y', 'bob'))
+    expect(seenByB.changes[0]!.row).toEqual(message('x', 'ann'))
+    const rawA = a.socket.raw.filter((f) => f.startsWith('{"t":"changes"'))
+    const rawB = b.socket.raw.filter((f) => f.startsWith('{"t":"changes"'))
+    expect(rawA).toHaveLength(2)
+    expect(rawA).toEqual(rawB)
+    a.socket.close()
+    b.socket.close()
+  })
+
+  it('a multi-op mutation commits all ops at one confirmation seq', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    socket.send({ t: 'sub', id: 's2', c: 'tasks' })
+    await socket.next('snapshot', (f) => f.sub === 's2')
+    const ack = await socket.mutate('multi', [
+      insertMessage('m1'),
+      { c: 'tasks', op: 'insert', k: 't1', cols: { id: 't1', title: 'one' } },
+      insertMessage('m2'),
+    ])
+    expect(ack.t).toBe('ack')
+    const unit = await socket.next('changes', (f) => f.seq === (ack as { seq: number }).seq)
+    expect(unit.changes.map((c) => c.k).sort()).toEqual(['m1', 'm2', 't1'])
+    socket.close()
+  })
+
+  it('afterCommit runs after the ack, with the confirmed seq', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const ack = (await socket.mutate('ac', [insertMessage('after')])) as { seq: number }
+    await expect.poll(() => room(name).afterCommits()).toEqual([`after@${ack.seq}`])
+    socket.close()
+  })
+
+  it('a named command runs once and returns its result in the ack', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    socket.send({ t: 'call', id: 'c1', name: 'echo', args: { text: 'hi' } })
+    const ack = await socket.next('ack', (f) => f.id === 'c1')
+    expect(ack.result).toEqual({ echoed: 'hi', by: 'ann' })
+    socket.close()
+  })
+})
+
+describe('rejections change nothing', () => {
+  it('a denied authorize rejects with UNAUTHORIZED and applies nothing', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name, 'ann')
+    const before = await room(name).state()
+    const reject = await socket.mutate('forge', [insertMessage('f', 'mallory')])
+    expect(reject).toMatchObject({ t: 'reject', id: 'forge', code: 10, error: 'UNAUTHORIZED', message: 'author mismatch' })
+    expect(await room(name).rows('messages')).toEqual([])
+    expect((await room(name).state()).head).toBe(before.head)
+    socket.close()
+  })
+
+  it('an async authorize that throws denies the whole mutation', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const reject = await socket.mutate('async-deny', [
+      insertMessage('ok'),
+      { c: 'tasks', op: 'insert', k: 't', cols: { id: 't', title: 'forbidden' } },
+    ])
+    expect(reject).toMatchObject({ t: 'reject', code: 10 })
+    expect(await room(name).rows('messages')).toEqual([])
+    socket.close()
+  })
+
+  it('an execute that throws rolls back every op of the mutation', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const before = await room(name).state()
+    const reject = await socket.mutate('boom', [
+      insertMessage('first'),
+      { c: 'tasks', op: 'insert', k: 't', cols: { id: 't', title: 'explode' } },
+    ])
+    expect(reject).toMatchObject({ t: 'reject', code: 12, error: 'EXECUTE_FAILED' })
+    expect(await room(name).rows('messages')).toEqual([])
+    expect(await room(name).rows('tasks')).toEqual([])
+    expect((await room(name).state()).head).toBe(before.head)
+    expect(socket.all('changes')).toEqual([])
+    // The socket is still usable.
+    expect((await socket.mutate('after-boom', [insertMessage('second')])).t).toBe('ack')
+    socket.close()
+  })
+
+  for (const vector of malformed.cases as Array<{ name: string; frame: string; code: number; fresh?: boolean; close?: number }>) {
+    it(`bad input: ${vector.name} → code ${vector.code}, nothing changes`, async () => {
+      const name = freshRoom('bad')
+      const stub = room(name)
+      const watcher = await subscribed(name, 'bob')
+      let socket: TestSocket
+      if (vector.fresh) {
+        socket = await TestSocket.open(name, 'ann')
+      } else {
+        socket = (await subscribed(name, 'ann')).socket
+      }
+      const before = await stub.state()
+      const framesBefore = socket.frames.length
+      socket.send(vector.frame)
+      const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const started = Date.now()
+        const poll = () => {
+          const f = socket.frames.slice(framesBefore).find((x) => ['error', 'reject', 'sub-error'].includes(x.t))
+          if (f) return resolve(f)
+          if (Date.now() - started > 3000) return reject(new Error(`no error frame; got ${JSON.stringify(socket.frames.slice(framesBefore))}`))
+          setTimeout(poll, 5)
+        }
+        poll()
+      })
+      expect(answer.code).toBe(vector.code)
+      expect(typeof answer.error).toBe('string')
+      expect(typeof answer.message).toBe('string')
+      const after = await stub.state()
+      expect(after.head).toBe(before.head)
+      expect(await stub.rows('messages')).toEqual([])
+      if (vector.close) {
+        await expect.poll(() => socket.closed?.code).toBe(vector.close)
+      } else {
+        // The socket survives: a valid exchange still works on it.
+        if (vector.fresh && !socket.all('welcome').length) socket.send({ t: 'hello', v: 1 })
+        socket.send({ t: 'call', id: 'still-alive', name: 'echo', args: { text: 'ok' } })
+        await socket.next('ack', (f) => f.id === 'still-alive')
+      }
+      // Other sockets are unaffected and saw no changes.
+      expect(watcher.socket.closed).toBeUndefined()
+      expect(watcher.socket.all('changes')).toEqual([])
+      socket.close()
+      watcher.socket.close()
+    })
+  }
+
+  it('a frame over maxFrameBytes gets TOO_LARGE and the socket survives', async () => {
+    const { socket } = await subscribed(freshRoom())
+    socket.send(JSON.stringify({ t: 'call', id: 'big', name: 'echo', args: { text: 'x'.repeat(4.5 * 1024 * 1024) } }))
+    const error = await socket.next('error')
+    expect(error).toMatchObject({ code: 4, error: 'TOO_LARGE' })
+    socket.send({ t: 'call', id: 'small', name: 'echo', args: { text: 'y' } })
+    expect((await socket.next('ack', (f) => f.id === 'small')).result).toMatchObject({ echoed: 'y' })
+    socket.close()
+  })
+
+  it('a value over 2 MB gets TOO_LARGE and is not stored', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const reject = await socket.mutate('huge', [insertMessage('h', 'ann', 'z'.repeat(2_000_001))])
+    expect(reject).toMatchObject({ t: 'reject', code: 4 })
+    expect(await room(name).rows('messages')).toEqual([])
+    socket.close()
+  })
+
+  it('a binary frame that is not UTF-8 is MALFORMED_FRAME', async () => {
+    const { socket } = await subscribed(freshRoom())
+    socket.ws.send(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))
+    expect(await socket.next('error')).toMatchObject({ code: 1 })
+    socket.close()
+  })
+
+  it('a client-sent x-claims header is ignored: the Worker overwrites it', async () => {
+    const name = freshRoom()
+    const socket = await TestSocket.open(name, 'ann', 'sync', { 'x-claims': JSON.stringify({ userId: 'mallory' }) })
+    socket.send({ t: 'hello', v: 1 })
+    await socket.next('welcome')
+    const reject = await socket.mutate('spoof', [insertMessage('s', 'mallory')])
+    expect(reject).toMatchObject({ t: 'reject', code: 10 })
+    socket.close()
+  })
+
+  it('an upgrade without valid credentials is refused with 401', async () => {
+    const { exports } = await import('cloudflare:workers')
+    const res = await exports.default.fetch('http://test/sync/x?user=', { headers: { Upgrade: 'websocket' } })
+    expect(res.status).toBe(401)
+  })
+})
+
+describe('exactly-once mutation ids', () => {
+  it('a replayed id is not applied twice and gets the original ack', async () => {
+    const name = freshRoom()
+    const first = await subscribed(name)
+    const ack = await first.socket.mutate('once', [insertMessage('o')])
+    first.socket.close()
+    const second = await subscribed(name)
+    second.socket.send({ t: 'mut', id: 'once', ops: [insertMessage('o2')] })
+    const replay = await second.socket.next('ack', (f) => f.id === 'once')
+    expect(replay).toEqual(ack)
+    expect((await room(name).rows('messages')).map((r) => r.id)).toEqual(['o'])
+    second.socket.close()
+  })
+
+  it('a replayed rejection gets the identical reject frame', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const first = await socket.mutate('deny-once', [insertMessage('d', 'mallory')])
+    const again = await socket.mutate('deny-once', [insertMessage('d', 'mallory')])
+    expect(again).toEqual(first)
+    socket.close()
+  })
+
+  it('a duplicate sent while the original is in flight gets the same outcome, applied once', async () => {
+    const name = freshRoom()
+    const a = await subscribed(name)
+    const b = await subscribed(name)
+    // tasks.insert authorizes asynchronously, so the duplicate arrives while the first is in flight.
+    const op = { c: 'tasks', op: 'insert', k: 'dup', cols: { id: 'dup', title: 'once' } }
+    a.socket.send({ t: 'mut', id: 'race', ops: [op] })
+    a.socket.send({ t: 'mut', id: 'race', ops: [op] })
+    b.socket.send({ t: 'mut', id: 'race', ops: [op] })
+    const acks = [
+      await a.socket.next('ack', (f) => f.id === 'race'),
+      await a.socket.next('ack', (f) => f.id === 'race'),
+      await b.socket.next('ack', (f) => f.id === 'race'),
+    ]
+    expect(new Set(acks.map((x) => x.seq)).size).toBe(1)
+    expect(await room(name).rows('tasks')).toHaveLength(1)
+    a.socket.close()
+    b.socket.close()
+  })
+
+  it('ids are scoped by identity: bob reusing ann’s id is a separate mutation', async () => {
+    const name = freshRoom()
+    const ann = await subscribed(name, 'ann')
+    const bob = await subscribed(name, 'bob')
+    const annAck = (await ann.socket.mutate('shared-id', [insertMessage('from-ann', 'ann')])) as { seq: number }
+    const bobAck = (await bob.socket.mutate('shared-id', [insertMessage('from-bob', 'bob')])) as { seq: number }
+    expect(bobAck.seq).toBeGreaterThan(annAck.seq)
+    expect((await room(name).rows('messages')).map((r) => r.id)).toEqual(['from-ann', 'from-bob'])
+    ann.socket.close()
+    bob.socket.close()
+  })
+})
+
+describe('resume', () => {
+  it('inside the retention window: a delta of what changed, then synced', async () => {
+    const name = freshRoom()
+    const first = await subscribed(name)
+    const a = (await first.socket.mutate('a', [insertMessage('a')])) as { seq: number }
+    const epoch = first.welcome.epoch
+    first.socket.close()
+    const other = await subscribed(name, 'bob')
+    await other.socket.mutate('b', [insertMessage('b', 'bob')])
+    await other.socket.mutate('del-a', [{ c: 'messages', op: 'delete', k: 'a' }])
+    const { socket, welcome } = await TestSocket.connect(name, 'ann', {
+      epoch, since: a.seq, subs: [{ id: 's1', c: 'messages', resume: true }],
+    })
+    const synced = await socket.next('synced')
+    expect(synced.seq).toBe(welcome.seq)
+    expect(socket.all('snapshot')).toEqual([])
+    const delta = socket.all('changes').flatMap((f) => f.changes)
+    expect(delta).toEqual(expect.arrayContaining([
+      { c: 'messages', k: 'b', row: message('b', 'bob') },
+      { c: 'messages', k: 'a' },
+    ]))
+    socket.close()
+    other.socket.close()
+  })
+
+  it('from before the retention window: a snapshot without the rows deleted meanwhile', async () => {
+    const name = freshRoom()
+    const first = await subscribed(name, 'ann', 'short')
+    const a = (await first.socket.mutate('a', [insertMessage('a')])) as { seq: number }
+    await first.socket.mutate('b', [insertMessage('b')])
+    const epoch = first.welcome.epoch
+    first.socket.close()
+    const writer = await subscribed(name, 'ann', 'short')
+    await writer.socket.mutate('del-a', [{ c: 'messages', op: 'delete', k: 'a' }])
+    await writer.socket.mutate('c', [insertMessage('c')])
+    // Retention is 1 s: a clock 10 s ahead prunes everything.
+    await shortRoom(name).housekeepAt(Date.now() + 10_000)
+    expect((await shortRoom(name).state()).floor).toBeGreaterThan(a.seq)
+    const { socket } = await TestSocket.connect(name, 'ann', {
+      epoch, since: a.seq, subs: [{ id: 's1', c: 'messages', resume: true }],
+    }, 'short')
+    await socket.next('synced')
+    const rows = socket.all('snapshot').flatMap((f) => f.rows)
+    expect(rows.map((r) => r.id).sort()).toEqual(['b', 'c'])
+    socket.close()
+    writer.socket.close()
+  })
+
+  it('with another epoch: a snapshot', async () => {
+    const name = freshRoom()
+    const { socket: seed } = await subscribed(name)
+    await seed.mutate('x', [insertMessage('x')])
+    const { socket } = await TestSocket.connect(name, 'ann', {
+      epoch: 'some-other-epoch', since: 1, subs: [{ id: 's1', c: 'messages', resume: true }],
+    })
+    await socket.next('synced')
+    expect(socket.all('snapshot').flatMap((f) => f.rows).map((r) => r.id)).toEqual(['x'])
+    socket.close()
+    seed.close()
+  })
+})
+
+describe('server-side writes and schema evolution', () => {
+  it('runSyncedWrite broadcasts to subscribers', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    await room(name).serverInsertMessage(message('srv', 'agent'))
+    const changes = await socket.next('changes')
+    expect(changes.changes).toEqual([{ c: 'messages', k: 'srv', row: message('srv', 'agent') }])
+    socket.close()
+  })
+
+  it('ALTER TABLE ADD COLUMN flows to clients with no re-wiring', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    await socket.mutate('a', [insertMessage('a')])
+    await room(name).addColumn()
+    const changes = await socket.next('changes', (f) => f.changes.some((c) => c.row && 'mood' in c.row))
+    expect(changes.changes[0]!.row).toMatchObject({ id: 'a', mood: 'happy' })
+    socket.close()
+  })
+})
+
+describe('registration', () => {
+  const probe = (name: string) => testEnv.PROBE_DO.get(testEnv.PROBE_DO.idFromName(name))
+
+  it('rejects an INTEGER primary key, saying why and what to do', async () => {
+    const error = await probe(freshRoom()).tryRegister('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)', 't', 'id')
+    expect(error).toMatch(/TEXT/)
+    expect(error).toMatch(/id/)
+  })
+
+  it('rejects a BLOB primary key', async () => {
+    expect(await probe(freshRoom()).tryRegister('CREATE TABLE t (id BLOB PRIMARY KEY, v TEXT)', 't', 'id')).toMatch(/TEXT/)
+  })
+
+  it('rejects a composite primary key', async () => {
+    const error = await probe(freshRoom()).tryRegister('CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))', 't', 'a')
+    expect(error).not.toBeNull()
+  })
+
+  it('rejects a missing table', async () => {
+    expect(await probe(freshRoom()).tryRegister('SELECT 1', 'nope', 'id')).toMatch(/nope/)
+  })
+
+  it('is idempotent, keeps user triggers, removes triggers of unregistered tables', async () => {
+    const p = probe(freshRoom())
+    expect(await p.tryRegister('CREATE TABLE a (id TEXT PRIMARY KEY)', 'a', 'id')).toBeNull()
+    await p.exec("CREATE TRIGGER user_audit AFTER INSERT ON a BEGIN SELECT 1; END")
+    expect(await p.tryRegister('SELECT 1', 'a', 'id')).toBeNull()
+    const once = await p.triggers()
+    expect(once).toContain('user_audit')
+    expect(once.filter((t) => t.includes('_a_'))).toHaveLength(3)
+    expect(await p.tryRegister('CREATE TABLE b (id TEXT PRIMARY KEY)', 'b', 'id')).toBeNull()
+    const after = await p.triggers()
+    expect(after.filter((t) => t.startsWith('_sync_changes_a_'))).toEqual([])
+    expect(after.filter((t) => t.startsWith('_sync_changes_b_'))).toHaveLength(3)
+    expect(after).toContain('user_audit')
+  })
+})
