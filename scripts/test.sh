@@ -3,7 +3,8 @@
 #   1. doctest, native, against Debian's SQLite
 #   2. the same doctest suite built to wasm, run under node (SQLite amalgamation in wasm)
 #   3. the shell and the wasm core in real workerd (vitest-pool-workers)
-#   4. the client: unit tests and a real TanStack DB collection against the DO in workerd
+#   4. the client: unit and type tests, and real TanStack DB collections in Node against
+#      the fixture DO under wrangler dev
 #   5. the chat example in headless Chromium (playwright-core)
 #   6. a short libFuzzer run of the frame decoder and the predicate evaluator
 # Prints "N passed, N failed" (suites) at the end; exits non-zero on any failure.
@@ -28,8 +29,10 @@ run cpp-native cmake --workflow --preset native
 run cpp-wasm cmake --workflow --preset wasm-tests
 run build npm run --silent build
 run workerd npx vitest run --config tests/worker/vitest.config.ts
-[ -f tests/client/vitest.config.ts ] && run client npx vitest run --config tests/client/vitest.config.ts
-[ -f tests/browser/chat.test.mjs ] && run browser node --test tests/browser/
+run client-unit npx vitest run --config tests/client/vitest.config.ts
+run client-e2e npx vitest run --config tests/e2e/vitest.config.ts
+run typecheck-tests npx tsc --noEmit -p tests/tsconfig.json
+run browser node --test --test-reporter=spec tests/browser/
 run fuzz-smoke bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
 echo

@@ -4,7 +4,7 @@
 // ProbeDO registers whatever schema a test hands it.
 import { DurableObject } from 'cloudflare:workers'
 
-import { SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
+import { refuseConnection, SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
 
 export interface Env {
   TEST_DO: DurableObjectNamespace<TestDO>
@@ -145,6 +145,11 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
         m.id, m.author, m.content, m.created_at)
     })
   }
+  serverDeleteMessage(id: string): void {
+    this.runSyncedWrite((sql) => {
+      sql.exec('DELETE FROM messages WHERE id = ?', id)
+    })
+  }
   addColumn(): void {
     this.runSyncedWrite((sql) => {
       sql.exec('ALTER TABLE messages ADD COLUMN mood TEXT')
@@ -205,16 +210,54 @@ export class ProbeDO extends SyncDurableObject<Env, Claims> {
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url)
+    const admin = url.pathname.match(/^\/admin\/(sync|short)\/([A-Za-z0-9_-]{1,64})\/([a-z-]+)$/)
+    if (admin) {
+      const namespace = (admin[1] === 'short' ? env.SHORT_DO : env.TEST_DO) as DurableObjectNamespace<TestDO>
+      return adminRequest(namespace, admin[2]!, admin[3]!, req)
+    }
     const match = url.pathname.match(/^\/(sync|short)\/([A-Za-z0-9_-]{1,64})$/)
     if (!match) return new Response('not found', { status: 404 })
     const user = url.searchParams.get('user') ?? ''
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return new Response('unauthorized', { status: 401 })
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
     const headers = new Headers(req.headers)
     headers.set('x-claims', JSON.stringify({ userId: user }))
     const namespace = match[1] === 'short' ? env.SHORT_DO : env.TEST_DO
     return namespace.get(namespace.idFromName(match[2]!)).fetch(new Request(req, { headers }))
   },
 } satisfies ExportedHandler<Env>
+
+// Test-only HTTP hooks into a room, for harnesses outside workerd (the
+// client tests in Node). A real app would never expose these.
+async function adminRequest(
+  namespace: DurableObjectNamespace<TestDO>,
+  name: string,
+  action: string,
+  req: Request,
+): Promise<Response> {
+  const stub = namespace.get(namespace.idFromName(name))
+  const body = req.method === 'POST' ? ((await req.json()) as Record<string, unknown>) : {}
+  switch (action) {
+    case 'server-insert':
+      await stub.serverInsertMessage(body as unknown as Message)
+      return Response.json({ ok: true })
+    case 'server-delete':
+      await stub.serverDeleteMessage(String(body.id))
+      return Response.json({ ok: true })
+    case 'housekeep':
+      await stub.housekeepAt(Date.now() + Number(body.aheadMs ?? 0))
+      return Response.json(await stub.state())
+    case 'state':
+      return Response.json(await stub.state())
+    case 'rows':
+      return Response.json({
+        messages: await stub.rows('messages'),
+        tasks: await stub.rows('tasks'),
+        notes: await stub.rows('notes'),
+      })
+    default:
+      return new Response('unknown admin action', { status: 404 })
+  }
+}
 
 // Keep DurableObject referenced so the import is not dropped in type-only builds.
 export type { DurableObject }

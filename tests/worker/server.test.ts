@@ -220,9 +220,11 @@ describe('rejections change nothing', () => {
     socket.close()
   })
 
-  it('an upgrade without valid credentials is refused with 401', async () => {
+  it('an upgrade without valid credentials is closed with 4401 (terminal); plain HTTP gets 401', async () => {
     const { exports } = await import('cloudflare:workers')
-    const res = await exports.default.fetch('http://test/sync/x?user=', { headers: { Upgrade: 'websocket' } })
+    const socket = await TestSocket.open(freshRoom(), '')
+    await expect.poll(() => socket.closed?.code).toBe(4401)
+    const res = await exports.default.fetch('http://test/sync/x?user=')
     expect(res.status).toBe(401)
   })
 })

@@ -2,7 +2,7 @@
 // runnable. Every /sync/<room> WebSocket upgrade is authenticated here, the
 // claims header is forged (overwriting anything the client sent), and the
 // request goes to the room's Durable Object. Everything else is the page.
-import { SyncDurableObject, SyncRegistry } from 'seqsync'
+import { refuseConnection, SyncDurableObject, SyncRegistry } from 'seqsync'
 
 export interface Env {
   CHAT_ROOM: DurableObjectNamespace<ChatRoom>
@@ -86,7 +86,7 @@ export default {
     const match = new URL(req.url).pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)
     if (!match) return env.ASSETS.fetch(req)
     const claims = verifyUser(req)
-    if (!claims) return new Response('unauthorized', { status: 401 })
+    if (!claims) return refuseConnection(req) // a terminal 4401 close: the client stops retrying
     const headers = new Headers(req.headers)
     headers.set('x-claims', JSON.stringify(claims)) // overwrites any client-sent value
     const stub = env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(match[1]!))

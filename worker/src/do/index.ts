@@ -13,4 +13,5 @@ export {
   type OpType,
   type SyncOp,
 } from './registry.js'
+export { refuseConnection } from './refuse.js'
 export { ErrorCode, CloseCode } from '../protocol/codes.js'

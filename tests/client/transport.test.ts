@@ -1,0 +1,409 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { WebSocketTransport } from '../../worker/src/client/transport.js'
+import type { AppliedUnit, SubscriptionHandler } from '../../worker/src/client/transport.js'
+import { ClosedError, RejectedError, SeqsyncError, SubscriptionError, TimeoutError } from '../../worker/src/client/errors.js'
+import { ErrorCode } from '../../worker/src/protocol/index.js'
+import { FakeSocket, tick, until } from './fake-socket.js'
+
+function recorder() {
+  const units: AppliedUnit[] = []
+  const errors: SubscriptionError[] = []
+  const handler: SubscriptionHandler = {
+    applyUnit: (u) => units.push(u),
+    onError: (e) => errors.push(e),
+  }
+  return { units, errors, handler }
+}
+
+let transports: WebSocketTransport[] = []
+function make(extra: Partial<ConstructorParameters<typeof WebSocketTransport>[0]> = {}) {
+  const t = new WebSocketTransport({
+    url: 'ws://do/sync/room',
+    WebSocket: FakeSocket,
+    backoff: { initialMs: 2, maxMs: 4 },
+    watchNetwork: false,
+    ...extra,
+  })
+  transports.push(t)
+  return t
+}
+
+beforeEach(() => FakeSocket.reset())
+afterEach(() => {
+  for (const t of transports) t.close()
+  transports = []
+})
+
+describe('WebSocketTransport: handshake', () => {
+  it('dials at once, forces arraybuffer, sends hello with the registered subs', () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 's1', c: 'messages' }, a.handler)
+    t.register({ id: 's2', c: 'rooms', where: { type: 'func', name: 'isNull', args: [{ type: 'ref', path: ['x'] }] } }, recorder().handler)
+    const ws = FakeSocket.last
+    expect(FakeSocket.instances).toHaveLength(1)
+    expect(ws.binaryType).toBe('arraybuffer')
+    expect(t.status).toBe('connecting')
+    ws.open()
+    expect(ws.sent).toEqual([
+      {
+        t: 'hello',
+        v: 1,
+        subs: [
+          { id: 's1', c: 'messages' },
+          { id: 's2', c: 'rooms', where: { type: 'func', name: 'isNull', args: [{ type: 'ref', path: ['x'] }] } },
+        ],
+      },
+    ])
+    ws.deliver({ t: 'welcome', v: 1, epoch: 'e1', seq: 0, limits: {} as never })
+    expect(t.status).toBe('live')
+    expect(t.epoch).toBe('e1')
+  })
+
+  it('a sub registered after hello goes out as a sub frame; unregister sends unsub', () => {
+    const t = make()
+    FakeSocket.last.handshake()
+    const off = t.register({ id: 's9', c: 'messages' }, recorder().handler)
+    off()
+    expect(FakeSocket.last.sent.slice(1)).toEqual([
+      { t: 'sub', id: 's9', c: 'messages' },
+      { t: 'unsub', id: 's9' },
+    ])
+  })
+
+  it('notifies subscribers of status changes', () => {
+    const t = make()
+    const seen: string[] = []
+    const off = t.subscribe(() => seen.push(t.status))
+    FakeSocket.last.handshake()
+    off()
+    t.close()
+    expect(seen).toEqual(['live'])
+    expect(t.status).toBe('closed')
+  })
+
+  it('lazy: dials on the first registration', () => {
+    const t = make({ lazy: true })
+    expect(FakeSocket.instances).toHaveLength(0)
+    t.register({ id: 's1', c: 'messages' }, recorder().handler)
+    expect(FakeSocket.instances).toHaveLength(1)
+  })
+})
+
+describe('WebSocketTransport: units and the cursor', () => {
+  it('buffers more:true parts and applies the unit whole on its final frame', () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 's1', c: 'messages' }, a.handler)
+    const ws = FakeSocket.last
+    ws.handshake()
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'messages', seq: 5, rows: [{ id: 'a' }], more: true })
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'messages', seq: 5, rows: [{ id: 'b' }], more: true })
+    expect(a.units).toEqual([])
+    expect(t.appliedSeq).toBe(0)
+    ws.deliver({ t: 'synced', seq: 5 })
+    expect(a.units).toEqual([{ seq: 5, changes: [], snapshot: [{ id: 'a' }, { id: 'b' }] }])
+    expect(t.appliedSeq).toBe(5)
+
+    ws.deliver({ t: 'changes', seq: 6, changes: [{ c: 'messages', k: 'c', row: { id: 'c' } }], more: true })
+    expect(t.appliedSeq).toBe(5)
+    ws.deliver({ t: 'changes', seq: 6, changes: [{ c: 'messages', k: 'a' }, { c: 'other', k: 'z' }] })
+    expect(a.units[1]).toEqual({
+      seq: 6,
+      changes: [{ c: 'messages', k: 'c', row: { id: 'c' } }, { c: 'messages', k: 'a' }],
+      snapshot: undefined,
+    })
+    expect(t.appliedSeq).toBe(6)
+  })
+
+  it('never moves the cursor backwards', () => {
+    const t = make()
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    const ws = FakeSocket.last
+    ws.handshake()
+    ws.deliver({ t: 'synced', seq: 9 })
+    ws.deliver({ t: 'synced', seq: 4 })
+    expect(t.appliedSeq).toBe(9)
+  })
+
+  it('ignores changes for a sub still waiting for its snapshot', () => {
+    const t = make()
+    const a = recorder()
+    const ws = FakeSocket.last
+    ws.handshake()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    ws.deliver({ t: 'changes', seq: 3, changes: [{ c: 'm', k: 'x', row: { id: 'x' } }] })
+    expect(a.units).toEqual([])
+    expect(t.appliedSeq).toBe(3)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 4, rows: [] })
+    expect(a.units).toEqual([{ seq: 4, changes: [], snapshot: [] }])
+  })
+
+  it('discards a partial unit on drop and resumes from the unmoved cursor (F1)', async () => {
+    const t = make()
+    const a = recorder()
+    const b = recorder()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    t.register({ id: 's2', c: 'n' }, b.handler)
+    let ws = FakeSocket.last
+    ws.handshake('e1', 10)
+    // s1's snapshot completes; s2's is cut mid-unit.
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 10, rows: [{ id: 'a' }] })
+    ws.deliver({ t: 'snapshot', sub: 's2', c: 'n', seq: 11, rows: [{ id: 'p' }], more: true })
+    ws.drop(1006)
+    expect(t.status).toBe('offline')
+    expect(b.units).toEqual([])
+    expect(t.appliedSeq).toBe(10)
+    await until(() => FakeSocket.instances.length === 2)
+    ws = FakeSocket.last
+    ws.open()
+    expect(ws.sent[0]).toEqual({
+      t: 'hello',
+      v: 1,
+      epoch: 'e1',
+      since: 10,
+      subs: [
+        { id: 's1', c: 'm', resume: true },
+        { id: 's2', c: 'n' },
+      ],
+    })
+  })
+
+  it('a storage reset (new epoch) resets the cursor and re-snapshots', async () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    let ws = FakeSocket.last
+    ws.handshake('e1', 50)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 50, rows: [{ id: 'a' }] })
+    ws.drop(1011)
+    await until(() => FakeSocket.instances.length === 2)
+    ws = FakeSocket.last
+    ws.handshake('e2', 3)
+    expect(t.epoch).toBe('e2')
+    expect(t.appliedSeq).toBe(0)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 3, rows: [], more: true }, { t: 'synced', seq: 3 })
+    expect(t.appliedSeq).toBe(3)
+    expect(a.units[1]).toEqual({ seq: 3, changes: [], snapshot: [] })
+    ws.drop(1006)
+    await until(() => FakeSocket.instances.length === 3)
+    FakeSocket.last.open()
+    expect(FakeSocket.last.sent[0]).toMatchObject({ epoch: 'e2', since: 3, subs: [{ id: 's1', resume: true }] })
+  })
+
+  it('sub-error reaches the handler and drops the sub', async () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 's1', c: 'nope' }, a.handler)
+    const ws = FakeSocket.last
+    ws.handshake()
+    ws.deliver({ t: 'sub-error', sub: 's1', code: 7, error: 'UNKNOWN_COLLECTION', message: 'no table nope' })
+    expect(a.errors).toHaveLength(1)
+    expect(a.errors[0]).toBeInstanceOf(SubscriptionError)
+    expect(a.errors[0]?.codeName).toBe('UNKNOWN_COLLECTION')
+    ws.drop(1006)
+    await until(() => FakeSocket.instances.length === 2)
+    FakeSocket.last.open()
+    expect(FakeSocket.last.sent[0]).not.toHaveProperty('subs')
+  })
+
+  it('reports error frames and garbage through onError', () => {
+    const errors: SeqsyncError[] = []
+    make({ onError: (e) => errors.push(e) })
+    const ws = FakeSocket.last
+    ws.handshake()
+    ws.deliver({ t: 'error', code: 1, error: 'MALFORMED_FRAME', message: 'bad at 17' })
+    ws.onmessage?.({ data: '{nope' })
+    expect(errors.map((e) => e.codeName)).toEqual(['MALFORMED_FRAME', 'MALFORMED_FRAME'])
+  })
+})
+
+describe('WebSocketTransport: writes', () => {
+  it('mutate resolves after the ack once the cursor passed its seq', async () => {
+    const t = make()
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    const ws = FakeSocket.last
+    ws.handshake('e1', 41)
+    ws.deliver({ t: 'synced', seq: 41 })
+    let done: { seq: number } | undefined
+    const p = t.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { id: 'a' } }]).then((r) => (done = r))
+    const mut = ws.framesOf('mut')[0]
+    expect(mut).toMatchObject({ t: 'mut', ops: [{ c: 'm', op: 'insert', k: 'a', cols: { id: 'a' } }] })
+    expect(mut?.id).toMatch(/^[0-9a-f-]{36}$/)
+    ws.deliver({ t: 'changes', seq: 42, changes: [{ c: 'm', k: 'a', row: { id: 'a' } }] })
+    await tick()
+    expect(done).toBeUndefined()
+    ws.deliver({ t: 'ack', id: mut!.id, seq: 42 })
+    await p
+    expect(done).toEqual({ seq: 42 })
+    expect(t.appliedSeq).toBe(42)
+  })
+
+  it('an ack alone moves the cursor (write to a table this socket does not watch)', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake('e1', 7)
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    ws.deliver({ t: 'ack', id: ws.framesOf('mut')[0]!.id, seq: 8 })
+    await expect(p).resolves.toEqual({ seq: 8 })
+    expect(t.appliedSeq).toBe(8)
+  })
+
+  it('reject rejects with RejectedError carrying the wire code', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    const id = ws.framesOf('mut')[0]!.id
+    ws.deliver({ t: 'reject', id, code: 10, error: 'UNAUTHORIZED', message: 'author mismatch' })
+    const err = await p.catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(RejectedError)
+    expect(err).toBeInstanceOf(SeqsyncError)
+    expect(err).toMatchObject({ code: 10, codeName: 'UNAUTHORIZED', id })
+  })
+
+  it('writes made while offline are sent after the next welcome', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    ws.open()
+    expect(ws.framesOf('mut')).toEqual([]) // not before the welcome
+    ws.deliver({ t: 'welcome', v: 1, epoch: 'e1', seq: 0, limits: {} as never })
+    const [mut] = ws.framesOf('mut')
+    expect(mut).toBeDefined()
+    ws.deliver({ t: 'ack', id: mut!.id, seq: 1 })
+    await expect(p).resolves.toEqual({ seq: 1 })
+  })
+
+  it('an in-flight write whose ack was lost is re-sent with the same id', async () => {
+    const t = make()
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    let ws = FakeSocket.last
+    ws.handshake()
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    const id = ws.framesOf('mut')[0]!.id
+    ws.drop(1006)
+    await until(() => FakeSocket.instances.length === 2)
+    ws = FakeSocket.last
+    ws.handshake()
+    expect(ws.framesOf('mut')).toEqual([{ t: 'mut', id, ops: [{ c: 'm', op: 'delete', k: 'a' }] }])
+    ws.deliver({ t: 'synced', seq: 3 }, { t: 'ack', id, seq: 3 })
+    await expect(p).resolves.toEqual({ seq: 3 })
+  })
+
+  it('call resolves with the result', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    const p = t.call<{ n: number }>('rename', { to: 'x' })
+    const [call] = ws.framesOf('call')
+    expect(call).toMatchObject({ name: 'rename', args: { to: 'x' } })
+    ws.deliver({ t: 'ack', id: call!.id, seq: 2, result: { n: 1 } })
+    await expect(p).resolves.toEqual({ n: 1 })
+  })
+
+  it('refuses a frame over maxFrameBytes before sending (UTF-8 bytes)', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    const big = '€'.repeat(1_500_000) // 4.5 MB in UTF-8, 1.5 M UTF-16 units
+    const err = await t.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { body: big } }]).catch((e: unknown) => e)
+    expect(err).toMatchObject({ codeName: 'TOO_LARGE' })
+    expect(ws.framesOf('mut')).toEqual([])
+  })
+
+  it('refuses an empty mutation', async () => {
+    const t = make()
+    await expect(t.mutate([])).rejects.toMatchObject({ code: ErrorCode.INVALID_FIELD })
+  })
+})
+
+describe('WebSocketTransport: awaitSeq', () => {
+  it('resolves at once, later, or times out', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    await expect(t.awaitSeq(0)).resolves.toBeUndefined()
+    const later = t.awaitSeq(5, 1000)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 5, rows: [] })
+    await expect(later).resolves.toBeUndefined()
+    await expect(t.awaitSeq(6, 10)).rejects.toBeInstanceOf(TimeoutError)
+  })
+})
+
+describe('WebSocketTransport: closing', () => {
+  it('a terminal close rejects pending writes and never redials', async () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    const ws = FakeSocket.last
+    ws.handshake()
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    const w = t.awaitSeq(100, 10_000)
+    ws.drop(4401, 'unauthorized')
+    const err = await p.catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ClosedError)
+    expect(err).toMatchObject({ closeCode: 4401 })
+    await expect(w).rejects.toBeInstanceOf(ClosedError)
+    expect(t.status).toBe('closed')
+    expect(a.errors).toHaveLength(1)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(FakeSocket.instances).toHaveLength(1)
+    await expect(t.mutate([{ c: 'm', op: 'delete', k: 'b' }])).rejects.toBeInstanceOf(ClosedError)
+  })
+
+  it('close() during the reconnect window cancels the retry', async () => {
+    const t = make({ backoff: { initialMs: 20, maxMs: 20 } })
+    FakeSocket.last.handshake()
+    FakeSocket.last.drop(1006)
+    t.close()
+    await new Promise((r) => setTimeout(r, 40))
+    expect(FakeSocket.instances).toHaveLength(1)
+    expect(t.status).toBe('closed')
+  })
+
+  it('close() closes the socket with 1000 and ignores its late events', () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    t.close()
+    expect(ws.closedByClient).toEqual({ code: 1000, reason: 'client closed' })
+    ws.drop(1006)
+    expect(t.status).toBe('closed')
+  })
+
+  it('a stale socket cannot disturb the live one', async () => {
+    const t = make()
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    const first = FakeSocket.last
+    first.handshake()
+    first.onerror?.({})
+    await until(() => FakeSocket.instances.length === 2)
+    const second = FakeSocket.last
+    second.handshake()
+    first.drop(1006) // late close of the errored socket
+    first.deliver({ t: 'synced', seq: 99 })
+    expect(t.status).toBe('live')
+    expect(t.appliedSeq).toBe(0)
+  })
+})
+
+describe('WebSocketTransport: in-flight window', () => {
+  it('keeps at most maxInFlightPerSocket writes unanswered', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.open()
+    ws.deliver({ t: 'welcome', v: 1, epoch: 'e1', seq: 0, limits: { maxInFlightPerSocket: 2 } as never })
+    const ps = [1, 2, 3, 4, 5].map((n) => t.mutate([{ c: 'm', op: 'delete', k: String(n) }]))
+    expect(ws.framesOf('mut').map((f) => f.ops[0]?.k)).toEqual(['1', '2'])
+    ws.deliver({ t: 'ack', id: ws.framesOf('mut')[0]!.id, seq: 1 })
+    expect(ws.framesOf('mut').map((f) => f.ops[0]?.k)).toEqual(['1', '2', '3'])
+    ws.deliver({ t: 'reject', id: ws.framesOf('mut')[1]!.id, code: 12, error: 'EXECUTE_FAILED', message: 'x' })
+    expect(ws.framesOf('mut').map((f) => f.ops[0]?.k)).toEqual(['1', '2', '3', '4'])
+    for (const f of ws.framesOf('mut').slice(2)) ws.deliver({ t: 'ack', id: f.id, seq: 2 })
+    ws.deliver({ t: 'ack', id: ws.framesOf('mut')[4]!.id, seq: 3 })
+    const results = await Promise.allSettled(ps)
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'])
+  })
+})

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest'
+import { evaluate, matches, toPredicateIR } from '../../worker/src/client/where.js'
+import type { PredicateIR } from '../../worker/src/protocol/index.js'
+
+const ref = (col: string): PredicateIR => ({ type: 'ref', path: [col] })
+const val = (value: unknown): PredicateIR => ({ type: 'val', value })
+const fn = (name: Extract<PredicateIR, { type: 'func' }>['name'], ...args: PredicateIR[]): PredicateIR => ({
+  type: 'func',
+  name,
+  args,
+})
+
+describe('toPredicateIR', () => {
+  it('turns an equality map into and(eq…), null into isNull', () => {
+    expect(toPredicateIR({ author: 'ann' })).toEqual(fn('eq', ref('author'), val('ann')))
+    expect(toPredicateIR({ a: 1, b: null })).toEqual(fn('and', fn('eq', ref('a'), val(1)), fn('isNull', ref('b'))))
+  })
+  it('passes an IR through as plain JSON', () => {
+    class Func {
+      type = 'func' as const
+      constructor(
+        public name: string,
+        public args: unknown[],
+      ) {}
+    }
+    const ir = new Func('gt', [{ type: 'ref', path: ['n'] }, { type: 'val', value: 2 }]) as unknown as PredicateIR
+    const out = toPredicateIR(ir)
+    expect(out).toEqual(fn('gt', ref('n'), val(2)))
+    expect(out).not.toBeInstanceOf(Func)
+  })
+  it('refuses an empty map', () => {
+    expect(() => toPredicateIR({})).toThrow(/empty/)
+  })
+})
+
+describe('evaluate (SQLite semantics)', () => {
+  it('comparisons with NULL are unknown; only true matches', () => {
+    expect(evaluate(fn('eq', ref('a'), val(1)), { a: null })).toBeNull()
+    expect(evaluate(fn('not', fn('eq', ref('a'), val(1))), { a: null })).toBeNull()
+    expect(matches(fn('not', fn('eq', ref('a'), val(1))), { a: null })).toBe(false)
+    expect(evaluate(fn('isNull', ref('a')), { a: null })).toBe(true)
+    expect(evaluate(fn('isNull', ref('a')), {})).toBe(true)
+  })
+  it('three-valued and/or', () => {
+    const unknown = fn('eq', ref('n'), val(1))
+    expect(evaluate(fn('and', unknown, val(false)), { n: null })).toBe(false)
+    expect(evaluate(fn('and', unknown, val(true)), { n: null })).toBeNull()
+    expect(evaluate(fn('or', unknown, val(true)), { n: null })).toBe(true)
+    expect(evaluate(fn('or', unknown, val(false)), { n: null })).toBeNull()
+  })
+  it('numbers before text, text by code point, booleans as 0/1', () => {
+    expect(evaluate(fn('lt', ref('a'), val('0')), { a: 99 })).toBe(true)
+    expect(evaluate(fn('lt', ref('a'), val('a')), { a: 'B' })).toBe(true) // BINARY: 'B' < 'a'
+    expect(evaluate(fn('lt', ref('a'), val('\u{1F600}')), { a: '\uFFFF' })).toBe(true) // UTF-8 order
+    expect(evaluate(fn('eq', ref('done'), val(1)), { done: true })).toBe(true)
+    expect(evaluate(fn('gte', ref('n'), val(2)), { n: 2 })).toBe(true)
+    expect(evaluate(fn('gt', ref('n'), val(2)), { n: 2 })).toBe(false)
+  })
+  it('in, with NULLs in the list', () => {
+    expect(evaluate(fn('in', ref('a'), val(['x', 'y'])), { a: 'y' })).toBe(true)
+    expect(evaluate(fn('in', ref('a'), val(['x'])), { a: 'z' })).toBe(false)
+    expect(evaluate(fn('in', ref('a'), val(['x', null])), { a: 'z' })).toBeNull()
+    expect(evaluate(fn('in', ref('a'), val([])), { a: null })).toBe(false)
+    expect(evaluate(fn('in', ref('a'), val(['x'])), { a: null })).toBeNull()
+  })
+  it('like: % and _, ASCII case folding only', () => {
+    expect(evaluate(fn('like', ref('s'), val('he%')), { s: 'Hello' })).toBe(true)
+    expect(evaluate(fn('like', ref('s'), val('h_llo')), { s: 'hallo' })).toBe(true)
+    expect(evaluate(fn('like', ref('s'), val('h.llo')), { s: 'hallo' })).toBe(false)
+    expect(evaluate(fn('like', ref('s'), val('é')), { s: 'É' })).toBe(false)
+    expect(evaluate(fn('like', ref('s'), val('1%')), { s: 12 })).toBe(true)
+  })
+})

@@ -1,0 +1,76 @@
+// Starts `wrangler dev` (local workerd, loopback only, no account) for tests
+// and benchmarks, and stops it by PID. One helper for every harness, so each
+// starts the real Worker + DO the way a user does.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * Runs `wrangler dev --config <config>` on a free loopback port with a fresh
+ * state directory. Resolves once it serves requests; `stop()` kills it.
+ */
+export async function startWrangler({ config, readyPath = '/', timeoutMs = 60_000, log = false, port: fixedPort, stateDir } = {}) {
+  // Pass `port` and `stateDir` of a stopped instance to restart it with its data.
+  const port = fixedPort ?? (await freePort())
+  const ownsState = !stateDir
+  const state = stateDir ?? mkdtempSync(join(tmpdir(), 'seqsync-wrangler-'))
+  const child = spawn(
+    'npx',
+    ['wrangler', 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port),
+      '--inspector-port', String(await freePort()), '--persist-to', state, '--log-level', log ? 'info' : 'warn'],
+    {
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', BROWSER: 'none' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, so stop() ends workerd too
+    },
+  )
+  let output = ''
+  child.stdout.on('data', (d) => { output += d; if (log) process.stdout.write(d) })
+  child.stderr.on('data', (d) => { output += d; if (log) process.stderr.write(d) })
+  const url = `http://127.0.0.1:${port}`
+  /** Stops the process; `keepState` keeps the DO's storage for a restart. */
+  const stop = async ({ keepState = false } = {}) => {
+    if (child.exitCode === null) {
+      try { process.kill(-child.pid, 'SIGTERM') } catch { /* gone */ }
+      await new Promise((resolve) => {
+        const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL') } catch { /* gone */ } resolve() }, 5000)
+        child.once('exit', () => { clearTimeout(timer); resolve() })
+      })
+    }
+    if (ownsState && !keepState) rmSync(state, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop()
+      throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`)
+    }
+    try {
+      const res = await fetch(url + readyPath)
+      await res.arrayBuffer()
+      break
+    } catch {
+      if (Date.now() > deadline) {
+        await stop()
+        throw new Error(`wrangler dev did not start within ${timeoutMs} ms:\n${output}`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+  return { url, wsUrl: url.replace('http', 'ws'), port, stateDir: state, pid: child.pid, stop, output: () => output }
+}

@@ -1,0 +1,359 @@
+// doCollectionOptions: TanStack DB collection options for one table (or a
+// `where` subset of it) synced eagerly from a Durable Object through a shared
+// WebSocketTransport.
+//
+// How the TanStack DB 0.15 contract is met (see /docs and TANSTACK.md):
+// * sync() registers one subscription and returns its cleanup; every unit the
+//   transport dispatches becomes ONE begin/write…/commit, synchronously, so a
+//   unit is atomic for live queries. Commit receipts are never awaited.
+// * A snapshot replaces what the subscription held: keys held and absent from
+//   it are deleted, present keys are written as `update` (rowUpdateMode
+//   'full', the server sends whole rows) and new keys as `insert`. The adapter
+//   tracks the keys it wrote, so it never writes `insert` for a held key
+//   (DuplicateKeySyncError) nor `delete` for a key it does not hold. The first
+//   applied snapshot calls markReady(); an empty snapshot with nothing held
+//   only calls markReady() (no empty begin/commit).
+// * A refused subscription before the first snapshot calls markError(), so
+//   preload() rejects instead of resolving ready and empty.
+// * Mutation handlers send the transaction as one `mut` and return nothing
+//   once the cursor has passed the ack's seq. They do not wait for the sync
+//   commit to become *visible*: in 0.15 a sync commit made while an optimistic
+//   transaction persists becomes visible only when that transaction settles,
+//   so waiting for visibility inside the handler would wait on itself. The
+//   confirming rows were committed (accepted) before the ack was processed,
+//   which is what core needs to replace the optimistic state on settle.
+
+import type {
+  CollectionConfig,
+  DeleteMutationFnParams,
+  InsertMutationFnParams,
+  UpdateMutationFnParams,
+} from '@tanstack/db'
+import type { PredicateIR, WireChange, WireOp, WireRow } from '../protocol/index.js'
+import { ErrorCode } from '../protocol/index.js'
+import type { ConnectionStatus } from './connection.js'
+import { OutOfScopeError, SeqsyncError } from './errors.js'
+import type { SubscriptionError } from './errors.js'
+import type { WebSocketTransport, WriteResult } from './transport.js'
+import { matches, toPredicateIR } from './where.js'
+import type { WhereInput } from './where.js'
+
+/** `collection.utils` of a seqsync collection. */
+export type SeqsyncUtils = {
+  /** Resolves once the transport's cursor reaches `seq` (default timeout 5 s; rejects `TimeoutError`). */
+  awaitSeq: (seq: number, timeoutMs?: number) => Promise<void>
+  /** The transport's cursor: every change up to it is applied. */
+  readonly appliedSeq: number
+  /** The transport's connection status. */
+  readonly status: ConnectionStatus
+  /** The shared transport. */
+  readonly transport: WebSocketTransport
+}
+
+export interface DoCollectionConfig<T extends object, TKey extends string | number = string | number> {
+  /** The DO's shared transport. */
+  transport: WebSocketTransport
+  /** The registered table (the wire `c`). */
+  table: string
+  /** The row's primary key; it travels as `String(key)`. */
+  getKey: (row: T) => TKey
+  /** Sync only matching rows: a predicate IR, or an equality map `{ col: value }`. */
+  where?: WhereInput
+  /** The TanStack collection id; also the base of the subscription id. */
+  id?: string
+  /** TanStack DB garbage-collection time of an unused collection, ms. */
+  gcTime?: number
+  /** Start syncing at creation instead of on first use. */
+  startSync?: boolean
+}
+
+/** The options object `createCollection` takes. */
+export type DoCollectionOptions<T extends object, TKey extends string | number = string | number> = CollectionConfig<
+  T,
+  TKey,
+  never,
+  SeqsyncUtils
+> & {
+  utils: SeqsyncUtils
+}
+
+// ---- collection metadata, for building a mut from any transaction ---------
+
+const META: unique symbol = Symbol.for('seqsync.collection')
+
+interface CollectionMeta {
+  transport: WebSocketTransport
+  table: string
+  where: PredicateIR | undefined
+}
+
+function metaOf(collection: unknown): CollectionMeta | undefined {
+  if (typeof collection !== 'object' || collection === null) return undefined
+  const config = (collection as { config?: unknown }).config
+  if (typeof config !== 'object' || config === null) return undefined
+  return (config as { [META]?: CollectionMeta })[META]
+}
+
+/** The parts of a TanStack pending mutation that become a wire op. */
+interface MutationLike {
+  type: 'insert' | 'update' | 'delete'
+  key: unknown
+  modified: unknown
+  changes: unknown
+  collection: unknown
+}
+/** The parts of a TanStack transaction this module reads. */
+export interface TransactionLike {
+  mutations: ReadonlyArray<MutationLike>
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {}
+}
+
+/** The row's columns for the wire: TanStack's `$`-virtual props never travel. */
+function columns(value: unknown): Record<string, unknown> {
+  const cols: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(asRecord(value))) if (!k.startsWith('$')) cols[k] = v
+  return cols
+}
+
+/** The wire ops for `mutations`; throws before anything is sent. */
+export function buildOps(transport: WebSocketTransport, mutations: ReadonlyArray<MutationLike>): WireOp[] {
+  const ops: WireOp[] = []
+  for (const m of mutations) {
+    const meta = metaOf(m.collection)
+    if (!meta) {
+      throw new SeqsyncError(
+        ErrorCode.INVALID_FIELD,
+        '[seqsync] a transaction mutates a collection that is not a seqsync collection; a transaction may only touch collections of one DO',
+      )
+    }
+    if (meta.transport !== transport) {
+      throw new SeqsyncError(
+        ErrorCode.INVALID_FIELD,
+        `[${meta.table}] a transaction spans two transports (two DOs); multi-DO transactions are not supported`,
+      )
+    }
+    const k = String(m.key)
+    if (m.type === 'delete') {
+      ops.push({ c: meta.table, op: 'delete', k })
+      continue
+    }
+    const modified = asRecord(m.modified)
+    if (!matches(meta.where, modified)) throw new OutOfScopeError(meta.table, k)
+    if (m.type === 'insert') {
+      ops.push({ c: meta.table, op: 'insert', k, cols: columns(modified) })
+    } else {
+      const cols = columns(m.changes)
+      if (Object.keys(cols).length === 0) continue // nothing changed
+      ops.push({ c: meta.table, op: 'update', k, cols })
+    }
+  }
+  return ops
+}
+
+const sent = new WeakMap<object, Promise<WriteResult>>()
+
+/**
+ * Sends every mutation of `transaction` as ONE `mut` (once per transaction,
+ * however many collection handlers call it) and resolves once the server
+ * confirmed it: acked, and the cursor passed its seq.
+ */
+export function persistTransaction(transport: WebSocketTransport, transaction: TransactionLike): Promise<WriteResult> {
+  const existing = sent.get(transaction)
+  if (existing) return existing
+  let promise: Promise<WriteResult>
+  try {
+    const ops = buildOps(transport, transaction.mutations)
+    promise = ops.length === 0 ? Promise.resolve({ seq: transport.appliedSeq }) : transport.mutate(ops)
+  } catch (error) {
+    promise = Promise.reject(error)
+  }
+  sent.set(transaction, promise)
+  return promise
+}
+
+/**
+ * A `mutationFn` for `createTransaction` that writes a transaction spanning
+ * several collections of one DO as one atomic `mut`.
+ *
+ * @example
+ * const tx = createTransaction({ mutationFn: doMutationFn(transport) })
+ * tx.mutate(() => { rooms.insert(room); messages.insert(firstMessage) })
+ * await tx.when('settled')
+ */
+export function doMutationFn(
+  transport: WebSocketTransport,
+): (params: { transaction: TransactionLike }) => Promise<void> {
+  return async ({ transaction }) => {
+    await persistTransaction(transport, transaction)
+  }
+}
+
+// ---- the options creator ----------------------------------------------------
+
+function shallowEqual(a: object, b: object): boolean {
+  if (a === b) return true
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  if (ka.length !== kb.length) return false
+  const ra = a as Record<string, unknown>
+  const rb = b as Record<string, unknown>
+  for (const k of ka) {
+    if (!(k in rb)) return false
+    const x = ra[k]
+    const y = rb[k]
+    if (x === y) continue
+    if (typeof x === 'object' && x !== null && typeof y === 'object' && y !== null) {
+      if (JSON.stringify(x) !== JSON.stringify(y)) return false
+      continue
+    }
+    return false
+  }
+  return true
+}
+
+/**
+ * Options for TanStack DB's `createCollection`: the rows of `table` (or of
+ * its `where` subset) held in sync with the DO, with optimistic writes sent
+ * over the transport and confirmed by its cursor.
+ *
+ * @example
+ * const messages = createCollection(
+ *   doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id }),
+ * )
+ * await messages.insert({ id: ulid(), author, content, created_at: Date.now() }).when('settled')
+ */
+export function doCollectionOptions<T extends object, TKey extends string | number = string | number>(
+  config: DoCollectionConfig<T, TKey>,
+): DoCollectionOptions<T, TKey> {
+  const { transport, table, getKey } = config
+  if (typeof table !== 'string' || table.length === 0) {
+    throw new TypeError('[seqsync] doCollectionOptions: `table` must be a non-empty string')
+  }
+  const where = config.where === undefined ? undefined : toPredicateIR(config.where)
+  const label = config.id ?? table
+
+  const sync: DoCollectionOptions<T, TKey>['sync'] = {
+    rowUpdateMode: 'full',
+    sync: ({ begin, write, commit, markReady, markError }) => {
+      /** What this sync run wrote into the synced state, by wire key. */
+      const held = new Map<string, { key: TKey; value: T }>()
+      let ready = false
+      let open = false
+      const ensureBegun = () => {
+        if (!open) {
+          begin()
+          open = true
+        }
+      }
+      const finish = () => {
+        if (open) {
+          open = false
+          commit()
+        }
+      }
+
+      const upsert = (value: T) => {
+        const key = getKey(value)
+        const k = String(key)
+        const prev = held.get(k)
+        if (prev && shallowEqual(prev.value, value)) return
+        ensureBegun()
+        write({ type: prev ? 'update' : 'insert', value })
+        held.set(k, { key, value })
+      }
+      const remove = (k: string) => {
+        const prev = held.get(k)
+        if (!prev) return // removing an absent key is a no-op
+        ensureBegun()
+        write({ type: 'delete', key: prev.key })
+        held.delete(k)
+      }
+
+      const applySnapshot = (rows: readonly WireRow[]) => {
+        const next = new Set<string>()
+        const values: T[] = []
+        for (const row of rows) {
+          const value = row as T
+          next.add(String(getKey(value)))
+          values.push(value)
+        }
+        for (const k of [...held.keys()]) if (!next.has(k)) remove(k)
+        for (const value of values) upsert(value)
+      }
+      const applyChanges = (changes: readonly WireChange[]) => {
+        for (const change of changes) {
+          if (change.c !== table) continue
+          // The socket's changes also carry rows for other subscriptions on
+          // this table: keep only rows matching this collection's where.
+          if (change.row !== undefined && matches(where, change.row)) upsert(change.row as T)
+          else remove(change.k)
+        }
+      }
+
+      const spec = { id: transport.nextSubId(label), c: table, ...(where ? { where } : {}) }
+      const unregister = transport.register(spec, {
+        applyUnit(unit) {
+          try {
+            if (unit.snapshot) applySnapshot(unit.snapshot)
+            else applyChanges(unit.changes)
+          } finally {
+            finish()
+          }
+          if (unit.snapshot && !ready) {
+            ready = true
+            markReady()
+          }
+        },
+        onError(error: SubscriptionError) {
+          if (!ready) markError(error)
+        },
+      })
+      return () => {
+        unregister()
+      }
+    },
+  }
+
+  const onInsert = async (params: InsertMutationFnParams<T, TKey, SeqsyncUtils>): Promise<void> => {
+    await persistTransaction(transport, params.transaction)
+  }
+  const onUpdate = async (params: UpdateMutationFnParams<T, TKey, SeqsyncUtils>): Promise<void> => {
+    await persistTransaction(transport, params.transaction)
+  }
+  const onDelete = async (params: DeleteMutationFnParams<T, TKey, SeqsyncUtils>): Promise<void> => {
+    await persistTransaction(transport, params.transaction)
+  }
+
+  const utils: SeqsyncUtils = {
+    awaitSeq: (seq, timeoutMs) => transport.awaitSeq(seq, timeoutMs),
+    get appliedSeq() {
+      return transport.appliedSeq
+    },
+    get status() {
+      return transport.status
+    },
+    transport,
+  }
+
+  const options: DoCollectionOptions<T, TKey> = {
+    getKey,
+    sync,
+    onInsert,
+    onUpdate,
+    onDelete,
+    utils,
+  }
+  if (config.id !== undefined) options.id = config.id
+  if (config.gcTime !== undefined) options.gcTime = config.gcTime
+  if (config.startSync !== undefined) options.startSync = config.startSync
+  // A symbol key survives createCollection's `{ ...config }`, so a mutation's
+  // `collection.config` leads back to the table and transport.
+  Object.defineProperty(options, META, {
+    value: { transport, table, where } satisfies CollectionMeta,
+    enumerable: true,
+  })
+  return options
+}

@@ -1,0 +1,110 @@
+// The client's error classes. One root, SeqsyncError, carrying the wire `code`
+// (docs/protocol.md §6) and its name. Client-side failures that have no wire
+// frame reuse the closest wire code and say so in their doc comment:
+//
+//   TimeoutError      INTERNAL (18)      awaitSeq / a wait ran out of time
+//   ClosedError       INTERNAL (18)      the transport closed (user close or 44xx);
+//                                        `closeCode` holds the WebSocket code
+//   OutOfScopeError   INVALID_FIELD (3)  a write outside the collection's eager
+//                                        `where`, refused before it is sent
+//   ProtocolError     the wire code      the server sent an `error` frame, or a
+//                                        frame the client cannot parse
+
+import { ErrorCode, errorName } from '../protocol/index.js'
+import type { ErrorName, RejectFrame, SubErrorFrame } from '../protocol/index.js'
+
+/** The root of every error this client throws or rejects with. */
+export class SeqsyncError extends Error {
+  /** The wire error code (docs/protocol.md §6). */
+  readonly code: number
+  /** The wire name of `code`. */
+  readonly codeName: ErrorName
+
+  constructor(code: number, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'SeqsyncError'
+    this.code = code
+    this.codeName = errorName(code)
+  }
+}
+
+/** The server refused a mutation or command (`reject` frame). Nothing was applied. */
+export class RejectedError extends SeqsyncError {
+  /** The mutation or call id. */
+  readonly id: string
+  constructor(frame: Pick<RejectFrame, 'id' | 'code' | 'message'>) {
+    super(frame.code, `[seqsync] write ${frame.id} rejected: ${errorName(frame.code)}: ${frame.message}`)
+    this.name = 'RejectedError'
+    this.id = frame.id
+  }
+}
+
+/** The server refused a subscription (`sub-error` frame). Nothing is held for it. */
+export class SubscriptionError extends SeqsyncError {
+  /** The subscription id. */
+  readonly sub: string
+  constructor(frame: Pick<SubErrorFrame, 'sub' | 'code' | 'message'>, collection?: string) {
+    super(
+      frame.code,
+      `[${collection ?? frame.sub}] subscription refused: ${errorName(frame.code)}: ${frame.message}`,
+    )
+    this.name = 'SubscriptionError'
+    this.sub = frame.sub
+  }
+}
+
+/** A wait (`awaitSeq`) ran out of time. Code INTERNAL (client-only failure). */
+export class TimeoutError extends SeqsyncError {
+  constructor(message: string) {
+    super(ErrorCode.INTERNAL, message)
+    this.name = 'TimeoutError'
+  }
+}
+
+/**
+ * The transport closed for good: the application called `close()`, or the
+ * server closed with a terminal 44xx code. Code INTERNAL; the WebSocket close
+ * code is in `closeCode` (undefined for an application close).
+ */
+export class ClosedError extends SeqsyncError {
+  readonly closeCode: number | undefined
+  readonly reason: string
+  constructor(closeCode: number | undefined, reason: string) {
+    super(
+      ErrorCode.INTERNAL,
+      closeCode === undefined
+        ? `[seqsync] transport closed: ${reason}`
+        : `[seqsync] transport closed by the server (${closeCode}${reason ? `: ${reason}` : ''})`,
+    )
+    this.name = 'ClosedError'
+    this.closeCode = closeCode
+    this.reason = reason
+  }
+}
+
+/**
+ * A write to a collection with an eager `where` whose row would not match it:
+ * the collection could never see the confirmed row, so the write is refused
+ * before it is sent. Code INVALID_FIELD.
+ */
+export class OutOfScopeError extends SeqsyncError {
+  readonly collection: string
+  readonly key: string
+  constructor(collection: string, key: string) {
+    super(
+      ErrorCode.INVALID_FIELD,
+      `[${collection}] write to key ${JSON.stringify(key)} is outside the collection's where: the row would not match it`,
+    )
+    this.name = 'OutOfScopeError'
+    this.collection = collection
+    this.key = key
+  }
+}
+
+/** The server sent an `error` frame, or a frame this client cannot use. */
+export class ProtocolError extends SeqsyncError {
+  constructor(code: number, message: string) {
+    super(code, `[seqsync] protocol error ${errorName(code)}: ${message}`)
+    this.name = 'ProtocolError'
+  }
+}

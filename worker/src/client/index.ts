@@ -1,0 +1,29 @@
+// seqsync/client: TanStack DB collections synced to a Cloudflare Durable
+// Object over one WebSocket. docs/protocol.md is the wire specification.
+export { WebSocketTransport } from './transport.js'
+export type {
+  AppliedUnit,
+  SubscriptionHandler,
+  SubscriptionSpec,
+  WebSocketConstructor,
+  WebSocketLike,
+  WebSocketTransportOptions,
+  WriteResult,
+} from './transport.js'
+export { doCollectionOptions, doMutationFn, persistTransaction } from './collection.js'
+export type { DoCollectionConfig, DoCollectionOptions, SeqsyncUtils, TransactionLike } from './collection.js'
+export {
+  ClosedError,
+  OutOfScopeError,
+  ProtocolError,
+  RejectedError,
+  SeqsyncError,
+  SubscriptionError,
+  TimeoutError,
+} from './errors.js'
+export { DEFAULT_BACKOFF, backoffCeiling, backoffDelay } from './connection.js'
+export type { BackoffConfig, ConnectionStatus } from './connection.js'
+export { evaluate as evaluatePredicate, toPredicateIR } from './where.js'
+export type { WhereInput, WhereMap } from './where.js'
+export { CloseCode, ErrorCode, errorName, isTerminalClose } from '../protocol/index.js'
+export type { ErrorName, PredicateIR, WireOp, WireRow } from '../protocol/index.js'

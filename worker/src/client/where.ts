@@ -1,0 +1,198 @@
+// Client-side evaluation of the predicate IR (docs/protocol.md §7), with the
+// server's SQLite semantics, so the client can (1) keep a collection with a
+// `where` exact when the socket's changes frames also carry rows for other
+// subscriptions on the same table, and (2) refuse a write whose row falls
+// outside the collection's `where` before it is sent.
+//
+// Semantics, as SQLite: a comparison with NULL is unknown (null here);
+// and/or/not are three-valued; only `true` matches. Numbers compare as
+// numbers, text by code point (= UTF-8 byte order, SQLite's BINARY), numbers
+// sort before text, text before BLOBs. Booleans are integers 0/1, as SQLite
+// stores them. LIKE folds ASCII case only, `%` and `_` wildcards, no escape.
+
+import type { PredicateIR } from '../protocol/index.js'
+
+/** A plain equality map `{ col: value }`; `null` means `col IS NULL`. */
+export type WhereMap = Record<string, string | number | boolean | null>
+
+/** What `doCollectionOptions({ where })` accepts. */
+export type WhereInput = PredicateIR | WhereMap
+
+type Tri = boolean | null
+
+function isIR(value: unknown): value is PredicateIR {
+  if (typeof value !== 'object' || value === null) return false
+  const v = value as { type?: unknown; name?: unknown; args?: unknown }
+  return v.type === 'func' && typeof v.name === 'string' && Array.isArray(v.args)
+}
+
+/**
+ * The wire IR for `where`: an IR (a `func` node, e.g. TanStack's own
+ * expression objects) is passed through as plain JSON; anything else is read
+ * as an equality map and becomes `and(eq(ref, val)…)` (`isNull` for null).
+ */
+export function toPredicateIR(where: WhereInput): PredicateIR {
+  if (isIR(where)) return JSON.parse(JSON.stringify(where)) as PredicateIR
+  const terms: PredicateIR[] = Object.entries(where as WhereMap).map(([col, value]) => {
+    const ref: PredicateIR = { type: 'ref', path: [col] }
+    if (value === null) return { type: 'func', name: 'isNull', args: [ref] }
+    return { type: 'func', name: 'eq', args: [ref, { type: 'val', value }] }
+  })
+  if (terms.length === 0) throw new TypeError('[seqsync] where: an empty equality map matches nothing; omit where to sync the whole table')
+  if (terms.length === 1) return terms[0] as PredicateIR
+  return { type: 'func', name: 'and', args: terms }
+}
+
+function resolve(node: PredicateIR | undefined, row: Record<string, unknown>): unknown {
+  if (node === undefined) return null
+  if (node.type === 'val') return node.value
+  if (node.type === 'ref') {
+    // A ref path is [col] (or [alias, col] from a TanStack query); the column is last.
+    const col = node.path[node.path.length - 1]
+    return col === undefined ? null : row[col]
+  }
+  return evaluate(node, row)
+}
+
+/** SQLite storage class rank: NULL < numeric < text < blob. */
+function normalize(v: unknown): { rank: 0 | 1 | 2 | 3; n: number; s: string } {
+  if (v === null || v === undefined) return { rank: 0, n: 0, s: '' }
+  if (typeof v === 'boolean') return { rank: 1, n: v ? 1 : 0, s: '' }
+  if (typeof v === 'number') return { rank: 1, n: v, s: '' }
+  if (typeof v === 'bigint') return { rank: 1, n: Number(v), s: '' }
+  if (typeof v === 'string') return { rank: 2, n: 0, s: v }
+  if (typeof v === 'object' && typeof (v as { $hex?: unknown }).$hex === 'string') {
+    return { rank: 3, n: 0, s: (v as { $hex: string }).$hex.toLowerCase() }
+  }
+  // Objects and arrays are stored as their JSON text.
+  return { rank: 2, n: 0, s: JSON.stringify(v) }
+}
+
+function compareCodePoints(a: string, b: string): number {
+  const ia = a[Symbol.iterator]()
+  const ib = b[Symbol.iterator]()
+  for (;;) {
+    const x = ia.next()
+    const y = ib.next()
+    if (x.done) return y.done ? 0 : -1
+    if (y.done) return 1
+    const cx = x.value.codePointAt(0) ?? 0
+    const cy = y.value.codePointAt(0) ?? 0
+    if (cx !== cy) return cx < cy ? -1 : 1
+  }
+}
+
+/** Compare two non-null values; null if either is NULL. */
+function compare(a: unknown, b: unknown): number | null {
+  const x = normalize(a)
+  const y = normalize(b)
+  if (x.rank === 0 || y.rank === 0) return null
+  if (x.rank !== y.rank) return x.rank < y.rank ? -1 : 1
+  if (x.rank === 1) return x.n === y.n ? 0 : x.n < y.n ? -1 : 1
+  return compareCodePoints(x.s, y.s)
+}
+
+function likeToRegExp(pattern: string): RegExp {
+  let src = ''
+  for (const ch of pattern) {
+    if (ch === '%') src += '[\\s\\S]*'
+    else if (ch === '_') src += '[\\s\\S]'
+    else if (/[a-zA-Z]/.test(ch)) src += `[${ch.toLowerCase()}${ch.toUpperCase()}]`
+    else src += ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+  }
+  return new RegExp(`^${src}$`, 'u')
+}
+
+function asText(v: unknown): string | null {
+  const x = normalize(v)
+  if (x.rank === 0) return null
+  if (x.rank === 1) return String(x.n)
+  return x.s
+}
+
+/** Three-valued evaluation of `node` on `row`: true, false or null (unknown). */
+export function evaluate(node: PredicateIR, row: Record<string, unknown>): Tri {
+  if (node.type === 'val') {
+    const v = normalize(node.value)
+    return v.rank === 0 ? null : v.rank === 1 ? v.n !== 0 : Number(v.s) !== 0 && !Number.isNaN(Number(v.s))
+  }
+  if (node.type === 'ref') {
+    const v = normalize(resolve(node, row))
+    return v.rank === 0 ? null : v.rank === 1 ? v.n !== 0 : false
+  }
+  const [a, b] = node.args
+  switch (node.name) {
+    case 'and': {
+      let unknown = false
+      for (const arg of node.args) {
+        const r = evaluate(arg, row)
+        if (r === false) return false
+        if (r === null) unknown = true
+      }
+      return unknown ? null : true
+    }
+    case 'or': {
+      let unknown = false
+      for (const arg of node.args) {
+        const r = evaluate(arg, row)
+        if (r === true) return true
+        if (r === null) unknown = true
+      }
+      return unknown ? null : false
+    }
+    case 'not': {
+      const r = a === undefined ? null : evaluate(a, row)
+      return r === null ? null : !r
+    }
+    case 'isNull':
+    case 'isUndefined': {
+      const v = resolve(a, row)
+      return v === null || v === undefined
+    }
+    case 'eq':
+    case 'gt':
+    case 'gte':
+    case 'lt':
+    case 'lte': {
+      const c = compare(resolve(a, row), resolve(b, row))
+      if (c === null) return null
+      switch (node.name) {
+        case 'eq':
+          return c === 0
+        case 'gt':
+          return c > 0
+        case 'gte':
+          return c >= 0
+        case 'lt':
+          return c < 0
+        default:
+          return c <= 0
+      }
+    }
+    case 'in': {
+      const x = resolve(a, row)
+      const list = resolve(b, row)
+      if (!Array.isArray(list)) return null
+      if (list.length === 0) return false
+      if (x === null || x === undefined) return null
+      let unknown = false
+      for (const item of list) {
+        const c = compare(x, item)
+        if (c === 0) return true
+        if (c === null) unknown = true
+      }
+      return unknown ? null : false
+    }
+    case 'like': {
+      const text = asText(resolve(a, row))
+      const pattern = asText(resolve(b, row))
+      if (text === null || pattern === null) return null
+      return likeToRegExp(pattern).test(text)
+    }
+  }
+}
+
+/** True iff `row` matches `where` (an absent `where` matches every row). */
+export function matches(where: PredicateIR | undefined, row: Record<string, unknown>): boolean {
+  return where === undefined || evaluate(where, row) === true
+}
