@@ -42,12 +42,25 @@ constexpr char kVersion[] = "seqsync-core 0.1.0 (protocol 1)";
 
 std::string Str(const JsonValue& v) { return std::string(v.GetString(), v.GetStringLength()); }
 
+// An ordered window of a subscription (orderBy/limit/offset), as requested.
+// ResolveWindow turns it into a plain predicate: the rows from the window's
+// first through its last leading-column value, ties included.
+struct Window {
+  std::string column;  // the leading orderBy column
+  bool descending = false;
+  bool nulls_first = true;
+  std::int64_t limit = -1;  // -1: no limit
+  std::int64_t offset = 0;
+};
+
 struct Subscription {
   std::string id;
   std::string collection;
   std::string where_json;  // "null" when absent
   Predicate predicate;
   std::string body;        // as persisted in _sync_subs
+  std::optional<Window> window;  // set until ResolveWindow runs
+  bool windowed = false;         // its predicate came from a window
 };
 
 struct Socket {
@@ -265,9 +278,12 @@ struct Core::Impl {
     std::string sql = "SELECT json_group_array(" + c->row_sql +
                       "), MAX(_sync_rowid), COUNT(*) FROM (SELECT rowid AS _sync_rowid, * FROM \"" +
                       c->table + "\" WHERE rowid > ?1 AND " + where + " ORDER BY rowid LIMIT ?3)";
+    // A windowed sub's frames name the predicate it resolved to, so the
+    // client can resume it later without reloading (docs/protocol.md §5.3).
+    std::string resolved = sub.windowed ? ",\"where\":" + sub.where_json : "";
     ChunkedFrames frames("{\"t\":\"snapshot\",\"sub\":" + JsonQuote(sub.id) + ",\"c\":" +
                              JsonQuote(sub.collection) + ",\"seq\":" + std::to_string(seq) +
-                             ",\"rows\":[",
+                             resolved + ",\"rows\":[",
                          options.snapshot_chunk_bytes);
     std::int64_t after = 0;
     std::size_t page = options.read_page_rows;
@@ -315,12 +331,6 @@ struct Core::Impl {
     s.collection = Str(*c);
     const Collection* coll = schema.Find(s.collection);
     if (coll == nullptr) return Status::UnknownCollection("collection '" + s.collection.substr(0, 128) + "' is not registered");
-    for (const char* f : {"orderBy", "limit", "offset"}) {
-      const JsonValue* v = Member(body, f);
-      if (v != nullptr && !v->IsNull()) {
-        return Status::UnsupportedPredicate(std::string(f) + " is not supported for eager subscriptions yet");
-      }
-    }
     const JsonValue* where = Member(body, "where");
     s.where_json = "null";
     if (where != nullptr && !where->IsNull()) {
@@ -335,9 +345,135 @@ struct Core::Impl {
       s.predicate = std::move(p).value();
       s.where_json = ToJson(*where);
     }
+    SEQSYNC_RETURN_IF_ERROR(ParseWindow(body, *schema.Find(s.collection), &s));
     s.body = "{\"id\":" + JsonQuote(s.id) + ",\"c\":" + JsonQuote(s.collection) +
              ",\"where\":" + s.where_json + "}";
     return s;
+  }
+
+  // Reads orderBy/limit/offset into s->window. A window exists only if it
+  // can leave rows out: a limit or an offset.
+  Status ParseWindow(const JsonValue& body, const Collection& coll, Subscription* s) {
+    const JsonValue* order = Member(body, "orderBy");
+    const JsonValue* limit = Member(body, "limit");
+    const JsonValue* offset = Member(body, "offset");
+    auto count = [](const JsonValue* v, const char* name, std::int64_t* out) -> Status {
+      if (v == nullptr || v->IsNull()) return Status::Ok();
+      if (!v->IsInt64() || v->GetInt64() < 0 || v->GetInt64() > (std::int64_t{1} << 31)) {
+        return Status::InvalidField(std::string(name) + " must be an integer from 0 to 2^31");
+      }
+      *out = v->GetInt64();
+      return Status::Ok();
+    };
+    Window w;
+    SEQSYNC_RETURN_IF_ERROR(count(limit, "limit", &w.limit));
+    SEQSYNC_RETURN_IF_ERROR(count(offset, "offset", &w.offset));
+    bool has_order = order != nullptr && !order->IsNull();
+    if (has_order) {
+      if (!order->IsArray() || order->Size() == 0) return Status::InvalidField("orderBy must be a non-empty array");
+      if (order->Size() > 8) return Status::TooMany("orderBy has more than 8 terms");
+      for (rapidjson::SizeType i = 0; i < order->Size(); ++i) {
+        const JsonValue& term = (*order)[i];
+        const JsonValue* col = Member(term, "col");
+        const JsonValue* dir = Member(term, "dir");
+        const JsonValue* nulls = Member(term, "nulls");
+        if (col == nullptr || !col->IsString()) return Status::InvalidField("an orderBy term needs a string col");
+        std::string name = Str(*col);
+        if (std::find(coll.columns.begin(), coll.columns.end(), name) == coll.columns.end()) {
+          return Status::UnknownColumn("unknown orderBy column '" + name.substr(0, 128) + "'");
+        }
+        bool desc = false;
+        if (dir != nullptr && !dir->IsNull()) {
+          if (!dir->IsString() || (View(*dir) != "asc" && View(*dir) != "desc")) {
+            return Status::InvalidField("orderBy dir must be \"asc\" or \"desc\"");
+          }
+          desc = View(*dir) == "desc";
+        }
+        // SQLite's default: NULLs sort as the smallest value.
+        bool nulls_first = !desc;
+        if (nulls != nullptr && !nulls->IsNull()) {
+          if (!nulls->IsString() || (View(*nulls) != "first" && View(*nulls) != "last")) {
+            return Status::InvalidField("orderBy nulls must be \"first\" or \"last\"");
+          }
+          nulls_first = View(*nulls) == "first";
+        }
+        if (i == 0) {
+          w.column = name;
+          w.descending = desc;
+          w.nulls_first = nulls_first;
+        }
+      }
+    }
+    if (w.limit < 0 && w.offset == 0) return Status::Ok();  // every matching row
+    if (!has_order) w.column = coll.pk;  // a stable order for a bare limit
+    s->window = w;
+    return Status::Ok();
+  }
+
+  // Replaces s->window by the predicate it selects now: rows from the
+  // window's first leading value through its last, ties included, so that
+  // live changes move rows in and out of the same range (docs/protocol.md
+  // §4.2). A BLOB at either end leaves that end open (a superset is safe).
+  Status ResolveWindow(Subscription* s) {
+    if (!s->window) return Status::Ok();
+    const Window w = *s->window;
+    const Collection* coll = schema.Find(s->collection);
+    if (coll == nullptr) return Status::UnknownCollection("collection '" + s->collection + "' is not registered");
+    std::string literals;
+    std::string where = s->predicate.ToSql(1, &literals);
+    std::string col = "\"" + w.column + "\"";
+    std::string sql = "SELECT typeof(" + col + "), " + col + " FROM \"" + coll->table + "\" WHERE " +
+                      where + " ORDER BY " + col + (w.descending ? " DESC" : " ASC") +
+                      (w.nulls_first ? " NULLS FIRST" : " NULLS LAST") + " LIMIT 1 OFFSET ?2";
+    // The leading value at `position`, or nothing past the end.
+    auto value_at = [&](std::int64_t position, bool* found, bool* blob, Predicate::Literal* out) -> Status {
+      auto r = storage->Exec(sql, {SqlValue::Text(literals), SqlValue::Integer(position)});
+      if (!r.ok()) return r.status();
+      *found = !r->empty();
+      if (!*found) return Status::Ok();
+      const SqlRow& row = (*r)[0];
+      *blob = row[0].text == "blob";
+      out->kind = Predicate::Literal::Kind::kNull;
+      if (row[1].kind == SqlValue::Kind::kInteger) {
+        out->kind = Predicate::Literal::Kind::kNumber;
+        out->is_int = true;
+        out->integer = row[1].integer;
+      } else if (row[1].kind == SqlValue::Kind::kReal) {
+        out->kind = Predicate::Literal::Kind::kNumber;
+        out->real = row[1].real;
+      } else if (row[1].kind == SqlValue::Kind::kText) {
+        out->kind = Predicate::Literal::Kind::kText;
+        out->text = row[1].text;
+      }
+      return Status::Ok();
+    };
+    Predicate resolved = s->predicate;
+    bool empty = w.limit == 0;
+    Predicate::SortBound bound{w.column, w.descending, w.nulls_first, true, {}};
+    bool found = false, blob = false;
+    if (!empty && w.offset > 0) {
+      SEQSYNC_RETURN_IF_ERROR(value_at(w.offset, &found, &blob, &bound.value));
+      empty = !found;
+      if (found && !blob) {
+        bound.through = false;
+        resolved = resolved.WithBound(bound);
+      }
+    }
+    if (!empty && w.limit > 0) {
+      SEQSYNC_RETURN_IF_ERROR(value_at(w.offset + w.limit - 1, &found, &blob, &bound.value));
+      if (found && !blob) {
+        bound.through = true;
+        resolved = resolved.WithBound(bound);
+      }
+    }
+    if (empty) resolved = Predicate::None(w.column);
+    s->predicate = std::move(resolved);
+    s->where_json = s->predicate.ToIr();
+    s->body = "{\"id\":" + JsonQuote(s->id) + ",\"c\":" + JsonQuote(s->collection) +
+              ",\"where\":" + s->where_json + "}";
+    s->window.reset();
+    s->windowed = true;
+    return Status::Ok();
   }
 
   Status PersistSub(std::string_view socket_id, const Subscription& s) {
@@ -722,13 +858,21 @@ struct Core::Impl {
               {to, SubErrorFrame(sid != nullptr && sid->IsString() ? View(*sid) : "", s.status())});
           continue;
         }
+        // A window is resolved against the rows as they are now, so it
+        // always starts from a snapshot; its resolved form resumes.
+        bool fresh_window = s->window.has_value();
+        Status resolved = ResolveWindow(&*s);
+        if (!resolved.ok()) {
+          plan.deliveries.push_back({to, SubErrorFrame(s->id, resolved)});
+          continue;
+        }
         Status added = AddSub(socket_id, sock, *s);
         if (!added.ok()) {
           plan.deliveries.push_back({to, SubErrorFrame(s->id, added)});
           continue;
         }
         const JsonValue* resume = Member(body, "resume");
-        bool wants_resume = resume != nullptr && resume->IsBool() && resume->GetBool();
+        bool wants_resume = resume != nullptr && resume->IsBool() && resume->GetBool() && !fresh_window;
         (wants_resume && can_resume ? resume_subs : snapshot_subs).push_back(std::move(s).value());
       }
     }
@@ -765,6 +909,11 @@ struct Core::Impl {
     auto head = Head();
     if (!drained_ok.ok() || !head.ok()) {
       plan.deliveries.push_back({to, SubErrorFrame(s->id, drained_ok.ok() ? head.status() : drained_ok)});
+      return plan;
+    }
+    Status resolved = ResolveWindow(&*s);
+    if (!resolved.ok()) {
+      plan.deliveries.push_back({to, SubErrorFrame(s->id, resolved)});
       return plan;
     }
     std::vector<std::string> frames;

@@ -487,4 +487,149 @@ void Predicate::NodeSql(int index, int param, std::string* sql, int* next,
           "+" + col + op + literal_ref(l) + " COLLATE BINARY");
 }
 
+namespace {
+
+void AppendIrRef(const std::string& column, std::string* out) {
+  *out += "{\"type\":\"ref\",\"path\":[";
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  WriteString(column, &w);
+  out->append(sb.GetString(), sb.GetSize());
+  *out += "]}";
+}
+
+// A literal as a bare JSON value (AppendLiteral writes it as an array entry).
+std::string LiteralJson(const Literal& lit) {
+  std::string json;
+  AppendLiteral(lit, &json);  // no comma: `json` starts empty
+  return json;
+}
+
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kAnd: return "and";
+    case Op::kOr: return "or";
+    case Op::kNot: return "not";
+    case Op::kEq: return "eq";
+    case Op::kGt: return "gt";
+    case Op::kGte: return "gte";
+    case Op::kLt: return "lt";
+    case Op::kLte: return "lte";
+    case Op::kLike: return "like";
+    case Op::kIn: return "in";
+    case Op::kIsNull: return "isNull";
+    case Op::kFalse: return "isUndefined";
+  }
+  return "isUndefined";
+}
+
+}  // namespace
+
+std::string Predicate::ToIr() const {
+  if (nodes_.empty()) return "null";
+  std::string out;
+  NodeIr(0, &out);
+  return out;
+}
+
+void Predicate::NodeIr(int index, std::string* out) const {
+  const Node& n = nodes_[index];
+  *out += "{\"type\":\"func\",\"name\":\"";
+  *out += OpName(n.op);
+  *out += "\",\"args\":[";
+  switch (n.op) {
+    case Op::kAnd:
+    case Op::kOr:
+    case Op::kNot:
+      for (size_t i = 0; i < n.children.size(); ++i) {
+        if (i > 0) *out += ",";
+        NodeIr(n.children[i], out);
+      }
+      break;
+    case Op::kIsNull:
+    case Op::kFalse:
+      AppendIrRef(n.column, out);
+      break;
+    case Op::kIn: {
+      AppendIrRef(n.column, out);
+      *out += ",{\"type\":\"val\",\"value\":[";
+      for (size_t i = 0; i < n.literals.size(); ++i) {
+        if (i > 0) *out += ",";
+        *out += LiteralJson(n.literals[i]);
+      }
+      *out += "]}";
+      break;
+    }
+    default:
+      AppendIrRef(n.column, out);
+      *out += ",{\"type\":\"val\",\"value\":" + LiteralJson(n.literals[0]) + "}";
+      break;
+  }
+  *out += "]}";
+}
+
+Predicate Predicate::None(const std::string& column) {
+  Predicate p;
+  Node in;
+  in.op = Op::kIn;  // `in []`: never true
+  in.column = column;
+  p.nodes_.push_back(std::move(in));
+  return p;
+}
+
+Predicate Predicate::WithBound(const SortBound& b) const {
+  // The bound as a small tree, appended after the existing nodes.
+  //   through V: rows ordered before V in sort order; from V: after it.
+  //   NULLs sit at one end, so they are inside the bound iff that end is
+  //   the one the bound reaches.
+  bool nulls_inside = b.through == b.nulls_first;
+  std::vector<Node> bound;
+  auto leaf = [&](Op op, bool with_value) {
+    Node n;
+    n.op = op;
+    n.column = b.column;
+    if (with_value) n.literals.push_back(b.value);
+    bound.push_back(std::move(n));
+    return static_cast<int>(bound.size()) - 1;
+  };
+  if (b.value.kind == Literal::Kind::kNull) {
+    // Through the NULL group at the end, or from the NULL group at the
+    // start: every row. Otherwise only the NULL group itself.
+    if (b.through != b.nulls_first) return *this;
+    leaf(Op::kIsNull, false);
+  } else {
+    // before V in ascending order is <=, in descending order >=.
+    bool less = b.through != b.descending;
+    Op cmp = less ? Op::kLte : Op::kGte;
+    if (nulls_inside) {
+      Node any;
+      any.op = Op::kOr;
+      bound.push_back(any);
+      int c = leaf(cmp, true);
+      int z = leaf(Op::kIsNull, false);
+      bound[0].children = {c, z};
+    } else {
+      leaf(cmp, true);
+    }
+  }
+  Predicate out;
+  int offset = 0;
+  if (!nodes_.empty()) {
+    Node conj;
+    conj.op = Op::kAnd;
+    out.nodes_.push_back(std::move(conj));
+    for (Node n : nodes_) {
+      for (int& c : n.children) c += 1;
+      out.nodes_.push_back(std::move(n));
+    }
+    offset = static_cast<int>(out.nodes_.size());
+    out.nodes_[0].children = {1, offset};
+  }
+  for (Node n : bound) {
+    for (int& c : n.children) c += offset;
+    out.nodes_.push_back(std::move(n));
+  }
+  return out;
+}
+
 }  // namespace seqsync

@@ -155,6 +155,11 @@ TEST_CASE("random predicates select exactly the rows SQLite selects (fixed seed)
     REQUIRE_MESSAGE(p.ok(), p.status().ToString());
     auto expected = SqlSelect(*p, &db);
     REQUIRE(EvalSelect(*p, rows) == expected);
+    // ToIr is what a resolved window is stored and resumed as: it must
+    // read back to the same predicate.
+    auto again = ParseWhere(p->ToIr());
+    REQUIRE_MESSAGE(again.ok(), again.status().ToString() << " for " << p->ToIr());
+    REQUIRE(EvalSelect(*again, rows) == expected);
     nonempty += !expected.empty();
   }
   // The generator is not degenerate: many predicates select something.

@@ -63,6 +63,24 @@ class Predicate {
   // `param` is the parameter number N. Returns "1" if is_all().
   std::string ToSql(int param, std::string* literals_json) const;
 
+  // The IR (docs/protocol.md §7) of this predicate as JSON text, or "null"
+  // if is_all(). Parse(ToIr()) gives an equivalent predicate; numbers are
+  // written so that they read back exactly.
+  std::string ToIr() const;
+
+  // A predicate that matches no row (used for a window that is empty).
+  // `column` is any column of the table.
+  static Predicate None(const std::string& column);
+
+  // One end of a window in sort order (docs/protocol.md §4.2): the rows that
+  // sort at or before `value` (`through`), or at or after it (`from`), when
+  // ordered by `column` in the given direction and NULL placement. Ties are
+  // included. A null `value` stands for the NULL group.
+  struct SortBound;
+
+  // Returns `this AND bound`.
+  Predicate WithBound(const SortBound& bound) const;
+
   // The comparison ops, in IR spelling.
   enum class Op { kAnd, kOr, kNot, kEq, kGt, kGte, kLt, kLte, kLike, kIn, kIsNull, kFalse };
 
@@ -81,11 +99,20 @@ class Predicate {
     std::vector<int> children;      // and, or, not
   };
 
+  struct SortBound {
+    std::string column;
+    bool descending = false;
+    bool nulls_first = true;
+    bool through = true;  // true: at or before `value`; false: at or after it
+    Literal value;
+  };
+
  private:
   enum class Truth { kFalse, kTrue, kUnknown };
   Truth Eval(int node, const JsonValueRef& row) const;
   void NodeSql(int node, int param, std::string* sql, int* next_literal,
                std::string* literals) const;
+  void NodeIr(int node, std::string* out) const;
 
   std::vector<Node> nodes_;  // nodes_[0] is the root when non-empty
 };

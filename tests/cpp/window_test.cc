@@ -1,0 +1,196 @@
+// Ordered windows (orderBy + limit/offset): the core serves the prefix
+// through the window's last leading value, ties included, and from then on
+// moves rows in and out of that range as they change (docs/protocol.md §4.2).
+#include <map>
+#include <random>
+#include <set>
+
+#include "test_util.h"
+
+namespace seqsync {
+namespace {
+
+// The ids in every snapshot frame of `frames`, and the last frame's "where".
+struct Served {
+  std::set<std::string> ids;
+  std::string where;
+};
+
+Served ServedBy(const std::vector<std::string>& frames) {
+  Served out;
+  for (const std::string& f : frames) {
+    JsonDocument d = Json(f);
+    if (View(d["t"]) != "snapshot") continue;
+    for (const JsonValue& row : d["rows"].GetArray()) out.ids.insert(std::string(View(row["id"])));
+    if (d.HasMember("where")) out.where = ToJson(d["where"]);
+  }
+  return out;
+}
+
+// What a window must serve, computed independently with SQL: every row whose
+// leading value is one of the values at positions [offset, offset+limit).
+std::set<std::string> Oracle(Harness* h, const std::string& col, bool desc, bool nulls_first,
+                             long limit, long offset) {
+  std::string order = "\"" + col + "\"" + (desc ? " DESC" : " ASC") + (nulls_first ? " NULLS FIRST" : " NULLS LAST");
+  auto values = h->db.Exec("SELECT json_group_array(json_array(v)) FROM (SELECT \"" + col +
+                               "\" AS v FROM tasks ORDER BY " + order + " LIMIT ?1 OFFSET ?2)",
+                           {SqlValue::Integer(limit), SqlValue::Integer(offset)});
+  REQUIRE(values.ok());
+  auto ids = h->db.Exec("SELECT json_group_array(id) FROM tasks WHERE EXISTS (SELECT 1 FROM json_each(?1) w"
+                        " WHERE w.value ->> '$[0]' IS \"" + col + "\")",
+                        {SqlValue::Text((*values)[0][0].text)});
+  REQUIRE(ids.ok());
+  std::set<std::string> out;
+  JsonDocument d = Json((*ids)[0][0].text);
+  for (const JsonValue& id : d.GetArray()) out.insert(std::string(View(id)));
+  return out;
+}
+
+std::string TaskInsert(const std::string& mid, const std::string& id, const std::string& rank,
+                       const std::string& title = "t") {
+  return R"({"t":"mut","id":")" + mid + R"(","ops":[{"c":"tasks","op":"insert","k":")" + id +
+         R"(","cols":{"id":")" + id + R"(","title":")" + title + R"(","rank":)" + rank + "}}]}";
+}
+
+std::string TaskRank(const std::string& mid, const std::string& id, const std::string& rank) {
+  return R"({"t":"mut","id":")" + mid + R"(","ops":[{"c":"tasks","op":"update","k":")" + id +
+         R"(","cols":{"rank":)" + rank + "}}]}";
+}
+
+// The keys a socket is told to hold (row) or drop (no row) in `frames`.
+std::map<std::string, bool> Changes(const std::vector<std::string>& frames) {
+  std::map<std::string, bool> out;
+  for (const std::string& f : frames) {
+    JsonDocument d = Json(f);
+    if (View(d["t"]) != "changes") continue;
+    for (const JsonValue& c : d["changes"].GetArray()) out[std::string(View(c["k"]))] = c.HasMember("row");
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("window") {
+
+TEST_CASE("a window serves the prefix through its last leading value, ties included (SQL oracle, fixed seed)") {
+  const unsigned seed = 7;
+  CAPTURE(seed);
+  std::mt19937 rng(seed);
+  Harness h;
+  // Ranks with many ties and NULLs; titles as a text order column.
+  const char* ranks[] = {"NULL", "1", "2", "2", "3", "3", "3", "4.5", "-1", "10"};
+  const char* titles[] = {"a", "b", "b", "c", "d", "e", "f"};
+  for (int i = 0; i < 40; ++i) {
+    h.db.MustExec("INSERT INTO tasks(id, title, rank) VALUES('t" + std::to_string(i) + "','" +
+                  titles[rng() % 7] + "'," + ranks[rng() % 10] + ")");
+  }
+  h.Connect("s");
+  int windows = 0;
+  for (const char* col : {"rank", "title"}) {
+    for (bool desc : {false, true}) {
+      for (bool nulls_first : {false, true}) {
+        for (int trial = 0; trial < 12; ++trial) {
+          long limit = static_cast<long>(rng() % 12);
+          long offset = trial % 3 == 0 ? static_cast<long>(rng() % 20) : 0;
+          std::string sub = R"({"t":"sub","id":"w)" + std::to_string(windows++) +
+                            R"(","c":"tasks","orderBy":[{"col":")" + col + R"(","dir":")" +
+                            (desc ? "desc" : "asc") + R"(","nulls":")" + (nulls_first ? "first" : "last") +
+                            R"("},{"col":"id"}],"limit":)" + std::to_string(limit) +
+                            R"(,"offset":)" + std::to_string(offset) + "}";
+          CAPTURE(sub);
+          Served served = ServedBy(Harness::FramesFor(h.Send("s", sub), "s"));
+          CHECK(served.ids == Oracle(&h, col, desc, nulls_first, limit, offset));
+          CHECK(!served.where.empty());
+          h.Send("s", R"({"t":"unsub","id":"w)" + std::to_string(windows - 1) + R"("})");  // stay under the cap
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("live changes move rows into and out of a window") {
+  Harness h;
+  h.Connect("w");
+  for (int i = 1; i <= 5; ++i) {
+    auto p = h.SendAndRun("w", TaskInsert("i" + std::to_string(i), "t" + std::to_string(i), std::to_string(i)));
+    (void)p;
+  }
+  h.Connect("watcher");
+  // The top three by rank: 5, 4, 3 → the range rank >= 3.
+  Served served = ServedBy(Harness::FramesFor(
+      h.Send("watcher", R"({"t":"sub","id":"top","c":"tasks","orderBy":[{"col":"rank","dir":"desc"}],"limit":3})"),
+      "watcher"));
+  CHECK(served.ids == std::set<std::string>{"t3", "t4", "t5"});
+
+  // t1 is voted up past the boundary: it moves in.
+  auto in = Changes(Harness::FramesFor(h.SendAndRun("w", TaskRank("m1", "t1", "9")), "watcher"));
+  CHECK(in == std::map<std::string, bool>{{"t1", true}});
+  // t5 drops below the boundary: it moves out.
+  auto out = Changes(Harness::FramesFor(h.SendAndRun("w", TaskRank("m2", "t5", "0")), "watcher"));
+  CHECK(out == std::map<std::string, bool>{{"t5", false}});
+  // A change below the window is not sent as a row.
+  auto below = Changes(Harness::FramesFor(h.SendAndRun("w", TaskRank("m3", "t2", "2.5")), "watcher"));
+  bool t2_not_held = below.count("t2") == 0 || !below["t2"];
+  CHECK(t2_not_held);
+  // A new row inside the range arrives.
+  auto fresh = Changes(Harness::FramesFor(h.SendAndRun("w", TaskInsert("m4", "t6", "3")), "watcher"));
+  CHECK(fresh == std::map<std::string, bool>{{"t6", true}});
+}
+
+TEST_CASE("a window with no row at its end serves everything that matches, and limit 0 serves nothing") {
+  Harness h;
+  h.Connect("w");
+  for (int i = 1; i <= 3; ++i) {
+    auto p = h.SendAndRun("w", TaskInsert("i" + std::to_string(i), "t" + std::to_string(i), std::to_string(i)));
+    (void)p;
+  }
+  h.Connect("s");
+  Served all = ServedBy(Harness::FramesFor(
+      h.Send("s", R"({"t":"sub","id":"a","c":"tasks","orderBy":[{"col":"rank"}],"limit":10})"), "s"));
+  CHECK(all.ids.size() == 3);
+  Served none = ServedBy(Harness::FramesFor(
+      h.Send("s", R"({"t":"sub","id":"b","c":"tasks","orderBy":[{"col":"rank"}],"limit":0})"), "s"));
+  CHECK(none.ids.empty());
+  // The empty window stays empty as rows arrive.
+  auto later = Changes(Harness::FramesFor(h.SendAndRun("w", TaskInsert("i9", "t9", "0")), "s"));
+  CHECK(later["t9"] == true);  // held by the unbounded window "a", not by "b"
+}
+
+TEST_CASE("a resolved window is stored, survives a wake, and resumes without a snapshot") {
+  Harness h;
+  h.Connect("w");
+  for (int i = 1; i <= 6; ++i) {
+    auto p = h.SendAndRun("w", TaskInsert("i" + std::to_string(i), "t" + std::to_string(i), std::to_string(i)));
+    (void)p;
+  }
+  h.Connect("s");
+  Served served = ServedBy(Harness::FramesFor(
+      h.Send("s", R"({"t":"sub","id":"top","c":"tasks","orderBy":[{"col":"rank","dir":"desc"}],"limit":2})"), "s"));
+  REQUIRE(served.ids == std::set<std::string>{"t5", "t6"});
+  REQUIRE(!served.where.empty());
+
+  // A wake: the socket "s" is still open; its window comes back from SQLite.
+  h.Reopen(kChatRegistration, {"s"});
+  h.Connect("w2");
+  auto moved = Changes(Harness::FramesFor(h.SendAndRun("w2", TaskRank("m1", "t1", "8")), "s"));
+  CHECK(moved == std::map<std::string, bool>{{"t1", true}});
+
+  // A reconnect inside the retention window resumes the resolved form:
+  // a delta, no snapshot.
+  h.Connect("w3");
+  auto before = h.core->State();
+  REQUIRE(before.ok());
+  auto p = h.SendAndRun("w3", TaskRank("m2", "t6", "1"));
+  (void)p;
+  std::vector<std::string> frames = Harness::FramesFor(
+      h.Send("s3", R"({"t":"hello","v":1,"epoch":"epoch-1","since":)" + std::to_string(before->head) +
+                       R"(,"subs":[{"id":"top","c":"tasks","where":)" + served.where + R"(,"resume":true}]})"),
+      "s3");
+  int snapshots = 0;
+  for (const std::string& f : frames) snapshots += TypeOf(f) == "snapshot";
+  CHECK(snapshots == 0);
+  CHECK(Changes(frames) == std::map<std::string, bool>{{"t6", false}});
+}
+
+}  // TEST_SUITE
+}  // namespace seqsync
