@@ -121,6 +121,15 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
               sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', op.cols.id, op.cols.body)
             },
           })
+          .defineCommand<{ id: string }, void>({
+            // Wrong on purpose: execute must be synchronous.
+            name: 'asyncWrite',
+            execute: (async ({ args, sql }: { args: { id: string }; sql: SqlStorage }) => {
+              sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', args.id, 'before await')
+              await Promise.resolve()
+              sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', `${args.id}-late`, 'after await')
+            }) as unknown as () => void,
+          })
           .defineCommand<{ text: string }, { echoed: string; by: string }>({
             name: 'echo',
             execute: ({ args, user }) => ({ echoed: args.text, by: (user as Claims).userId }),

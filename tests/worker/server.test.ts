@@ -138,6 +138,16 @@ describe('rejections change nothing', () => {
     socket.close()
   })
 
+  it('an execute that returns a promise is refused and rolled back', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    socket.send({ t: 'call', id: 'async', name: 'asyncWrite', args: { id: 'n1' } })
+    expect(await socket.settle('async')).toMatchObject({ t: 'reject', code: 12 })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(await room(name).rows('notes')).toEqual([])
+    socket.close()
+  })
+
   for (const vector of malformed.cases as Array<{ name: string; frame: string; code: number; fresh?: boolean; close?: number }>) {
     it(`bad input: ${vector.name} → code ${vector.code}, nothing changes`, async () => {
       const name = freshRoom('bad')

@@ -50,7 +50,7 @@ export class TestSocket {
   }
 
   /** The next unread frame of type `t` (optionally matching `where`); earlier unread frames of other types are kept. */
-  async next<T extends Frame['t']>(t: T, where: (f: Extract<Frame, { t: T }>) => boolean = () => true, timeoutMs = 5000) {
+  async next<T extends Frame["t"]>(t: T, where: (f: Extract<Frame, { t: T }>) => boolean = () => true, timeoutMs = 10_000) {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       for (let i = this.#cursor; i < this.frames.length; i++) {
@@ -80,7 +80,7 @@ export class TestSocket {
   }
 
   /** The ack or reject for mutation `id`, whichever comes. */
-  async settle(id: string, timeoutMs = 5000): Promise<Extract<Frame, { t: 'ack' | 'reject' }>> {
+  async settle(id: string, timeoutMs = 10_000): Promise<Extract<Frame, { t: 'ack' | 'reject' }>> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const f = this.frames.find((x) => (x.t === 'ack' || x.t === 'reject') && x.id === id && !this.#taken.has(x))

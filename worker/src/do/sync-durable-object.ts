@@ -262,10 +262,17 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     // execute: all ops in one transaction with the core's dedup record.
     let seq = 0
     let result: unknown
+    // execute gets a handle that refuses statements once the transaction is
+    // over, so a stray async continuation cannot write outside it.
+    const scoped = transactionScopedSql(this.sql)
     try {
       seq = this.ctx.storage.transactionSync(() => {
         for (const { handler, op } of steps) {
-          result = handler.execute({ user: claims, op, env: this.env, sql: this.sql })
+          result = handler.execute({ user: claims, op, env: this.env, sql: scoped.sql })
+          if (isThenable(result)) {
+            ;(result as Promise<unknown>).catch(() => {}) // its late writes fail; we report below
+            throw new AsyncExecuteError()
+          }
         }
         const resultJson = mutation.command ? JSON.stringify(result ?? null) : ''
         const committed = core.commitMutation(scope, mutation.id, resultJson, Date.now())
@@ -273,10 +280,16 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
         return committed.seq
       })
     } catch (error) {
+      scoped.end()
       if (error instanceof CoreRefusal) return reject(error.code, error.message)
+      if (error instanceof AsyncExecuteError) {
+        console.error(`seqsync: ${error.message} (mutation ${mutation.id}); rolled back`)
+        return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
+      }
       console.error(`seqsync: execute failed for mutation ${mutation.id}:`, error)
       return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
     }
+    scoped.end()
     this.#deliver(core.finishMutation(scope, mutation.id, Date.now()))
 
     // afterCommit: after the confirmation went out, fire-and-forget.
@@ -296,6 +309,34 @@ function commandAsHandler(command: NonNullable<ReturnType<RegistryHandle['comman
       command.afterCommit &&
       ((ctx) => command.afterCommit!({ user: ctx.user, env: ctx.env, args: ctx.op, seq: ctx.seq, result: ctx.result })),
   }
+}
+
+class AsyncExecuteError extends Error {
+  constructor() {
+    super('execute returned a promise: it runs inside transactionSync and must be synchronous')
+  }
+}
+
+/** A view of `sql` whose exec throws after end(). */
+function transactionScopedSql(sql: SqlStorage): { sql: SqlStorage; end(): void } {
+  let open = true
+  const scoped = new Proxy(sql, {
+    get(target, property, receiver) {
+      if (property === 'exec') {
+        return (query: string, ...bindings: SqlStorageValue[]) => {
+          if (!open) throw new Error('seqsync: execute used sql after its transaction ended')
+          return target.exec(query, ...bindings)
+        }
+      }
+      const value = Reflect.get(target, property, receiver) as unknown
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    },
+  })
+  return { sql: scoped, end: () => void (open = false) }
+}
+
+function isThenable(value: unknown): boolean {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 class CoreRefusal extends Error {

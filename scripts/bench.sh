@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Benchmarks: seqsync against the plain-JS floor (bench/), one run, ratios.
+#   bash scripts/bench.sh            full run (several minutes); writes
+#                                    test-output/bench.json and docs/benchmarks.md
+#   bash scripts/bench.sh --smoke    tiny counts, < 60 s; non-zero exit if anything
+#                                    fails to converge
+# Extra arguments go to bench/run.ts (--only=writes,fanout,catchup,initial,wake,sizes,memory,
+# --no-docs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+[ -f worker/build/core.wasm ] || bash scripts/build-wasm.sh
+out=test-output/bench-build
+mkdir -p "$out"
+npx esbuild bench/run.ts bench/subscriber.ts --bundle --platform=node --format=esm \
+  --target=node20 --packages=external --outdir="$out" --out-extension:.js=.mjs --log-level=warning
+exec node "$out/run.mjs" "$@"
