@@ -32,6 +32,7 @@ run workerd npx vitest run --config tests/worker/vitest.config.ts
 run client-unit npx vitest run --config tests/client/vitest.config.ts
 run client-e2e npx vitest run --config tests/e2e/vitest.config.ts
 run typecheck-tests npx tsc --noEmit -p tests/tsconfig.json
+run typecheck-examples npx tsc --noEmit -p examples/tsconfig.json
 run browser node --test --test-reporter=spec tests/browser/
 run fuzz-smoke bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 

@@ -4,39 +4,21 @@
 // stopped and restarted under them and both converge. Screenshots go to
 // test-output/.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
 import { after, before, test } from 'node:test'
 
-import { chromium } from 'playwright-core'
-
 import { startWrangler } from '../support/wrangler.mjs'
+import { openTab, startExample, statusOf, waitFor } from './support.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-let server
-let browser
+let env
 
 before(async () => {
-  execFileSync('bash', ['scripts/build-chat.sh'], { stdio: 'inherit' })
-  server = await startWrangler({ config: 'wrangler.toml' })
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] })
-  mkdirSync('test-output', { recursive: true })
+  env = await startExample('chat')
 })
 
 after(async () => {
-  await browser?.close()
-  await server?.stop()
+  await env?.stop()
 })
 
-async function openTab(room, user) {
-  const context = await browser.newContext({ viewport: { width: 640, height: 480 } })
-  const page = await context.newPage()
-  page.on('pageerror', (error) => console.error(`[${user}] page error:`, error))
-  await page.goto(`${server.url}/?room=${room}&user=${user}`)
-  return page
-}
-
-const status = (page) => page.getAttribute('[data-testid=status]', 'data-status')
 const messageTexts = (page) => page.locator('[data-testid=message]').allTextContents()
 
 async function send(page, text) {
@@ -44,20 +26,11 @@ async function send(page, text) {
   await page.click('[data-testid=send]')
 }
 
-async function waitFor(check, what, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
 test('two tabs chat live, and converge after the server is cut and restored', { timeout: 120_000 }, async () => {
   const room = `browser-${Date.now().toString(36)}`
-  const ann = await openTab(room, 'ann')
-  const bob = await openTab(room, 'bob')
-  await waitFor(async () => (await status(ann)) === 'live' && (await status(bob)) === 'live', 'both tabs live')
+  const ann = await openTab(env, `/?room=${room}&user=ann`, 'ann')
+  const bob = await openTab(env, `/?room=${room}&user=bob`, 'bob')
+  await waitFor(async () => (await statusOf(ann)) === 'live' && (await statusOf(bob)) === 'live', 'both tabs live')
 
   await send(ann, 'hello from ann')
   await waitFor(async () => (await messageTexts(bob)).some((t) => t.includes('hello from ann')), 'bob sees ann')
@@ -66,16 +39,16 @@ test('two tabs chat live, and converge after the server is cut and restored', { 
   await ann.screenshot({ path: 'test-output/chat-ann-live.png' })
 
   // Cut the server: both tabs notice and go offline.
-  const { port, stateDir } = server
-  await server.stop({ keepState: true })
-  await waitFor(async () => (await status(ann)) !== 'live' && (await status(bob)) !== 'live', 'both tabs offline')
+  const { port, stateDir } = env.server
+  await env.server.stop({ keepState: true })
+  await waitFor(async () => (await statusOf(ann)) !== 'live' && (await statusOf(bob)) !== 'live', 'both tabs offline')
   // A message written while offline waits in memory.
   await send(ann, 'sent while offline')
   await ann.screenshot({ path: 'test-output/chat-ann-offline.png' })
 
   // Restore it on the same port with the same storage.
-  server = await startWrangler({ config: 'wrangler.toml', port, stateDir })
-  await waitFor(async () => (await status(ann)) === 'live' && (await status(bob)) === 'live', 'both tabs live again', 45_000)
+  env.server = await startWrangler({ config: env.config, port, stateDir })
+  await waitFor(async () => (await statusOf(ann)) === 'live' && (await statusOf(bob)) === 'live', 'both tabs live again', 45_000)
   await waitFor(async () => (await messageTexts(bob)).some((t) => t.includes('sent while offline')), 'bob sees the offline write', 20_000)
   await send(bob, 'after the restart')
   await waitFor(async () => (await messageTexts(ann)).some((t) => t.includes('after the restart')), 'ann sees bob after restart')

@@ -1,0 +1,13 @@
+// What the page and the Durable Object agree on.
+export interface Task {
+  id: string
+  title: string
+  votes: number
+  updated_at: number
+}
+
+export const TASK_COUNT = 5000
+
+export function taskId(n: number): string {
+  return `task-${String(n).padStart(5, '0')}`
+}

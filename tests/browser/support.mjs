@@ -1,0 +1,49 @@
+// Shared by the browser tests: build an example, serve it under wrangler
+// dev, drive Debian's Chromium with playwright-core.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+
+import { chromium } from 'playwright-core'
+
+import { startWrangler } from '../support/wrangler.mjs'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/** Builds examples/<name>, starts it and a browser. Call stop() when done. */
+export async function startExample(name) {
+  execFileSync('bash', ['scripts/build-example.sh', name], { stdio: 'inherit' })
+  const config = name === 'chat' ? 'wrangler.toml' : `examples/${name}/wrangler.toml`
+  const env = { config, server: await startWrangler({ config }) }
+  env.browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] })
+  mkdirSync('test-output', { recursive: true })
+  env.stop = async () => {
+    await env.browser?.close()
+    await env.server?.stop()
+  }
+  return env
+}
+
+/** A new browser context (a separate tab with its own storage) at `path`. */
+export async function openTab(env, path, label) {
+  const context = await env.browser.newContext({ viewport: { width: 720, height: 900 } })
+  const page = await context.newPage()
+  page.on('pageerror', (error) => console.error(`[${label}] page error:`, error))
+  await page.goto(`${env.server.url}${path}`)
+  return page
+}
+
+export const statusOf = (page) => page.getAttribute('[data-testid=status]', 'data-status')
+
+export async function waitFor(check, what, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+export function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
