@@ -130,6 +130,18 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
               sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', `${args.id}-late`, 'after await')
             }) as unknown as () => void,
           })
+          // Not idempotent on purpose: the chaos test counts confirmed calls
+          // and checks each was applied exactly once.
+          .defineCommand<{ id: string }, { rank: number }>({
+            name: 'incr',
+            execute: ({ args, sql }) => {
+              const row = sql
+                .exec<{ rank: number }>('UPDATE tasks SET rank = coalesce(rank, 0) + 1 WHERE id = ? RETURNING rank', args.id)
+                .toArray()[0]
+              if (!row) throw new Error('no such task')
+              return { rank: row.rank }
+            },
+          })
           .defineCommand<{ text: string }, { echoed: string; by: string }>({
             name: 'echo',
             execute: ({ args, user }) => ({ echoed: args.text, by: (user as Claims).userId }),
@@ -148,15 +160,41 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   }
 
   // ---- RPC used by the tests ----
-  serverInsertMessage(m: Message): void {
+  /** Returns the seq of the write. */
+  serverInsertMessage(m: Message): number {
     this.runSyncedWrite((sql) => {
       sql.exec('INSERT INTO messages(id, author, content, created_at) VALUES (?, ?, ?, ?)',
         m.id, m.author, m.content, m.created_at)
     })
+    return this.syncState().head
   }
-  serverDeleteMessage(id: string): void {
+  /** Inserts tasks server-side (counters for the chaos test); returns the seq. */
+  serverInsertTasks(tasks: Task[]): number {
+    this.runSyncedWrite((sql) => {
+      for (const t of tasks) {
+        sql.exec('INSERT INTO tasks(id, title, done, rank, category) VALUES (?, ?, ?, ?, ?)',
+          t.id, t.title, t.done, t.rank, t.category)
+      }
+    })
+    return this.syncState().head
+  }
+  /** Resets the object, as an eviction or a crash would: sockets drop, memory is lost. */
+  crash(): void {
+    this.ctx.abort('test: reset the Durable Object')
+  }
+  serverDeleteMessage(id: string): number {
     this.runSyncedWrite((sql) => {
       sql.exec('DELETE FROM messages WHERE id = ?', id)
+    })
+    return this.syncState().head
+  }
+  /** Inserts `count` tasks in one synced write: id `${prefix}00001`…, rank = i, category a/b/c. */
+  seedTasks(count: number, prefix: string): void {
+    this.runSyncedWrite((sql) => {
+      for (let i = 1; i <= count; i++) {
+        sql.exec('INSERT INTO tasks(id, title, done, rank, category) VALUES (?, ?, ?, ?, ?)',
+          `${prefix}${String(i).padStart(5, '0')}`, `task ${i}`, 0, i, ['a', 'b', 'c'][i % 3]!)
+      }
     })
   }
   addColumn(): void {
@@ -247,10 +285,20 @@ async function adminRequest(
   const body = req.method === 'POST' ? ((await req.json()) as Record<string, unknown>) : {}
   switch (action) {
     case 'server-insert':
-      await stub.serverInsertMessage(body as unknown as Message)
-      return Response.json({ ok: true })
+      return Response.json({ seq: await stub.serverInsertMessage(body as unknown as Message) })
     case 'server-delete':
-      await stub.serverDeleteMessage(String(body.id))
+      return Response.json({ seq: await stub.serverDeleteMessage(String(body.id)) })
+    case 'server-insert-tasks':
+      return Response.json({ seq: await stub.serverInsertTasks(body.tasks as Task[]) })
+    case 'crash':
+      try {
+        await stub.crash()
+      } catch {
+        // abort() rejects the call that made it
+      }
+      return Response.json({ ok: true })
+    case 'seed-tasks':
+      await stub.seedTasks(Number(body.count ?? 0), String(body.prefix ?? 't'))
       return Response.json({ ok: true })
     case 'housekeep':
       await stub.housekeepAt(Date.now() + Number(body.aheadMs ?? 0))
