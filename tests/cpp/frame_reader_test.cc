@@ -161,6 +161,16 @@ TEST_CASE("every code has a wire name and the table matches docs/protocol.md") {
   CHECK_FALSE(IsKnownCode(static_cast<int>(Code::kInternal) + 1));
 }
 
+TEST_CASE("docs/protocol.md §11 lists every malformed vector with its code") {
+  std::string doc = ReadSourceFile("docs/protocol.md");
+  JsonDocument vectors = Json(ReadSourceFile("tests/vectors/malformed.json"));
+  for (const JsonValue& c : vectors["cases"].GetArray()) {
+    std::string row = "| `" + std::string(View(c["name"])) + "` | " + std::to_string(c["code"].GetInt()) + " `";
+    CAPTURE(row);
+    CHECK(doc.find(row) != std::string::npos);
+  }
+}
+
 }  // TEST_SUITE
 
 }  // namespace seqsync

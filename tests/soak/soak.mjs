@@ -1,0 +1,112 @@
+// Soak: 1,000 sockets on one DO over loopback for 10 minutes at a steady
+// write rate. Samples the workerd process's memory and the delivery latency
+// (writer's send → a subscriber's changes frame) every interval, prints a
+// table and writes test-output/soak.json. Memory must stay flat.
+//   node tests/soak/soak.mjs [--sockets 1000] [--minutes 10] [--rate 20]
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+
+import WebSocket from 'ws'
+
+import { processesInGroup, rssBytes } from '../support/proc.mjs'
+import { startWrangler } from '../support/wrangler.mjs'
+
+const { values } = parseArgs({
+  options: {
+    sockets: { type: 'string', default: '1000' },
+    minutes: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '20' }, // writes per second
+    samples: { type: 'string', default: '20' },
+  },
+})
+const SOCKETS = Number(values.sockets)
+const DURATION_MS = Number(values.minutes) * 60_000
+const RATE = Number(values.rate)
+const SAMPLES = Number(values.samples)
+const PROBES = 20 // subscribers whose receive times are measured
+
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN
+}
+
+function connect(url, onFrame) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url)
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ t: 'hello', v: 1 }))
+      ws.send(JSON.stringify({ t: 'sub', id: 's', c: 'messages' }))
+    })
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data))
+      if (frame.t === 'snapshot' && !frame.more) resolve(ws)
+      onFrame?.(frame)
+    })
+    ws.on('error', reject)
+  })
+}
+
+const server = await startWrangler({ config: 'tests/worker/wrangler.toml' })
+const stopAll = async () => server.stop()
+process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
+try {
+  const room = `soak-${Date.now().toString(36)}`
+  const url = (user) => `${server.wsUrl}/sync/${room}?user=${user}`
+  const sent = new Map() // message id → send time
+  const latencies = []
+  const sockets = []
+  for (let i = 0; i < SOCKETS; i++) {
+    const probe = i < PROBES
+    sockets.push(await connect(url(`u${i}`), probe ? (f) => {
+      if (f.t !== 'changes') return
+      for (const c of f.changes) {
+        const t = sent.get(c.k)
+        if (t !== undefined) latencies.push(performance.now() - t)
+      }
+    } : undefined))
+    if (i % 100 === 99) console.log(`${i + 1} sockets connected`)
+  }
+  const writer = await connect(url('writer'))
+  const workerd = processesInGroup(server.pid)
+  const memory = () => workerd.reduce((sum, pid) => sum + rssBytes(pid), 0)
+  console.log(`workerd pids: ${workerd.join(', ')}; ${SOCKETS} subscribers; ${RATE} writes/s for ${DURATION_MS / 60000} min`)
+
+  const samples = []
+  const started = performance.now()
+  let n = 0
+  const interval = DURATION_MS / SAMPLES
+  let nextSample = started + interval
+  let window = []
+  while (performance.now() - started < DURATION_MS) {
+    const id = `soak-${n++}`
+    sent.set(id, performance.now())
+    writer.send(JSON.stringify({ t: 'mut', id: `m-${id}`, ops: [{ c: 'messages', op: 'insert', k: id, cols: { id, author: 'writer', content: `row ${n}`, created_at: n } }] }))
+    await new Promise((r) => setTimeout(r, 1000 / RATE))
+    if (performance.now() >= nextSample) {
+      window = latencies.splice(0)
+      const sample = {
+        minute: +((performance.now() - started) / 60_000).toFixed(2),
+        writes: n,
+        rssMiB: +(memory() / 2 ** 20).toFixed(1),
+        p50ms: +percentile(window, 50).toFixed(2),
+        p99ms: +percentile(window, 99).toFixed(2),
+        deliveries: window.length,
+      }
+      samples.push(sample)
+      console.log(JSON.stringify(sample))
+      nextSample += interval
+      for (const key of sent.keys()) if (Number(key.slice(5)) < n - RATE * 30) sent.delete(key)
+    }
+  }
+  const rss = samples.map((s) => s.rssMiB)
+  const growth = rss.length > 2 ? rss[rss.length - 1] - rss[1] : 0
+  const summary = { sockets: SOCKETS, minutes: DURATION_MS / 60000, rate: RATE, writes: n, rssFirstMiB: rss[0], rssLastMiB: rss.at(-1), rssGrowthAfterWarmupMiB: +growth.toFixed(1), samples }
+  mkdirSync('test-output', { recursive: true })
+  writeFileSync('test-output/soak.json', JSON.stringify(summary, null, 2))
+  console.table(samples)
+  console.log(`soak: ${n} writes to ${SOCKETS} sockets; workerd RSS ${rss[0]} → ${rss.at(-1)} MiB (growth after warm-up ${growth.toFixed(1)} MiB)`)
+  for (const ws of sockets) ws.terminate()
+  writer.terminate()
+} finally {
+  await stopAll()
+}
