@@ -96,6 +96,30 @@ TEST_CASE("retention prunes by marks: a mark exactly at the cutoff survives, an 
   CHECK(h.core->State()->head == 3);
 }
 
+TEST_CASE("mutation outcomes are kept for dedupRetentionMs, survive a wake, and are swept after") {
+  Options options;
+  options.dedup_retention_ms = 60'000;
+  Harness h(options);
+  h.Connect("s");
+  Plan first = h.SendAndRun("s", InsertMessage("m1", "a"));
+  REQUIRE(h.Count("SELECT COUNT(*) FROM _sync_mutations") == 1);
+
+  // A wake inside the window: the replay still gets the stored outcome.
+  h.Reopen(kChatRegistration, {"s"});
+  h.now += 59'000;
+  REQUIRE(h.core->Housekeep(h.now).ok());
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_mutations") == 1);
+  Plan replay = h.SendAndRun("s", InsertMessage("m1", "a"));
+  CHECK(!replay.mutation);  // answered from the record, nothing to execute
+  CHECK(h.Count("SELECT COUNT(*) FROM messages") == 1);
+
+  // Past the window the record is swept (the client's own timeout must be
+  // shorter than dedupRetentionMs: docs/protocol.md §4.4).
+  h.now += 2'000;
+  REQUIRE(h.core->Housekeep(h.now).ok());
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_mutations") == 0);
+}
+
 TEST_CASE("random writes, compaction and retention match the reference model on resume") {
   const unsigned seed = 42;
   CAPTURE(seed);

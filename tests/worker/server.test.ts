@@ -86,6 +86,37 @@ describe('writes and confirmation', () => {
     socket.close()
   })
 
+  it('a command that writes broadcasts its changes like a mutation', async () => {
+    const name = freshRoom()
+    const { socket: watcher } = await TestSocket.connect(name, 'bob', { subs: [{ id: 't', c: 'tasks' }] })
+    await watcher.next('synced')
+    const { socket } = await subscribed(name)
+    await socket.mutate('t', [{ c: 'tasks', op: 'insert', k: 'c1', cols: { id: 'c1', title: 'counter', rank: 0 } }])
+    socket.send({ t: 'call', id: 'incr-1', name: 'incr', args: { id: 'c1' } })
+    const ack = await socket.next('ack', (f) => f.id === 'incr-1')
+    expect(ack.result).toEqual({ rank: 1 })
+    const change = await watcher.next('changes', (f) => f.seq === ack.seq)
+    expect(change.changes[0]!.row).toMatchObject({ id: 'c1', rank: 1 })
+    // A failing command rejects and changes nothing.
+    socket.send({ t: 'call', id: 'incr-2', name: 'incr', args: { id: 'missing' } })
+    expect(await socket.settle('incr-2')).toMatchObject({ t: 'reject', code: 12 })
+    watcher.close()
+    socket.close()
+  })
+
+  it('a 1.5 MB row travels whole, live and in a snapshot', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const big = 'b'.repeat(1_500_000)
+    const ack = (await socket.mutate('big', [insertMessage('big', 'ann', big)])) as { seq: number }
+    const live = await socket.next('changes', (f) => f.seq === ack.seq)
+    expect((live.changes[0]!.row as { content: string }).content.length).toBe(big.length)
+    const later = await subscribed(name, 'bob')
+    expect((later.snapshot.rows[0] as { content: string }).content).toBe(big)
+    socket.close()
+    later.socket.close()
+  })
+
   it('a named command runs once and returns its result in the ack', async () => {
     const name = freshRoom()
     const { socket } = await subscribed(name)
@@ -339,6 +370,34 @@ describe('resume', () => {
     await socket.next('synced')
     const rows = socket.all('snapshot').flatMap((f) => f.rows)
     expect(rows.map((r) => r.id).sort()).toEqual(['b', 'c'])
+    socket.close()
+    writer.socket.close()
+  })
+
+  it('a filtered subscription catches up with move-ins as rows, move-outs and deletes as removals', async () => {
+    const name = freshRoom()
+    const byBob = { type: 'func', name: 'eq', args: [{ type: 'ref', path: ['author'] }, { type: 'val', value: 'bob' }] }
+    const writer = await subscribed(name, 'bob')
+    await writer.socket.mutate('w1', [insertMessage('stays', 'bob'), insertMessage('leaves', 'bob'), insertMessage('deleted', 'bob')])
+    const first = await TestSocket.connect(name, 'ann', { subs: [{ id: 'f', c: 'messages', where: byBob }] })
+    await first.socket.next('synced')
+    const since = first.welcome.seq
+    const epoch = first.welcome.epoch
+    first.socket.close()
+    // While away: one row leaves the filter, one is deleted, one is updated, one unrelated row appears.
+    await writer.socket.mutate('w2', [{ c: 'messages', op: 'update', k: 'leaves', cols: { content: 'x' } }])
+    await room(name).serverInsertMessage(message('moves-in', 'bob'))
+    await writer.socket.mutate('w3', [{ c: 'messages', op: 'delete', k: 'deleted' }])
+    await room(name).serverInsertMessage(message('not-bobs', 'carol'))
+    const { socket } = await TestSocket.connect(name, 'ann', { epoch, since, subs: [{ id: 'f', c: 'messages', where: byBob, resume: true }] })
+    await socket.next('synced')
+    expect(socket.all('snapshot')).toEqual([])
+    const delta = new Map(socket.all('changes').flatMap((f) => f.changes).map((c) => [c.k, c.row ?? null]))
+    expect(delta.get('moves-in')).toEqual(message('moves-in', 'bob'))
+    expect(delta.get('deleted')).toBeNull()
+    expect(delta.get('leaves')).toMatchObject({ content: 'x' }) // still bob's: an update
+    expect(delta.has('not-bobs') ? delta.get('not-bobs') : null).toBeNull() // never sent as a row
+    expect(delta.has('stays')).toBe(false)
     socket.close()
     writer.socket.close()
   })
