@@ -102,7 +102,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(a.units).toEqual([])
     expect(t.appliedSeq).toBe(0)
     ws.deliver({ t: 'synced', seq: 5 })
-    expect(a.units).toEqual([{ seq: 5, changes: [], snapshot: [{ id: 'a' }, { id: 'b' }] }])
+    expect(a.units).toEqual([{ seq: 5, sub: 's1', changes: [], snapshot: [{ id: 'a' }, { id: 'b' }] }])
     expect(t.appliedSeq).toBe(5)
 
     ws.deliver({ t: 'changes', seq: 6, changes: [{ c: 'messages', k: 'c', row: { id: 'c' } }], more: true })
@@ -110,6 +110,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     ws.deliver({ t: 'changes', seq: 6, changes: [{ c: 'messages', k: 'a' }, { c: 'other', k: 'z' }] })
     expect(a.units[1]).toEqual({
       seq: 6,
+      sub: 's1',
       changes: [{ c: 'messages', k: 'c', row: { id: 'c' } }, { c: 'messages', k: 'a' }],
       snapshot: undefined,
     })
@@ -136,7 +137,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(a.units).toEqual([])
     expect(t.appliedSeq).toBe(3)
     ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 4, rows: [] })
-    expect(a.units).toEqual([{ seq: 4, changes: [], snapshot: [] }])
+    expect(a.units).toEqual([{ seq: 4, sub: 's1', changes: [], snapshot: [] }])
   })
 
   it('discards a partial unit on drop and resumes from the unmoved cursor (F1)', async () => {
@@ -184,7 +185,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(t.appliedSeq).toBe(0)
     ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 3, rows: [], more: true }, { t: 'synced', seq: 3 })
     expect(t.appliedSeq).toBe(3)
-    expect(a.units[1]).toEqual({ seq: 3, changes: [], snapshot: [] })
+    expect(a.units[1]).toEqual({ seq: 3, sub: 's1', changes: [], snapshot: [] })
     ws.drop(1006)
     await until(() => FakeSocket.instances.length === 3)
     FakeSocket.last.open()
@@ -405,5 +406,47 @@ describe('WebSocketTransport: in-flight window', () => {
     ws.deliver({ t: 'ack', id: ws.framesOf('mut')[4]!.id, seq: 3 })
     const results = await Promise.allSettled(ps)
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'])
+  })
+})
+
+describe('WebSocketTransport: windows (on-demand)', () => {
+  const rankGte = { type: 'func' as const, name: 'gte' as const, args: [{ type: 'ref' as const, path: ['rank'] }, { type: 'val' as const, value: 7 }] }
+
+  it('sends a window whole, and resumes it as the predicate its snapshot resolved to', async () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 'w1', c: 'tasks', orderBy: [{ col: 'rank', dir: 'desc' }], limit: 2, offset: 1 }, a.handler)
+    const ws = FakeSocket.last
+    ws.handshake('e1', 0)
+    expect(ws.framesOf('hello')[0]!.subs).toEqual([{ id: 'w1', c: 'tasks', orderBy: [{ col: 'rank', dir: 'desc' }], limit: 2, offset: 1 }])
+    ws.deliver({ t: 'snapshot', sub: 'w1', c: 'tasks', seq: 3, rows: [{ id: 'a', rank: 8 }], where: rankGte })
+    expect(a.units).toEqual([{ seq: 3, sub: 'w1', changes: [], snapshot: [{ id: 'a', rank: 8 }], where: rankGte }])
+    ws.drop()
+    await until(() => FakeSocket.instances.length === 2)
+    FakeSocket.last.open()
+    expect(FakeSocket.last.sent[0]).toEqual({
+      t: 'hello',
+      v: 1,
+      epoch: 'e1',
+      since: 3,
+      subs: [{ id: 'w1', c: 'tasks', where: rankGte, resume: true }],
+    })
+  })
+
+  it('calls unitDone once per handler per unit, and hands every sub of a table the same changes array', () => {
+    const t = make()
+    const units: AppliedUnit[] = []
+    let done = 0
+    const shared: SubscriptionHandler = { applyUnit: (u) => units.push(u), unitDone: () => (done += 1), onError: () => {} }
+    t.register({ id: 'a', c: 'tasks' }, shared)
+    t.register({ id: 'b', c: 'tasks', where: rankGte }, shared)
+    const ws = FakeSocket.last
+    ws.handshake('e1', 0)
+    ws.deliver({ t: 'snapshot', sub: 'a', c: 'tasks', seq: 1, rows: [], more: true }, { t: 'snapshot', sub: 'b', c: 'tasks', seq: 1, rows: [] })
+    expect(done).toBe(1)
+    ws.deliver({ t: 'changes', seq: 2, changes: [{ c: 'tasks', k: 'x' }] })
+    expect(done).toBe(2)
+    expect(units.slice(2).map((u) => u.sub)).toEqual(['a', 'b'])
+    expect(units[2]!.changes).toBe(units[3]!.changes)
   })
 })

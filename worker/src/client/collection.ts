@@ -1,6 +1,7 @@
 // doCollectionOptions: TanStack DB collection options for one table (or a
-// `where` subset of it) synced eagerly from a Durable Object through a shared
-// WebSocketTransport.
+// `where` subset of it) synced from a Durable Object through a shared
+// WebSocketTransport: eagerly (below), or on demand (`syncMode: 'on-demand'`,
+// see on-demand.ts), where live queries load only the rows they need.
 //
 // How the TanStack DB 0.15 contract is met (see /docs and TANSTACK.md):
 // * sync() registers one subscription and returns its cleanup; every unit the
@@ -25,6 +26,7 @@
 
 import type {
   CollectionConfig,
+  IndexConstructor,
   DeleteMutationFnParams,
   InsertMutationFnParams,
   UpdateMutationFnParams,
@@ -35,6 +37,7 @@ import type { ConnectionStatus } from './connection.js'
 import { OutOfScopeError, SeqsyncError } from './errors.js'
 import type { SubscriptionError } from './errors.js'
 import type { WebSocketTransport, WriteResult } from './transport.js'
+import { startOnDemandSync } from './on-demand.js'
 import { matches, toPredicateIR } from './where.js'
 import type { WhereInput } from './where.js'
 
@@ -65,6 +68,22 @@ export interface DoCollectionConfig<T extends object, TKey extends string | numb
   gcTime?: number
   /** Start syncing at creation instead of on first use. */
   startSync?: boolean
+  /**
+   * 'eager' (default): one subscription syncs the whole table (or `where`).
+   * 'on-demand': the collection is ready at once and empty; live queries
+   * load only the rows they need (TanStack DB's loadSubset), each distinct
+   * request one server subscription, kept live until released.
+   */
+  syncMode?: 'eager' | 'on-demand'
+  /**
+   * TanStack DB's automatic indexing. An on-demand `orderBy` + `limit` query
+   * pages lazily only with a range index on its order column: create one
+   * (`collection.createIndex(row => row.rank, { indexType: BTreeIndex })`)
+   * or set `autoIndex: 'eager'` with `defaultIndexType: BTreeIndex`.
+   */
+  autoIndex?: 'off' | 'eager'
+  /** The index class `autoIndex: 'eager'` creates. */
+  defaultIndexType?: IndexConstructor<TKey>
 }
 
 /** The options object `createCollection` takes. */
@@ -234,10 +253,20 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
   }
   const where = config.where === undefined ? undefined : toPredicateIR(config.where)
   const label = config.id ?? table
+  const onDemand = config.syncMode === 'on-demand'
+  if (config.syncMode !== undefined && config.syncMode !== 'eager' && !onDemand) {
+    throw new TypeError(`[seqsync] doCollectionOptions: unknown syncMode ${JSON.stringify(config.syncMode)}`)
+  }
 
   const sync: DoCollectionOptions<T, TKey>['sync'] = {
     rowUpdateMode: 'full',
     sync: ({ begin, write, commit, markReady, markError }) => {
+      if (onDemand) {
+        return startOnDemandSync<T, TKey>(
+          { transport, table, label, getKey, where, sameValue: shallowEqual },
+          { begin, write, commit, markReady },
+        )
+      }
       /** What this sync run wrote into the synced state, by wire key. */
       const held = new Map<string, { key: TKey; value: T }>()
       let ready = false
@@ -349,6 +378,9 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
   if (config.id !== undefined) options.id = config.id
   if (config.gcTime !== undefined) options.gcTime = config.gcTime
   if (config.startSync !== undefined) options.startSync = config.startSync
+  if (onDemand) options.syncMode = 'on-demand'
+  if (config.autoIndex !== undefined) options.autoIndex = config.autoIndex
+  if (config.defaultIndexType !== undefined) options.defaultIndexType = config.defaultIndexType
   // A symbol key survives createCollection's `{ ...config }`, so a mutation's
   // `collection.config` leads back to the table and transport.
   Object.defineProperty(options, META, {

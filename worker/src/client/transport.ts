@@ -31,6 +31,7 @@ import type {
   RejectFrame,
   ServerFrame,
   SnapshotFrame,
+  OrderByTerm,
   SubBody,
   WelcomeFrame,
   WireChange,
@@ -97,16 +98,31 @@ export interface WriteResult {
 /** One applied unit, as one subscription sees it. */
 export interface AppliedUnit {
   seq: number
-  /** The unit's changes (all tables, in order), unless `snapshot` is set. */
+  /** The subscription id this unit is dispatched for. */
+  sub: string
+  /**
+   * The unit's changes for this subscription's table, in order, unless
+   * `snapshot` is set. Every subscription of one table receives the same
+   * array object for one unit, so a handler shared by several subscriptions
+   * can apply it once.
+   */
   changes: readonly WireChange[]
   /** Every row of this subscription's snapshot, when the unit carries one. */
   snapshot: readonly WireRow[] | undefined
+  /** With `snapshot`, for a window: the plain predicate the window resolved to. */
+  where?: PredicateIR | undefined
 }
 
 /** What a collection registers with the transport. @internal */
 export interface SubscriptionHandler {
   /** Apply one unit, synchronously. Throwing reports through `onError`. */
   applyUnit(unit: AppliedUnit): void
+  /**
+   * Called once per unit, after every subscription of this handler got its
+   * `applyUnit` for that unit (a handler object shared by several
+   * subscriptions is called once). Optional.
+   */
+  unitDone?(seq: number): void
   /** The server refused the subscription; nothing is held for it any more. */
   onError(error: SubscriptionError): void
 }
@@ -116,6 +132,10 @@ export interface SubscriptionSpec {
   id: string
   c: string
   where?: PredicateIR
+  /** A window (docs/protocol.md §4.2): order, size and start. */
+  orderBy?: OrderByTerm[]
+  limit?: number
+  offset?: number
 }
 
 interface SubEntry {
@@ -123,6 +143,8 @@ interface SubEntry {
   handler: SubscriptionHandler
   /** A snapshot of it was applied in the current epoch: it may resume. */
   synced: boolean
+  /** For a window: the predicate its last snapshot resolved to; it resumes as that. */
+  resolved: PredicateIR | undefined
 }
 
 interface PendingWrite {
@@ -314,7 +336,7 @@ export class WebSocketTransport {
       queueMicrotask(() => handler.onError(new SubscriptionError({ sub: spec.id, code: ErrorCode.INTERNAL, message: 'transport closed' }, spec.c)))
       return () => {}
     }
-    const entry: SubEntry = { spec, handler, synced: false }
+    const entry: SubEntry = { spec, handler, synced: false, resolved: undefined }
     this.#subs.set(spec.id, entry)
     if (this.#helloSent()) this.#sendFrame({ t: 'sub', ...this.#subBody(entry, false) })
     this.#start()
@@ -487,6 +509,7 @@ export class WebSocketTransport {
     this.#unit = []
     const changes: WireChange[] = []
     const snapshots = new Map<string, WireRow[]>()
+    const resolved = new Map<string, PredicateIR>()
     for (const f of frames) {
       if (f.t === 'changes') {
         for (const c of f.changes) changes.push(c)
@@ -494,29 +517,50 @@ export class WebSocketTransport {
         let rows = snapshots.get(f.sub)
         if (!rows) snapshots.set(f.sub, (rows = []))
         for (const r of f.rows) rows.push(r)
+        if (isObject(f.where)) resolved.set(f.sub, f.where as PredicateIR)
       }
     }
     if (changes.length > 0 || snapshots.size > 0) {
+      /** The unit's changes by table: one array per table, shared by its subs. */
+      const byTable = new Map<string, WireChange[]>()
+      const touched = new Set<SubscriptionHandler>()
       for (const entry of [...this.#subs.values()]) {
+        // A handler may unregister subs of this unit while it applies it.
+        if (this.#subs.get(entry.spec.id) !== entry) continue
         const snapshot = snapshots.get(entry.spec.id)
         let unit: AppliedUnit
         if (snapshot) {
           // The snapshot is the sub's state at `seq`: it supersedes the unit's changes.
-          unit = { seq, changes: [], snapshot }
+          const where = resolved.get(entry.spec.id)
+          if (where !== undefined) entry.resolved = where
+          unit = { seq, sub: entry.spec.id, changes: [], snapshot }
+          if (entry.resolved !== undefined) unit.where = entry.resolved
           entry.synced = true
         } else if (entry.synced) {
           // Changes for a sub still waiting for its snapshot are superseded by it.
-          const mine = changes.filter((c) => c.c === entry.spec.c)
+          let mine = byTable.get(entry.spec.c)
+          if (!mine) byTable.set(entry.spec.c, (mine = changes.filter((c) => c.c === entry.spec.c)))
           if (mine.length === 0) continue
-          unit = { seq, changes: mine, snapshot: undefined }
+          unit = { seq, sub: entry.spec.id, changes: mine, snapshot: undefined }
         } else {
           continue
         }
+        touched.add(entry.handler)
         try {
           entry.handler.applyUnit(unit)
         } catch (error) {
           this.#report(
             new SeqsyncError(ErrorCode.INTERNAL, `[${entry.spec.c}] applying the unit at seq ${seq} failed: ${String(error)}`, { cause: error }),
+          )
+        }
+      }
+      for (const handler of touched) {
+        if (!handler.unitDone) continue
+        try {
+          handler.unitDone(seq)
+        } catch (error) {
+          this.#report(
+            new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] finishing the unit at seq ${seq} failed: ${String(error)}`, { cause: error }),
           )
         }
       }
@@ -652,9 +696,25 @@ export class WebSocketTransport {
   }
 
   #subBody(entry: SubEntry, resume: boolean): SubBody {
-    const body: SubBody = { id: entry.spec.id, c: entry.spec.c }
-    if (entry.spec.where !== undefined) body.where = entry.spec.where
-    if (resume) body.resume = true
+    const { spec } = entry
+    const body: SubBody = { id: spec.id, c: spec.c }
+    if (resume) {
+      // A window resumes as the plain predicate it resolved to (§4.2): the
+      // server then catches it up from `since` instead of re-resolving it.
+      const where = entry.resolved ?? spec.where
+      if (where !== undefined) body.where = where
+      if (entry.resolved === undefined) {
+        if (spec.orderBy !== undefined) body.orderBy = spec.orderBy
+        if (spec.limit !== undefined) body.limit = spec.limit
+        if (spec.offset !== undefined) body.offset = spec.offset
+      }
+      body.resume = true
+      return body
+    }
+    if (spec.where !== undefined) body.where = spec.where
+    if (spec.orderBy !== undefined) body.orderBy = spec.orderBy
+    if (spec.limit !== undefined) body.limit = spec.limit
+    if (spec.offset !== undefined) body.offset = spec.offset
     return body
   }
 

@@ -112,6 +112,8 @@ export interface SnapshotFrame {
   seq: number
   rows: WireRow[]
   more?: true
+  /** For a window (orderBy/limit/offset): the predicate it resolved to, to resume it with. */
+  where?: PredicateIR
 }
 export interface SyncedFrame {
   t: 'synced'

@@ -1,0 +1,356 @@
+// The sync function of an on-demand collection (syncMode 'on-demand'): the
+// collection is ready at once and empty; rows arrive through TanStack DB's
+// loadSubset, one server subscription per distinct request.
+//
+// * Subsets. A request (where + cursor, orderBy/limit/offset for a window)
+//   becomes one `sub`; identical requests share it, ref-counted by the
+//   request's canonical key and released (`unsub`) when the count reaches 0.
+//   Each acquisition is the exact options object loadSubset received, so
+//   unloadSubset of the same object is idempotent.
+// * Each subset keeps its resolved predicate (the snapshot's `where` for a
+//   window, its own where otherwise) and the keys it holds. A live change
+//   upserts a row that matches ANY active subset's predicate and removes a
+//   held row that matches none, so a narrow subset's move-out never removes
+//   a row a wider subset still holds. A snapshot replaces what its subset
+//   held; releasing a subset removes the rows no other subset holds.
+// * Every transport unit is ONE begin/write…/commit (the transport calls
+//   unitDone once per unit); a load resolves once its snapshot's commit
+//   receipt resolves (the rows are visible). A refused subscription rejects
+//   the load with a SubscriptionError; releasing a load still waiting for its
+//   snapshot rejects it with an AbortError and installs nothing.
+// * Reconnect is the transport's: a synced window resumes as its resolved
+//   predicate (no reload inside the retention window); from before it the
+//   server answers with snapshots, which replace what each subset held.
+
+import type { ChangeMessageOrDeleteKeyMessage, LoadSubsetOptions, SyncConfigRes } from '@tanstack/db'
+import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
+import { ErrorCode } from '../protocol/index.js'
+import { SeqsyncError, SubscriptionError } from './errors.js'
+import { implies, subsetKey, toSubsetRequest } from './subset.js'
+import type { SubsetRequest } from './subset.js'
+import type { AppliedUnit, SubscriptionHandler, WebSocketTransport } from './transport.js'
+import { evaluate, matches } from './where.js'
+
+/** The parts of TanStack's sync params this module uses. */
+export interface OnDemandSyncParams<T extends object, TKey extends string | number> {
+  begin: () => void
+  write: (message: ChangeMessageOrDeleteKeyMessage<T, TKey>) => void
+  commit: () => true | Promise<void>
+  markReady: () => void
+}
+
+export interface OnDemandSyncConfig<T extends object, TKey extends string | number> {
+  transport: WebSocketTransport
+  table: string
+  label: string
+  getKey: (row: T) => TKey
+  /** The collection's own where, ANDed into every request. */
+  where: PredicateIR | undefined
+  /** Deep-enough equality of two row values (skip no-op writes). */
+  sameValue: (a: T, b: T) => boolean
+}
+
+type SubsetState = 'pending' | 'active' | 'gone'
+
+interface Acquisition {
+  subset: Subset
+  released: boolean
+  /** Set while the load waits for the subset's first snapshot. */
+  waiting: { resolve: () => void; reject: (error: unknown) => void } | undefined
+  stopListening: (() => void) | undefined
+  /** What loadSubset returned for it. */
+  result: true | Promise<void>
+}
+
+interface Subset {
+  key: string
+  request: SubsetRequest
+  subId: string
+  state: SubsetState
+  /** What a row must match to belong to it: the resolved predicate (undefined = every row). */
+  predicate: PredicateIR | undefined
+  held: Set<string>
+  acquisitions: Set<Acquisition>
+  /** Resolves once its latest snapshot is visible. */
+  ready: Promise<void> | undefined
+  unregister: () => void
+}
+
+function abortError(message: string): Error {
+  const error = new Error(message)
+  error.name = 'AbortError'
+  return error
+}
+
+/**
+ * Starts an on-demand sync run: marks the collection ready and returns the
+ * loadSubset / unloadSubset / cleanup of TanStack's SyncConfigRes.
+ * @internal
+ */
+export function startOnDemandSync<T extends object, TKey extends string | number>(
+  config: OnDemandSyncConfig<T, TKey>,
+  params: OnDemandSyncParams<T, TKey>,
+): SyncConfigRes {
+  const { transport, table, label, getKey, sameValue } = config
+  const { begin, write, commit, markReady } = params
+
+  /** What this run wrote into the synced state, by wire key. */
+  const rows = new Map<string, { key: TKey; value: T }>()
+  /** Live subsets (pending or active) by request key, and by sub id. */
+  const byKey = new Map<string, Subset>()
+  const bySub = new Map<string, Subset>()
+  const acquisitions = new WeakMap<object, Acquisition>()
+  let stopped = false
+
+  // ---- the open sync transaction --------------------------------------------
+  let open = false
+  const ensureBegun = () => {
+    if (!open) {
+      begin()
+      open = true
+    }
+  }
+  /** Commits the open transaction; its receipt, or true if nothing was written. */
+  const finish = (): true | Promise<void> => {
+    if (!open) return true
+    open = false
+    return commit()
+  }
+
+  const upsertRow = (value: T) => {
+    const key = getKey(value)
+    const k = String(key)
+    const prev = rows.get(k)
+    if (prev && sameValue(prev.value, value)) return
+    ensureBegun()
+    write({ type: prev ? 'update' : 'insert', value })
+    rows.set(k, { key, value })
+  }
+  const removeRow = (k: string) => {
+    const prev = rows.get(k)
+    if (!prev) return
+    ensureBegun()
+    write({ type: 'delete', key: prev.key })
+    rows.delete(k)
+  }
+  const heldByAnother = (k: string, except: Subset): boolean => {
+    for (const s of bySub.values()) if (s !== except && s.state === 'active' && s.held.has(k)) return true
+    return false
+  }
+
+  // ---- applying units ---------------------------------------------------------
+  /** Subsets whose snapshot was applied in the unit being applied. */
+  let snapshotted: Subset[] = []
+  /** The changes array already applied in this unit (shared by this table's subs). */
+  let appliedChanges: readonly WireChange[] | undefined
+
+  const applySnapshot = (subset: Subset, snapshot: readonly WireRow[], resolved: PredicateIR | undefined) => {
+    if (resolved !== undefined) subset.predicate = resolved
+    const values = snapshot as readonly T[]
+    const next = new Set<string>()
+    for (const value of values) next.add(String(getKey(value)))
+    // A snapshot replaces what its subset held.
+    for (const k of subset.held) {
+      if (next.has(k)) continue
+      subset.held.delete(k)
+      if (!heldByAnother(k, subset)) removeRow(k)
+    }
+    subset.state = 'active'
+    for (const value of values) {
+      const k = String(getKey(value))
+      subset.held.add(k)
+      upsertRow(value)
+      // The row's new value decides whether the other subsets hold it.
+      for (const other of bySub.values()) {
+        if (other === subset || other.state !== 'active') continue
+        if (matches(other.predicate, value as Record<string, unknown>)) other.held.add(k)
+        else other.held.delete(k)
+      }
+    }
+    snapshotted.push(subset)
+  }
+
+  const applyChanges = (changes: readonly WireChange[]) => {
+    for (const change of changes) {
+      if (change.c !== table) continue
+      const row = change.row
+      let kept = false
+      for (const s of bySub.values()) {
+        if (s.state !== 'active') continue
+        if (row !== undefined && matches(s.predicate, row)) {
+          s.held.add(change.k)
+          kept = true
+        } else {
+          s.held.delete(change.k)
+        }
+      }
+      if (kept) upsertRow(row as T)
+      else removeRow(change.k)
+    }
+  }
+
+  const handler: SubscriptionHandler = {
+    applyUnit(unit: AppliedUnit) {
+      if (stopped) return
+      const subset = bySub.get(unit.sub)
+      if (!subset) return
+      if (unit.snapshot) {
+        applySnapshot(subset, unit.snapshot, unit.where)
+      } else if (unit.changes !== appliedChanges) {
+        appliedChanges = unit.changes
+        applyChanges(unit.changes)
+      }
+    },
+    unitDone() {
+      appliedChanges = undefined
+      const done = snapshotted
+      snapshotted = []
+      const receipt = finish()
+      const ready = receipt === true ? Promise.resolve() : receipt
+      for (const subset of done) {
+        subset.ready = ready
+        for (const acq of subset.acquisitions) settle(acq, ready)
+      }
+    },
+    onError(error: SubscriptionError) {
+      const subset = bySub.get(error.sub)
+      if (!subset) return
+      // Refused (or the transport closed for good): nothing more arrives for
+      // it. Rows it held stay until another change or release moves them.
+      forget(subset)
+      for (const acq of subset.acquisitions) fail(acq, error)
+    },
+  }
+
+  // ---- acquisitions -------------------------------------------------------------
+  const settle = (acq: Acquisition, ready: Promise<void>) => {
+    const waiting = acq.waiting
+    if (!waiting) return
+    acq.waiting = undefined
+    acq.stopListening?.()
+    ready.then(waiting.resolve, waiting.reject)
+  }
+  const fail = (acq: Acquisition, error: unknown) => {
+    const waiting = acq.waiting
+    if (!waiting) return
+    acq.waiting = undefined
+    acq.stopListening?.()
+    waiting.reject(error)
+  }
+  const forget = (subset: Subset) => {
+    subset.state = 'gone'
+    if (byKey.get(subset.key) === subset) byKey.delete(subset.key)
+    bySub.delete(subset.subId)
+  }
+  /** The last acquisition of `subset` is gone: unsubscribe and drop its rows. */
+  const release = (subset: Subset) => {
+    const wasActive = subset.state === 'active'
+    forget(subset)
+    subset.unregister()
+    if (!wasActive) return
+    for (const k of subset.held) if (!heldByAnother(k, subset)) removeRow(k)
+    subset.held.clear()
+    finish()
+  }
+
+  const unloadSubset = (options: LoadSubsetOptions): void => {
+    try {
+      const acq = acquisitions.get(options)
+      if (!acq || acq.released) return
+      acq.released = true
+      acquisitions.delete(options)
+      fail(acq, abortError(`[${label}] the subset was released before its snapshot arrived`))
+      const subset = acq.subset
+      subset.acquisitions.delete(acq)
+      if (subset.acquisitions.size === 0 && subset.state !== 'gone') release(subset)
+    } catch {
+      // unloadSubset must not throw; a failed release leaves the sub until cleanup.
+    }
+  }
+
+  /**
+   * An active subset that already holds, and keeps live, every row a plain
+   * (non-window) request asks for: the request shares it instead of adding a
+   * server subscription.
+   */
+  const coveringSubset = (request: SubsetRequest): Subset | undefined => {
+    if (request.limit !== undefined || request.offset !== undefined) return undefined
+    for (const s of bySub.values()) {
+      if (s.state === 'active' && s.ready && implies(request.where, s.predicate, evaluate)) return s
+    }
+    return undefined
+  }
+
+  const loadSubset = (options: LoadSubsetOptions): true | Promise<void> => {
+    if (stopped) return Promise.reject(abortError(`[${label}] the collection's sync was cleaned up`))
+    if (options.signal?.aborted) return Promise.reject(abortError(`[${label}] the load was aborted`))
+    // The same options object again is the same acquisition.
+    const existing = acquisitions.get(options)
+    if (existing && !existing.released) return existing.result
+    let request: SubsetRequest
+    try {
+      request = toSubsetRequest(options as Parameters<typeof toSubsetRequest>[0], config.where)
+    } catch (error) {
+      const code = error instanceof SeqsyncError ? error.code : ErrorCode.UNSUPPORTED_PREDICATE
+      return Promise.reject(
+        new SubscriptionError({ sub: '(not sent)', code, message: error instanceof Error ? error.message : String(error) }, table),
+      )
+    }
+    const key = subsetKey(request)
+    let subset = byKey.get(key) ?? coveringSubset(request)
+    if (!subset) {
+      const subId = transport.nextSubId(label)
+      const created: Subset = {
+        key,
+        request,
+        subId,
+        state: 'pending',
+        predicate: request.where,
+        held: new Set(),
+        acquisitions: new Set(),
+        ready: undefined,
+        unregister: () => {},
+      }
+      subset = created
+      byKey.set(key, created)
+      bySub.set(subId, created)
+      created.unregister = transport.register({ id: subId, c: table, ...request }, handler)
+    }
+    const acq: Acquisition = { subset, released: false, waiting: undefined, stopListening: undefined, result: true }
+    subset.acquisitions.add(acq)
+    acquisitions.set(options, acq)
+    if (subset.state === 'active' && subset.ready) {
+      acq.result = subset.ready
+      return acq.result
+    }
+    acq.result = new Promise<void>((resolve, reject) => {
+      acq.waiting = { resolve, reject }
+    })
+    const signal = options.signal
+    if (signal) {
+      // Cooperative cancellation: an abort while waiting releases the load.
+      const onAbort = () => {
+        if (acq.waiting) unloadSubset(options)
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      acq.stopListening = () => signal.removeEventListener('abort', onAbort)
+    }
+    return acq.result
+  }
+
+  const cleanup = () => {
+    stopped = true
+    for (const subset of [...bySub.values()]) {
+      forget(subset)
+      subset.unregister()
+      for (const acq of subset.acquisitions) fail(acq, abortError(`[${label}] the collection's sync was cleaned up`))
+    }
+    if (open) {
+      open = false
+      commit()
+    }
+  }
+
+  markReady()
+  return { loadSubset, unloadSubset, cleanup }
+}
