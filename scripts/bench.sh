@@ -4,14 +4,21 @@
 #                                    test-output/bench.json and docs/benchmarks.md
 #   bash scripts/bench.sh --smoke    tiny counts, < 60 s; non-zero exit if anything
 #                                    fails to converge
-# Extra arguments go to bench/run.ts (--only=writes,fanout,catchup,initial,wake,sizes,memory,
-# --no-docs).
+#   bash scripts/bench.sh --profile inserts|initial|catchup|wake|hibernated|sqltrace [systems]
+#                                    CPU profiles of one workload, DO side and client side
+#                                    (test-output/bench-profiles/)
+# Other arguments go to bench/run.ts (--only=writes,fanout,catchup,initial,wake,sizes,memory,
+# --no-docs, --report-only [--docs]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 [ -f worker/build/core.wasm ] || bash scripts/build-wasm.sh
 out=test-output/bench-build
 mkdir -p "$out"
-npx esbuild bench/run.ts bench/subscriber.ts --bundle --platform=node --format=esm \
+npx esbuild bench/run.ts bench/subscriber.ts bench/profile.ts --bundle --platform=node --format=esm \
   --target=node20 --packages=external --outdir="$out" --out-extension:.js=.mjs --log-level=warning
+if [ "${1:-}" = "--profile" ]; then
+  shift
+  exec node "$out/profile.mjs" "$@"
+fi
 exec node "$out/run.mjs" "$@"

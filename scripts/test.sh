@@ -6,7 +6,8 @@
 #   4. the client: unit and type tests, and real TanStack DB collections in Node against
 #      the fixture DO under wrangler dev
 #   5. the chat example in headless Chromium (playwright-core)
-#   6. a short libFuzzer run of the frame decoder and the predicate evaluator
+#   6. short modes of the chaos (convergence under faults) and of the benchmarks
+#   7. a short libFuzzer run of the frame decoder and the predicate evaluator
 # Prints "N passed, N failed" (suites) at the end; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,8 @@ run client-e2e npx vitest run --config tests/e2e/vitest.config.ts
 run typecheck-tests npx tsc --noEmit -p tests/tsconfig.json
 run typecheck-examples npx tsc --noEmit -p examples/tsconfig.json
 run browser node --test --test-reporter=spec tests/browser/
+run chaos-short env CHAOS_MODE=short npx vitest run --config tests/chaos/vitest.config.ts
+run bench-smoke bash scripts/bench.sh --smoke
 run fuzz-smoke bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
 echo

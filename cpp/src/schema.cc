@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "frame_writer.h"
+
 namespace seqsync {
 namespace {
 
@@ -243,19 +245,31 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   }
   collections_ = std::move(collections);
   commands_ = std::move(commands);
-  schema_version_ = -1;
+  table_names_json_ = "[";
+  for (const auto& [name, c] : collections_) {
+    if (table_names_json_.size() > 1) table_names_json_ += ",";
+    table_names_json_ += JsonQuote(name);
+  }
+  table_names_json_ += "]";
+  fingerprint_.clear();
   registered_ = true;
   return RefreshIfChanged(storage);
 }
 
 Status Schema::RefreshIfChanged(Storage* storage) {
-  auto v = storage->Exec("PRAGMA schema_version", {});
-  std::int64_t version = (v.ok() && !v->empty() && !(*v)[0].empty()) ? (*v)[0][0].AsInteger() : -1;
-  if (version != -1 && version == schema_version_) return Status::Ok();
+  // One small query: the registered tables' CREATE statements, which
+  // ALTER TABLE rewrites.
+  auto r = storage->Exec(
+      "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
+      " WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1)) ORDER BY name)",
+      {SqlValue::Text(table_names_json_)});
+  if (!r.ok()) return r.status();
+  std::string fingerprint = !r->empty() && !(*r)[0].empty() ? (*r)[0][0].text : "";
+  if (!fingerprint_.empty() && fingerprint == fingerprint_) return Status::Ok();
   for (auto& [name, c] : collections_) {
     SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*validate=*/false));
   }
-  schema_version_ = version;
+  fingerprint_ = std::move(fingerprint);
   return Status::Ok();
 }
 

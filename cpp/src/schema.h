@@ -49,7 +49,11 @@ class Schema {
 
   std::map<std::string, Collection, std::less<>> collections_;
   std::set<std::string, std::less<>> commands_;
-  std::int64_t schema_version_ = -1;  // -1: unknown, always refresh
+  // The DDL of the registered tables when columns were last read. A change
+  // (ALTER TABLE) makes RefreshIfChanged re-read them. Not PRAGMA
+  // schema_version: Durable Object SQLite refuses it (SQLITE_AUTH).
+  std::string fingerprint_;
+  std::string table_names_json_;  // ["messages",…], the fingerprint query's parameter
   bool registered_ = false;
 };
 

@@ -59,6 +59,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #registry: RegistryHandle | undefined
   // socket id -> socket, rebuilt from ctx.getWebSockets() after a wake.
   #sockets: Map<string, WebSocket> | undefined
+  // Each socket's attachment and mutation scope, read once per instance
+  // rather than deserialized and canonicalized on every frame.
+  #identities = new WeakMap<WebSocket, { socketId: string; claims: Claims; scope: string }>()
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -150,10 +153,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const attachment = readAttachment<Claims>(ws)
-    if (!attachment) return // not a seqsync socket
-    const { socketId, claims } = attachment.seqsync
-    const scope = this.mutationScope(claims)
+    const identity = this.#identity(ws)
+    if (!identity) return // not a seqsync socket
+    const { socketId, claims, scope } = identity
     const core = this.#ensureCore()
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
@@ -190,6 +192,18 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     }
     this.#core = core
     return core
+  }
+
+  #identity(ws: WebSocket): { socketId: string; claims: Claims; scope: string } | undefined {
+    let identity = this.#identities.get(ws)
+    if (!identity) {
+      const attachment = readAttachment<Claims>(ws)
+      if (!attachment) return undefined
+      const { socketId, claims } = attachment.seqsync
+      identity = { socketId, claims, scope: this.mutationScope(claims) }
+      this.#identities.set(ws, identity)
+    }
+    return identity
   }
 
   #socketMap(): Map<string, WebSocket> {

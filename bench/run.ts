@@ -1,0 +1,880 @@
+// `npm run bench`: seqsync against a plain-JS floor (bench/floor.ts), in one
+// run, on local workerd (`wrangler dev` on loopback). Every scenario runs in a
+// fresh DO for each of three clients: seqsync (a real TanStack DB collection),
+// the floor fed into a TanStack DB collection by a minimal adapter, and a bare
+// floor client. Every seqsync figure is printed as a ratio to the floor of the
+// same run; results go to test-output/bench.json and (full run)
+// docs/benchmarks.md.
+//
+//   node test-output/bench-build/run.js [--smoke] [--only=writes,fanout,...] [--no-docs]
+//
+// Bounded: every loop has a count and every wait a deadline; only 127.0.0.1
+// is dialled; every process started (wrangler, subscribers) is stopped by PID.
+import { fork, type ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
+import WebSocket from 'ws'
+
+// @ts-expect-error: plain .mjs helper shared with the tests
+import { startWrangler } from '../tests/support/wrangler.mjs'
+import { createClient, median, Meter, now, percentile, sleep, until, SYSTEMS, type BenchClient, type Row, type System } from './clients.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const args = process.argv.slice(2)
+const SMOKE = args.includes('--smoke')
+const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',')
+const WRITE_DOCS = !SMOKE && !args.includes('--no-docs') && !ONLY && !args.includes('--report-only')
+const SCENARIOS = ['writes', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory'] as const
+type Scenario = (typeof SCENARIOS)[number]
+const enabled = (s: Scenario) => (ONLY ? ONLY.includes(s) : !(SMOKE && (s === 'memory')))
+
+const C = SMOKE
+  ? { writes: 50, burst: 50, warmup: 10, rounds: 1, fanout: [{ subs: 6, rows: 10, gapMs: 20, procs: 2 }], catchup: 300, catchupReps: 1,
+      initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0 }
+  : { writes: 2000, burst: 2000, warmup: 100, rounds: 8,
+      // Gaps wide enough that the subscribers' CPU (2 cores for all of them) is not saturated:
+      // the latency is the path's, not a queue's.
+      fanout: [{ subs: 50, rows: 150, gapMs: 40, procs: 2 }, { subs: 200, rows: 60, gapMs: 150, procs: 4 }],
+      catchup: 5000, catchupReps: 3, initial: [5000, 50000], initialReps: 3, wakeNew: 9, wakeHibernated: 3,
+      memRows: 50000, memSockets: 200 }
+
+const TIMEOUT = { ready: 30_000, write: 60_000, fanout: 60_000, converge: 60_000, wake: 10_000 }
+
+// ---- results ------------------------------------------------------------------
+
+/** metric -> system -> value */
+const results: Record<string, Partial<Record<System, number>>> = {}
+const extra: Record<string, unknown> = {}
+const failures: string[] = []
+function record(metric: string, system: System, value: number): void {
+  ;(results[metric] ??= {})[system] = value
+}
+function log(text: string): void {
+  process.stdout.write(`[bench] ${text}\n`)
+}
+
+// ---- workerd processes: CPU and memory from /proc ---------------------------------
+
+let wranglerPgid = 0
+let serverOutput: () => string = () => ''
+const CLK_TCK = 100 // Linux USER_HZ
+
+function workerdPids(pgid = wranglerPgid): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // fields[0] is state (field 3); pgrp is field 5
+      if (comm.startsWith('workerd') && Number(fields[2]) === pgid) pids.push(Number(entry))
+    } catch {
+      // exited
+    }
+  }
+  return pids
+}
+
+/** utime+stime of one process, ms. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK // utime (14), stime (15)
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * `wrangler dev` runs two workerd processes: one serves the entry socket (the
+ * dev proxy) and one runs the Worker and its DOs (the one with an inspector).
+ * DO CPU is the latter's; the proxy's is reported apart.
+ */
+function userWorkerdPid(): number | undefined {
+  for (const pid of workerdPids()) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--inspector-addr')) return pid
+    } catch {
+      // exited
+    }
+  }
+  return undefined
+}
+
+/** CPU of the workerd that runs the DOs, ms (all workerd if it cannot be told apart). */
+function workerdCpuMs(): number {
+  const user = userWorkerdPid()
+  if (user !== undefined) return processCpuMs(user)
+  return workerdPids().reduce((t, pid) => t + processCpuMs(pid), 0)
+}
+
+/** CPU of every workerd of the wrangler process group (DOs + dev proxy), ms. */
+function allWorkerdCpuMs(): number {
+  return workerdPids().reduce((t, pid) => t + processCpuMs(pid), 0)
+}
+
+/** VmRSS of the workerd running the DOs, bytes. */
+function workerdRss(): number {
+  let max = 0
+  const user = userWorkerdPid()
+  for (const pid of user !== undefined ? [user] : workerdPids()) {
+    try {
+      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)
+      if (m) max = Math.max(max, Number(m[1]) * 1024)
+    } catch {
+      // exited
+    }
+  }
+  return max
+}
+
+// ---- helpers ---------------------------------------------------------------------
+
+let BASE = ''
+let roomCounter = 0
+const runId = Date.now().toString(36)
+const freshRoom = (tag: string) => `${tag}-${runId}-${roomCounter++}`
+const pathOf = (system: System) => (system === 'seqsync' ? 'sync' : 'floor')
+
+async function admin(system: System, room: string, action: 'seed' | 'state', query = ''): Promise<Record<string, number | string>> {
+  const res = await fetch(`${BASE}/admin/${pathOf(system)}/${room}/${action}${query}`, { signal: AbortSignal.timeout(120_000) })
+  if (!res.ok) throw new Error(`${action}: ${res.status} ${await res.text()}`)
+  return (await res.json()) as Record<string, number | string>
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+    }),
+  ])
+}
+
+function clientRow(prefix: string, i: number, content?: string): Row {
+  return { id: `${prefix}-${String(i).padStart(6, '0')}`, author: 'bench', content: content ?? `a client message of ordinary length, number ${i}`, created_at: 1_700_000_000_000 + i }
+}
+
+async function readyClient(system: System, room: string, meter?: Meter): Promise<BenchClient> {
+  const client = createClient({ system, base: BASE, room, meter })
+  await withTimeout(client.ready(), TIMEOUT.ready, `${system} ready`)
+  return client
+}
+
+/** Runs `fn` for each system, rotating the order by `round` to spread drift. */
+async function eachSystem(round: number, fn: (system: System) => Promise<void>, systems: System[] = SYSTEMS): Promise<void> {
+  const order = systems.map((_, i) => systems[(i + round) % systems.length]!)
+  for (const system of order) {
+    try {
+      await fn(system)
+    } catch (error) {
+      failures.push(`${system}: ${String(error instanceof Error ? error.message : error)}`)
+      log(`FAILED ${system}: ${String(error instanceof Error ? error.stack : error)}`)
+      log(`wrangler output (tail):\n${serverOutput().slice(-3000)}`)
+    }
+  }
+}
+
+// ---- 1. confirmed writes -----------------------------------------------------------
+
+/**
+ * The writes are split into rounds; each round is a fresh DO per system and
+ * the systems take turns, so drift on a shared machine hits all alike. The
+ * per-insert figures are the median of the round means; p99 is over every
+ * sample.
+ */
+async function scenarioWrites(): Promise<void> {
+  log(`1. confirmed writes: ${C.writes} sequential, ${C.burst} at once (${C.rounds} rounds)`)
+  const perRound = Math.ceil(C.writes / C.rounds)
+  const burstPerRound = Math.ceil(C.burst / C.rounds)
+  const acc: Partial<Record<System, { ms: number[]; lat: number[]; cpu: number[]; ccpu: number[]; bms: number[]; blat: number[]; bcpu: number[]; allcpu: number[]; bytes: ReturnType<Meter['snapshot']>[]; n: number }>> = {}
+  for (let round = 0; round < C.rounds; round++) {
+    await eachSystem(round, async (system) => {
+      const a = (acc[system] ??= { ms: [], lat: [], cpu: [], ccpu: [], bms: [], blat: [], bcpu: [], allcpu: [], bytes: [], n: 0 })
+      const meter = new Meter()
+      const client = await readyClient(system, freshRoom('seq'), meter)
+      try {
+        for (let i = 0; i < C.warmup; i++) await withTimeout(client.insert(clientRow('w', i)), TIMEOUT.write, 'warm-up insert')
+        const m0 = meter.snapshot()
+        const cpu0 = workerdCpuMs()
+        const all0 = allWorkerdCpuMs()
+        const cl0 = process.cpuUsage()
+        const t0 = now()
+        const deadline = t0 + TIMEOUT.write
+        for (let i = 0; i < perRound; i++) {
+          const t = now()
+          await withTimeout(client.insert(clientRow('s', i)), TIMEOUT.write, `sequential insert ${i}`).catch((error: unknown) => {
+            throw new Error(`${String(error)} (${client.describe()})`)
+          })
+          a.lat.push(now() - t)
+          if (now() > deadline) throw new Error(`sequential inserts exceeded ${TIMEOUT.write} ms`)
+        }
+        const elapsed = now() - t0
+        const cpu = workerdCpuMs() - cpu0
+        a.allcpu.push(((allWorkerdCpuMs() - all0) * 1000) / perRound)
+        const cl = process.cpuUsage(cl0)
+        const m1 = meter.snapshot()
+        a.ms.push(elapsed / perRound)
+        a.cpu.push((cpu * 1000) / perRound)
+        a.ccpu.push((cl.user + cl.system) / perRound)
+        a.bytes.push({ framesIn: m1.framesIn - m0.framesIn, payloadIn: m1.payloadIn - m0.payloadIn, framesOut: m1.framesOut - m0.framesOut, payloadOut: m1.payloadOut - m0.payloadOut, read: m1.read - m0.read, written: m1.written - m0.written })
+        a.n += perRound
+        if (client.size() !== C.warmup + perRound) throw new Error(`sequential: ${client.size()} rows, expected ${C.warmup + perRound}`)
+      } finally {
+        client.close()
+      }
+
+      const burstClient = await readyClient(system, freshRoom('burst'))
+      try {
+        for (let i = 0; i < C.warmup; i++) await withTimeout(burstClient.insert(clientRow('w', i)), TIMEOUT.write, 'warm-up insert')
+        const cpu0 = workerdCpuMs()
+        const t0 = now()
+        const all: Promise<void>[] = []
+        for (let i = 0; i < burstPerRound; i++) {
+          const t = now()
+          all.push(burstClient.insert(clientRow('b', i)).then(() => { a.blat.push(now() - t) }))
+        }
+        await withTimeout(Promise.all(all), TIMEOUT.write, 'burst inserts')
+        const elapsed = now() - t0
+        a.bms.push(elapsed / burstPerRound)
+        a.bcpu.push(((workerdCpuMs() - cpu0) * 1000) / burstPerRound)
+        if (burstClient.size() !== C.warmup + burstPerRound) throw new Error(`burst: ${burstClient.size()} rows, expected ${C.warmup + burstPerRound}`)
+      } finally {
+        burstClient.close()
+      }
+    })
+  }
+  for (const system of SYSTEMS) {
+    const a = acc[system]
+    if (!a || a.ms.length === 0) continue
+    const sum = (k: keyof ReturnType<Meter['snapshot']>) => a.bytes.reduce((t, b) => t + b[k], 0) / a.n
+    record('seq.msPerInsert', system, median(a.ms))
+    record('seq.p50', system, percentile(a.lat, 50))
+    record('seq.p99', system, percentile(a.lat, 99))
+    record('seq.doCpuUsPerInsert', system, median(a.cpu))
+    record('seq.clientCpuUsPerInsert', system, median(a.ccpu))
+    record('seq.allWorkerdCpuUsPerInsert', system, median(a.allcpu))
+    record('seq.bytesOutPerInsert', system, sum('payloadOut'))
+    record('seq.bytesInPerInsert', system, sum('payloadIn'))
+    record('seq.framesInPerInsert', system, sum('framesIn'))
+    record('seq.wireBytesPerInsert', system, sum('read') + sum('written'))
+    if (a.bms.length > 0) {
+      record('burst.msPerInsert', system, median(a.bms))
+      record('burst.p99', system, percentile(a.blat, 99))
+      record('burst.doCpuUsPerInsert', system, median(a.bcpu))
+    }
+    log(`  ${system.padEnd(15)} sequential ${median(a.ms).toFixed(3)} ms/insert (rounds ${a.ms.map((x) => x.toFixed(2)).join(' ')}), p99 ${percentile(a.lat, 99).toFixed(2)} ms, DO CPU ${median(a.cpu).toFixed(0)} µs/insert (all workerd ${median(a.allcpu).toFixed(0)}), client CPU ${median(a.ccpu).toFixed(0)} µs/insert`)
+    if (a.bms.length > 0) log(`  ${system.padEnd(15)} burst      ${median(a.bms).toFixed(3)} ms/insert, p99 ${percentile(a.blat, 99).toFixed(0)} ms, DO CPU ${median(a.bcpu).toFixed(0)} µs/insert`)
+  }
+}
+
+// ---- 2. fan-out -------------------------------------------------------------------------
+
+const BUILD_DIR = dirname(fileURLToPath(import.meta.url))
+
+function nextMessage(child: ChildProcess, type: string, ms: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`subscriber ${child.pid}: no '${type}' within ${ms} ms`)) }, ms)
+    const onMessage = (m: Record<string, unknown>) => {
+      if (m.type === type) { cleanup(); resolve(m) } else if (m.type === 'error') { cleanup(); reject(new Error(`subscriber ${child.pid}: ${String(m.message)}`)) }
+    }
+    const onExit = (code: number | null) => { cleanup(); reject(new Error(`subscriber ${child.pid} exited (${code})`)) }
+    const cleanup = () => { clearTimeout(timer); child.off('message', onMessage); child.off('exit', onExit) }
+    child.on('message', onMessage)
+    child.on('exit', onExit)
+  })
+}
+
+async function stopChildren(children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.map(async (child) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    try { child.send({ cmd: 'stop' }) } catch { /* gone */ }
+    const timer = setTimeout(() => { try { process.kill(child.pid!, 'SIGKILL') } catch { /* gone */ } }, 3000)
+    await exited
+    clearTimeout(timer)
+  }))
+}
+
+async function scenarioFanout(): Promise<void> {
+  for (const [index, cfg] of C.fanout.entries()) {
+    log(`2. fan-out: 1 writer, ${cfg.subs} subscribers over ${cfg.procs} processes, ${cfg.rows} rows every ${cfg.gapMs} ms`)
+    await eachSystem(index, async (system) => {
+      const room = freshRoom('fan')
+      const prefix = `f${roomCounter}x`
+      const writer = await readyClient(system, room)
+      const children: ChildProcess[] = []
+      try {
+        for (let p = 0; p < cfg.procs; p++) {
+          const count = Math.floor(cfg.subs / cfg.procs) + (p < cfg.subs % cfg.procs ? 1 : 0)
+          const child = fork(join(BUILD_DIR, 'subscriber.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+          children.push(child)
+          child.send({ cmd: 'start', system, base: BASE, room, count, prefix, rows: cfg.rows })
+        }
+        await Promise.all(children.map((c) => nextMessage(c, 'ready', TIMEOUT.ready)))
+        const done = children.map((c) => nextMessage(c, 'done', TIMEOUT.fanout + cfg.rows * cfg.gapMs))
+        done.forEach((d) => d.catch(() => {}))
+        await sleep(300)
+        const cpu0 = workerdCpuMs()
+        const sends: Promise<void>[] = []
+        for (let r = 0; r < cfg.rows; r++) {
+          const t = now()
+          sends.push(writer.insert(clientRow(prefix, r, `t@${t.toFixed(4)}`)))
+          await sleep(cfg.gapMs)
+        }
+        await withTimeout(Promise.all(sends), TIMEOUT.write, 'fan-out writes')
+        let reports: Record<string, unknown>[]
+        try {
+          reports = await Promise.all(done)
+        } catch (error) {
+          for (const c of children) try { c.send({ cmd: 'collect' }) } catch { /* gone */ }
+          throw error
+        }
+        const cpu = workerdCpuMs() - cpu0
+        const lat = reports.flatMap((r) => r.latencies as number[])
+        const deliveries = cfg.rows * cfg.subs
+        const clientCpuMs = reports.reduce((t, r) => t + Number(r.cpuMs), 0)
+        record(`fanout${cfg.subs}.clientCpuUsPerDelivery`, system, (clientCpuMs * 1000) / (cfg.rows * cfg.subs))
+        const bytes = reports.reduce<{ payloadIn: number; wireRead: number; framesIn: number }>((t, r) => {
+          const b = r.bytes as { payloadIn: number; wireRead: number; framesIn: number }
+          return { payloadIn: t.payloadIn + b.payloadIn, wireRead: t.wireRead + b.wireRead, framesIn: t.framesIn + b.framesIn }
+        }, { payloadIn: 0, wireRead: 0, framesIn: 0 })
+        if (lat.length !== deliveries) throw new Error(`fan-out: ${lat.length} of ${deliveries} deliveries arrived`)
+        const key = `fanout${cfg.subs}`
+        record(`${key}.p50`, system, percentile(lat, 50))
+        record(`${key}.p99`, system, percentile(lat, 99))
+        record(`${key}.doCpuUsPerDelivery`, system, (cpu * 1000) / deliveries)
+        record(`${key}.bytesPerDelivery`, system, bytes.payloadIn / deliveries)
+        record(`${key}.wireBytesPerDelivery`, system, bytes.wireRead / deliveries)
+        log(`  ${system.padEnd(15)} p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, DO CPU ${((cpu * 1000) / deliveries).toFixed(1)} µs/delivery, ${(bytes.payloadIn / deliveries).toFixed(0)} B/delivery (${(bytes.wireRead / deliveries).toFixed(0)} on the wire), subscriber CPU ${((clientCpuMs * 1000) / deliveries).toFixed(0)} µs/delivery`)
+      } finally {
+        writer.close()
+        await stopChildren(children)
+      }
+    })
+  }
+}
+
+// ---- 3. reconnect catch-up --------------------------------------------------------------
+
+async function scenarioCatchup(): Promise<void> {
+  log(`3. reconnect catch-up: a client misses ${C.catchup} rows, then reconnects (${C.catchupReps} reps, systems in turn)`)
+  const state = new Map<System, { room: string; meter: Meter; client: BenchClient; fromDial: number[]; fromRestore: number[]; cpu: number[]; bytes: number[] }>()
+  try {
+    for (let rep = 0; rep < C.catchupReps; rep++) {
+      await eachSystem(rep, async (system) => {
+        let s = state.get(system)
+        if (!s) {
+          const room = freshRoom('cu')
+          const meter = new Meter()
+          s = { room, meter, client: await readyClient(system, room, meter), fromDial: [], fromRestore: [], cpu: [], bytes: [] }
+          state.set(system, s)
+        }
+        const { client, meter, room } = s
+        client.cut()
+        await sleep(100)
+        const expected = client.size() + C.catchup
+        await admin(system, room, 'seed', `?n=${C.catchup}&prefix=cu${rep}`)
+        await sleep(100)
+        const m0 = meter.snapshot()
+        const cpu0 = workerdCpuMs()
+        const tRestore = now()
+        const dialled = await withTimeout(client.restore(), TIMEOUT.converge, 'redial')
+        await until(() => client.size() >= expected, TIMEOUT.converge, `${system} catch-up converges`)
+        const t1 = now()
+        if (client.size() !== expected) throw new Error(`catch-up: ${client.size()} rows, expected ${expected}`)
+        s.fromDial.push(t1 - dialled)
+        s.fromRestore.push(t1 - tRestore)
+        s.cpu.push(((workerdCpuMs() - cpu0) * 1000) / C.catchup)
+        s.bytes.push((meter.snapshot().payloadIn - m0.payloadIn) / C.catchup)
+      })
+    }
+  } finally {
+    for (const s of state.values()) s.client.close()
+  }
+  for (const system of SYSTEMS) {
+    const s = state.get(system)
+    if (!s || s.fromDial.length === 0) continue
+    record('catchup.ms', system, median(s.fromDial))
+    record('catchup.msFromRestore', system, median(s.fromRestore))
+    record('catchup.doCpuUsPerRow', system, median(s.cpu))
+    record('catchup.bytesPerRow', system, median(s.bytes))
+    log(`  ${system.padEnd(15)} ${median(s.fromDial).toFixed(1)} ms from dial (${s.fromDial.map((x) => x.toFixed(0)).join(' ')}), ${median(s.fromRestore).toFixed(1)} ms from restore (incl. reconnect backoff), DO CPU ${median(s.cpu).toFixed(1)} µs/row, ${median(s.bytes).toFixed(0)} B/row`)
+  }
+}
+
+// ---- 4. initial sync -----------------------------------------------------------------------
+
+async function scenarioInitial(): Promise<void> {
+  for (const n of C.initial) {
+    log(`4. initial sync of ${n} rows into a fresh client (${C.initialReps} reps, systems in turn)`)
+    const state = new Map<System, { room: string; seedMs: number; times: number[]; cpu: number[]; bytes: number[] }>()
+    for (let rep = 0; rep < C.initialReps; rep++) {
+      await eachSystem(rep, async (system) => {
+        let s = state.get(system)
+        if (!s) {
+          const room = freshRoom('init')
+          const ts = now()
+          await admin(system, room, 'seed', `?n=${n}&prefix=i`)
+          s = { room, seedMs: now() - ts, times: [], cpu: [], bytes: [] }
+          state.set(system, s)
+        }
+        const meter = new Meter()
+        const cpu0 = workerdCpuMs()
+        const t0 = now()
+        const client = createClient({ system, base: BASE, room: s.room, meter })
+        try {
+          await withTimeout(client.ready(), TIMEOUT.converge, `${system} initial sync of ${n}`)
+          const t1 = now()
+          if (client.size() !== n) throw new Error(`initial sync: ${client.size()} rows, expected ${n}`)
+          s.times.push(t1 - t0)
+          s.cpu.push(((workerdCpuMs() - cpu0) * 1000) / n)
+          s.bytes.push(meter.snapshot().payloadIn / n)
+        } finally {
+          client.close()
+        }
+        await sleep(100)
+      })
+    }
+    for (const system of SYSTEMS) {
+      const s = state.get(system)
+      if (!s || s.times.length === 0) continue
+      record(`initial${n}.ms`, system, median(s.times))
+      record(`initial${n}.doCpuUsPerRow`, system, median(s.cpu))
+      record(`initial${n}.bytesPerRow`, system, median(s.bytes))
+      record(`initial${n}.seedUsPerRow`, system, (s.seedMs * 1000) / n)
+      log(`  ${system.padEnd(15)} ${median(s.times).toFixed(1)} ms (${s.times.map((x) => x.toFixed(0)).join(' ')}), DO CPU ${median(s.cpu).toFixed(1)} µs/row, ${median(s.bytes).toFixed(0)} B/row; server-side seed ${((s.seedMs * 1000) / n).toFixed(1)} µs/row`)
+    }
+  }
+}
+
+// ---- 5. DO wake ---------------------------------------------------------------------------
+
+type RawSystem = 'seqsync' | 'floor-bare'
+
+function rawUrl(system: RawSystem, room: string): string {
+  return `${BASE.replace('http', 'ws')}/${system === 'seqsync' ? 'sync' : 'floor'}/${room}`
+}
+
+/** A raw socket that records every frame's type. */
+class RawSocket {
+  frames: Array<{ t: string; at: number; data: Record<string, unknown> }> = []
+  #waiters: Array<{ t: string | undefined; from: number; resolve: (at: number) => void }> = []
+  openedAt = 0
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      const at = now()
+      const f = JSON.parse(data.toString()) as Record<string, unknown>
+      this.frames.push({ t: String(f.t), at, data: f })
+      const i = this.frames.length - 1
+      for (const w of [...this.#waiters]) {
+        if (i >= w.from && (w.t === undefined || w.t === f.t)) {
+          this.#waiters.splice(this.#waiters.indexOf(w), 1)
+          w.resolve(at)
+        }
+      }
+    })
+    ws.on('error', () => {})
+  }
+  static open(url: string, ms = TIMEOUT.wake): Promise<RawSocket> {
+    const ws = new WebSocket(url)
+    const s = new RawSocket(ws)
+    return withTimeout(new Promise((resolve, reject) => {
+      ws.once('open', () => { s.openedAt = now(); resolve(s) })
+      ws.once('error', reject)
+    }), ms, `open ${url}`)
+  }
+  /** Resolves with the arrival time of the next frame (of type t) after now. */
+  next(t?: string, ms = TIMEOUT.wake): Promise<number> {
+    const from = this.frames.length
+    return withTimeout(new Promise((resolve) => this.#waiters.push({ t, from, resolve })), ms, `frame ${t ?? 'any'}`)
+  }
+  /** Resolves once a frame of type t has arrived (now or earlier). */
+  has(t: string, ms = TIMEOUT.wake): Promise<number> {
+    const f = this.frames.find((x) => x.t === t)
+    if (f) return Promise.resolve(f.at)
+    return this.next(t, ms)
+  }
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+  close(): void {
+    this.ws.close()
+  }
+}
+
+const helloFor = (system: RawSystem, subscribe: boolean) =>
+  system === 'seqsync' ? { t: 'hello', v: 1, ...(subscribe ? { subs: [{ id: 's', c: 'messages' }] } : {}) } : { t: 'hello' }
+const syncedType = (system: RawSystem, subscribe: boolean) => (system === 'seqsync' ? (subscribe ? 'synced' : 'welcome') : 'synced')
+
+function insertFrame(system: RawSystem, id: string): unknown {
+  const row = clientRow(id, 0)
+  return system === 'seqsync'
+    ? { t: 'mut', id, ops: [{ c: 'messages', op: 'insert', k: row.id, cols: row }] }
+    : { t: 'ins', id, row }
+}
+
+/** Time from dialling a DO to its first reply to hello, and the open alone. */
+async function firstReply(system: RawSystem, room: string): Promise<{ total: number; open: number }> {
+  const t0 = now()
+  const s = await RawSocket.open(rawUrl(system, room))
+  const reply = s.next()
+  s.send(helloFor(system, false))
+  const t1 = await reply
+  s.close()
+  return { total: t1 - t0, open: s.openedAt - t0 }
+}
+
+async function scenarioWake(): Promise<void> {
+  log(`5. DO wake: ${C.wakeNew} new DOs${C.wakeHibernated > 0 ? `, ${C.wakeHibernated} hibernated DOs` : ''} per system`)
+  const rawSystems: RawSystem[] = ['seqsync', 'floor-bare']
+  const samples: Record<RawSystem, { fresh: number[]; freshOpen: number[]; warm: number[]; hib: number[] }> = {
+    seqsync: { fresh: [], freshOpen: [], warm: [], hib: [] },
+    'floor-bare': { fresh: [], freshOpen: [], warm: [], hib: [] },
+  }
+  for (let i = 0; i < C.wakeNew; i++) {
+    await eachSystem(i, async (system) => {
+      const room = freshRoom('wake')
+      const fresh = await firstReply(system as RawSystem, room)
+      const warm = await firstReply(system as RawSystem, room)
+      const s = samples[system as RawSystem]
+      if (system === 'seqsync' && i === 0) {
+        const startup = (await admin('seqsync', room, 'state')).startupSql as unknown as string[]
+        record('wake.newStartupSql', 'seqsync', startup.length)
+        extra.newStartupSql = startup
+        log(`  seqsync: a new DO ran ${startup.length} SQL statements in registerSync`)
+      }
+      s.fresh.push(fresh.total)
+      s.freshOpen.push(fresh.open)
+      s.warm.push(warm.total)
+    }, rawSystems)
+  }
+  if (C.wakeHibernated > 0) {
+    const sockets: Array<{ system: RawSystem; room: string; socket: RawSocket }> = []
+    try {
+      for (const system of rawSystems) {
+        for (let i = 0; i < C.wakeHibernated; i++) {
+          const room = freshRoom('hib')
+          const socket = await RawSocket.open(rawUrl(system, room))
+          socket.send(helloFor(system, true))
+          await socket.has(syncedType(system, true))
+          sockets.push({ system, room, socket })
+        }
+      }
+      log('  waiting 14 s for idle DOs to hibernate')
+      await sleep(14_000)
+      for (const { system, room, socket } of sockets) {
+        const wall = Date.now()
+        const reply = socket.next()
+        const t0 = now()
+        socket.send(insertFrame(system, `hib${roomCounter++}`))
+        const t1 = await reply
+        await sleep(200)
+        const state = await admin(system, room, 'state')
+        const woke = Number(state.bornAt) >= wall - 1
+        const types = socket.frames.map((f) => f.t)
+        // seqsync must still deliver the insert to the subscription that was live before hibernating
+        const delivered = system === 'seqsync' ? types.filter((t) => t === 'changes').length > 0 : types.includes('row')
+        if (!delivered) failures.push(`${system}: after the DO woke from hibernation the subscribed socket got no change (frames: ${types.join(',')})`)
+        if (woke && system === 'seqsync' && results['wake.hibernatedStartupSql'] === undefined) {
+          const startup = state.startupSql as unknown as string[]
+          record('wake.hibernatedStartupSql', 'seqsync', startup.length)
+          extra.hibernatedStartupSql = startup
+          log(`  seqsync: a woken DO ran ${startup.length} SQL statements in registerSync`)
+        }
+        if (woke) samples[system].hib.push(t1 - t0)
+        else log(`  ${system}: room ${room} had not hibernated (bornAt ${state.bornAt} < ${wall}); sample dropped`)
+      }
+    } finally {
+      for (const { socket } of sockets) socket.close()
+    }
+  }
+  for (const system of rawSystems) {
+    const s = samples[system]
+    // The first new DO of a class in the process also pays the isolate's start; report it apart.
+    const steady = s.fresh.length > 1 ? s.fresh.slice(1) : s.fresh
+    record('wake.newMs', system, median(steady))
+    record('wake.newFirstMs', system, s.fresh[0] ?? NaN)
+    record('wake.newOpenMs', system, median(s.freshOpen.length > 1 ? s.freshOpen.slice(1) : s.freshOpen))
+    record('wake.warmMs', system, median(s.warm))
+    record('wake.newStartMs', system, median(steady) - median(s.warm))
+    if (s.hib.length > 0) record('wake.hibernatedMs', system, median(s.hib))
+    log(`  ${system.padEnd(15)} new DO ${median(steady).toFixed(2)} ms (${s.fresh.map((x) => x.toFixed(1)).join(' ')}; first in process ${s.fresh[0]?.toFixed(1)}), awake DO ${median(s.warm).toFixed(2)} ms${s.hib.length ? `, hibernated ${median(s.hib).toFixed(2)} ms (${s.hib.map((x) => x.toFixed(1)).join(' ')})` : ''}`)
+  }
+}
+
+// ---- 6. sizes -------------------------------------------------------------------------------
+
+function scenarioSizes(): void {
+  log('6. sizes')
+  for (const [name, file] of [['wasm', 'worker/build/core.wasm'], ['glue', 'worker/build/core.mjs']] as const) {
+    const bytes = readFileSync(join(ROOT, file))
+    record(`size.${name}Bytes`, 'seqsync', bytes.length)
+    record(`size.${name}GzipBytes`, 'seqsync', gzipSync(bytes, { level: 9 }).length)
+    log(`  ${file}: ${bytes.length} B raw, ${gzipSync(bytes, { level: 9 }).length} B gzip`)
+  }
+}
+
+// ---- 7. memory ------------------------------------------------------------------------------
+
+/** Its own wrangler per system, so neither inherits the other's heap. */
+async function scenarioMemory(): Promise<void> {
+  log(`7. DO memory: ${C.memSockets} sockets, ${C.memRows} rows (a fresh workerd per system)`)
+  const outerPgid = wranglerPgid
+  const outerBase = BASE
+  try {
+    for (const system of ['seqsync', 'floor-bare'] as RawSystem[]) {
+      const server = await startWrangler({ config: join(ROOT, 'bench/wrangler.toml'), readyPath: '/health', timeoutMs: 90_000 })
+      BASE = server.url as string
+      wranglerPgid = server.pid as number
+      const sockets: RawSocket[] = []
+      try {
+        // Warm the isolate with a throwaway DO of the same class.
+        await firstReply(system, freshRoom('memwarm'))
+        await sleep(500)
+        const rss0 = workerdRss()
+        const room = freshRoom('mem')
+        await admin(system, room, 'seed', `?n=${C.memRows}&prefix=m`)
+        const state = await admin(system, room, 'state')
+        const rss1 = workerdRss()
+        const hello = system === 'seqsync'
+          ? { t: 'hello', v: 1, epoch: state.epoch, since: state.head, subs: [{ id: 's', c: 'messages', resume: true }] }
+          : { t: 'hello', since: state.head }
+        for (let batch = 0; batch < C.memSockets; batch += 50) {
+          const opened = await Promise.all(Array.from({ length: Math.min(50, C.memSockets - batch) }, () => RawSocket.open(rawUrl(system, room))))
+          for (const s of opened) {
+            s.send(hello)
+            sockets.push(s)
+          }
+          await Promise.all(opened.map((s) => s.has('synced')))
+        }
+        await sleep(1000)
+        const rss2 = workerdRss()
+        const after = await admin(system, room, 'state')
+        if (Number(after.sockets) !== C.memSockets) throw new Error(`memory: ${after.sockets} sockets, expected ${C.memSockets}`)
+        record('mem.rssRowsMB', system, (rss1 - rss0) / 2 ** 20)
+        record('mem.rssTotalMB', system, (rss2 - rss0) / 2 ** 20)
+        if (system === 'seqsync') record('mem.wasmMB', system, Number(after.wasmMemoryBytes) / 2 ** 20)
+        log(`  ${system.padEnd(15)} workerd RSS +${((rss1 - rss0) / 2 ** 20).toFixed(1)} MB after ${C.memRows} rows, +${((rss2 - rss0) / 2 ** 20).toFixed(1)} MB with ${C.memSockets} sockets${system === 'seqsync' ? `; wasm linear memory ${(Number(after.wasmMemoryBytes) / 2 ** 20).toFixed(1)} MB` : ''}`)
+      } catch (error) {
+        failures.push(`${system} memory: ${String(error)}`)
+        log(`FAILED ${system} memory: ${String(error instanceof Error ? error.stack : error)}`)
+      } finally {
+        for (const s of sockets) s.close()
+        await server.stop()
+      }
+    }
+  } finally {
+    wranglerPgid = outerPgid
+    BASE = outerBase
+  }
+}
+
+// ---- main ---------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = now()
+  extra.loadAtStart = loadavg().map((x) => x.toFixed(2)).join(' ')
+  if (args.includes('--report-only')) {
+    const saved = JSON.parse(readFileSync(join(ROOT, 'test-output', SMOKE ? 'bench-smoke.json' : 'bench.json'), 'utf8')) as { results: typeof results; extra: typeof extra; failures: string[] }
+    Object.assign(results, saved.results)
+    Object.assign(extra, saved.extra)
+    failures.push(...saved.failures)
+    report()
+    return
+  }
+  const wasmPath = join(ROOT, 'worker/build/core.wasm')
+  if (!existsSync(wasmPath)) throw new Error('worker/build/core.wasm is missing: run `npm run build:wasm` first')
+  log(`${SMOKE ? 'smoke' : 'full'} run; starting wrangler dev (bench/wrangler.toml)`)
+  const server = await startWrangler({ config: join(ROOT, 'bench/wrangler.toml'), readyPath: '/health', timeoutMs: 90_000 })
+  BASE = server.url as string
+  wranglerPgid = server.pid as number
+  serverOutput = server.output as () => string
+  log(`wrangler dev on ${BASE} (pid ${wranglerPgid}; workerd pids ${workerdPids().join(', ')})`)
+  try {
+    // A scenario that throws is recorded as a failure; the others still run.
+    const scenario = async (name: Scenario, fn: () => Promise<void> | void) => {
+      if (!enabled(name)) return
+      const pid = userWorkerdPid()
+      const outputBefore = serverOutput().length
+      try {
+        await fn()
+      } catch (error) {
+        failures.push(`${name}: ${String(error instanceof Error ? error.message : error)}`)
+        log(`FAILED ${name}: ${String(error instanceof Error ? error.stack : error)}`)
+      }
+      // A workerd that restarted mid-scenario (a crash; wrangler brings up a new
+      // one) makes every figure of the scenario meaningless.
+      const after = userWorkerdPid()
+      if (after !== pid) {
+        failures.push(`${name}: the workerd running the DOs restarted (pid ${pid} -> ${after}); its figures are void`)
+        log(`FAILED ${name}: workerd restarted (pid ${pid} -> ${after}); wrangler output since the scenario began:\n${serverOutput().slice(outputBefore).slice(-4000)}`)
+      }
+    }
+    await scenario('sizes', scenarioSizes)
+    await scenario('wake', scenarioWake)
+    await scenario('writes', scenarioWrites)
+    await scenario('fanout', scenarioFanout)
+    await scenario('catchup', scenarioCatchup)
+    await scenario('initial', scenarioInitial)
+  } finally {
+    await server.stop()
+  }
+  if (enabled('memory')) {
+    try {
+      await scenarioMemory()
+    } catch (error) {
+      failures.push(`memory: ${String(error)}`)
+    }
+  }
+  extra.durationS = (now() - started) / 1000
+  report()
+}
+
+// ---- the table ----------------------------------------------------------------------------
+
+type Unit = 'ms' | 'us' | 'B' | 'KB' | 'MB' | 'n'
+interface Line {
+  key: string
+  label: string
+  unit: Unit
+  /** ratio: seqsync ÷ floor+TanStack ≤ max; abs: seqsync ≤ max (in the unit). */
+  target?: { kind: 'ratio'; max: number } | { kind: 'abs'; max: number }
+}
+
+function tableLines(): Line[] {
+  const lines: Line[] = [
+    { key: 'seq.msPerInsert', label: `sequential confirmed insert (${C.writes}), time per insert`, unit: 'ms', target: { kind: 'ratio', max: 1.3 } },
+    { key: 'seq.p99', label: 'sequential confirmed insert, p99', unit: 'ms' },
+    { key: 'seq.doCpuUsPerInsert', label: 'sequential confirmed insert, DO CPU per insert', unit: 'us' },
+    { key: 'seq.clientCpuUsPerInsert', label: 'sequential confirmed insert, client CPU per insert', unit: 'us' },
+    { key: 'burst.msPerInsert', label: `${C.burst} inserts sent at once, time per insert`, unit: 'ms' },
+    { key: 'burst.p99', label: `${C.burst} inserts sent at once, p99`, unit: 'ms' },
+    { key: 'burst.doCpuUsPerInsert', label: `${C.burst} inserts sent at once, DO CPU per insert`, unit: 'us' },
+  ]
+  for (const f of C.fanout) {
+    lines.push(
+      { key: `fanout${f.subs}.p50`, label: `fan-out to ${f.subs} subscribers, p50 send→in collection`, unit: 'ms', target: { kind: 'ratio', max: 2 } },
+      { key: `fanout${f.subs}.p99`, label: `fan-out to ${f.subs} subscribers, p99`, unit: 'ms' },
+      { key: `fanout${f.subs}.doCpuUsPerDelivery`, label: `fan-out to ${f.subs} subscribers, DO CPU per delivery`, unit: 'us', target: { kind: 'ratio', max: 1.1 } },
+    )
+  }
+  lines.push({ key: 'catchup.ms', label: `reconnect catch-up of ${C.catchup} rows (dial → converged)`, unit: 'ms', target: { kind: 'ratio', max: 1.3 } })
+  for (const n of C.initial) {
+    lines.push({ key: `initial${n}.ms`, label: `initial sync of ${n} rows into a fresh client`, unit: 'ms', target: n === C.initial[C.initial.length - 1] ? { kind: 'ratio', max: 1.2 } : undefined })
+  }
+  lines.push(
+    { key: 'wake.hibernatedMs', label: 'hibernated DO: frame sent → first reply', unit: 'ms', target: { kind: 'abs', max: 5 } },
+    { key: 'wake.newStartMs', label: 'new DO: first reply, minus the same to an awake DO', unit: 'ms', target: { kind: 'abs', max: 5 } },
+    { key: 'wake.newMs', label: 'new DO: dial → first reply to hello', unit: 'ms' },
+    { key: 'wake.warmMs', label: 'awake DO: dial → first reply to hello', unit: 'ms' },
+    { key: 'wake.hibernatedStartupSql', label: 'SQL statements registerSync runs when a DO wakes', unit: 'n' },
+    { key: 'seq.bytesOutPerInsert', label: 'bytes sent per insert (payload)', unit: 'B' },
+    { key: 'seq.bytesInPerInsert', label: 'bytes received by the writer per insert (payload)', unit: 'B' },
+    { key: `fanout${C.fanout[C.fanout.length - 1]!.subs}.bytesPerDelivery`, label: 'bytes per changed row, live (payload)', unit: 'B' },
+    { key: `fanout${C.fanout[C.fanout.length - 1]!.subs}.wireBytesPerDelivery`, label: 'bytes per changed row, live (TCP, permessage-deflate)', unit: 'B' },
+    { key: 'catchup.bytesPerRow', label: 'bytes per changed row, catch-up (payload)', unit: 'B' },
+    { key: `initial${C.initial[C.initial.length - 1]}.bytesPerRow`, label: 'bytes per row, initial sync (payload)', unit: 'B' },
+    { key: `initial${C.initial[C.initial.length - 1]}.seedUsPerRow`, label: 'server-side write of one row (seed, one transaction)', unit: 'us' },
+    { key: 'size.wasmBytes', label: 'core.wasm, raw', unit: 'KB' },
+    { key: 'size.wasmGzipBytes', label: 'core.wasm, gzip -9', unit: 'KB', target: { kind: 'abs', max: 300 } },
+    { key: 'size.glueGzipBytes', label: 'core.mjs (glue), gzip -9', unit: 'KB' },
+    { key: 'mem.rssTotalMB', label: `workerd RSS growth, ${C.memRows} rows + ${C.memSockets} sockets`, unit: 'MB' },
+    { key: 'mem.wasmMB', label: 'of which the core\'s wasm linear memory', unit: 'MB' },
+  )
+  return lines.filter((l) => results[l.key] !== undefined)
+}
+
+function fmt(value: number | undefined, unit: Unit): string {
+  if (value === undefined || !Number.isFinite(value)) return '–'
+  switch (unit) {
+    case 'ms': return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2)
+    case 'us': return value >= 100 ? value.toFixed(0) : value.toFixed(1)
+    case 'B': return value.toFixed(0)
+    case 'KB': return (value / 1000).toFixed(1)
+    case 'MB': return value.toFixed(1)
+    case 'n': return value.toFixed(0)
+  }
+}
+const unitLabel: Record<Unit, string> = { ms: 'ms', us: 'µs', B: 'B', KB: 'KB', MB: 'MB', n: 'count' }
+
+interface Verdict { line: Line; ratio?: number; ratioBare?: number; met?: boolean }
+
+function verdicts(): Verdict[] {
+  return tableLines().map((line) => {
+    const v = results[line.key]!
+    const s = v.seqsync
+    const ratio = s !== undefined && v['floor-tanstack'] ? s / v['floor-tanstack'] : undefined
+    const ratioBare = s !== undefined && v['floor-bare'] ? s / v['floor-bare'] : undefined
+    let met: boolean | undefined
+    if (line.target?.kind === 'ratio' && ratio !== undefined) met = ratio <= line.target.max
+    if (line.target?.kind === 'abs' && s !== undefined) met = (line.unit === 'KB' ? s / 1000 : s) <= line.target.max
+    return { line, ratio, ratioBare, met }
+  })
+}
+
+function markdownTable(): string {
+  const rows = verdicts().map(({ line, ratio, ratioBare, met }) => {
+    const v = results[line.key]!
+    const target = !line.target ? '' : line.target.kind === 'ratio' ? `≤ ${line.target.max}×` : `≤ ${line.target.max} ${unitLabel[line.unit]}`
+    return `| ${line.label} | ${unitLabel[line.unit]} | ${fmt(v.seqsync, line.unit)} | ${fmt(v['floor-tanstack'], line.unit)} | ${fmt(v['floor-bare'], line.unit)} | ${ratio === undefined ? '–' : ratio.toFixed(2) + '×'} | ${ratioBare === undefined ? '–' : ratioBare.toFixed(2) + '×'} | ${target} | ${met === undefined ? '' : met ? 'met' : '**missed**'} |`
+  })
+  return [
+    '| measure | unit | seqsync | floor + TanStack | floor, bare | seqsync ÷ floor+TanStack | seqsync ÷ bare floor | target | |',
+    '|---|---|---:|---:|---:|---:|---:|---|---|',
+    ...rows,
+  ].join('\n')
+}
+
+function machineNote(): string {
+  const version = (pkg: string) => {
+    try { return (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version } catch { return '?' }
+  }
+  const cpu = cpus()
+  return `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB · ` +
+    `Node ${process.versions.node} · wrangler ${version('wrangler')} · workerd ${version('workerd')} · @tanstack/db ${version('@tanstack/db')} · ` +
+    `load average at start ${String(extra.loadAtStart ?? '?')} (the machine is shared: other work ran alongside)`
+}
+
+function report(): void {
+  const outDir = join(ROOT, 'test-output')
+  mkdirSync(outDir, { recursive: true })
+  const file = join(outDir, SMOKE ? 'bench-smoke.json' : 'bench.json')
+  const v = verdicts()
+  const targets = v.filter((x) => x.met !== undefined).map((x) => ({ measure: x.line.key, label: x.line.label, ratio: x.ratio, target: x.line.target, met: x.met }))
+  writeFileSync(file, JSON.stringify({ smoke: SMOKE, machine: machineNote(), config: C, results, targets, extra, failures }, null, 2))
+  const table = markdownTable()
+  process.stdout.write(`\n${table}\n\n${machineNote()}\n`)
+  log(`wrote ${file}`)
+  if (WRITE_DOCS || args.includes('--docs')) {
+    const doc = join(ROOT, 'docs/benchmarks.md')
+    const start = '<!-- bench:table:start -->'
+    const end = '<!-- bench:table:end -->'
+    const block = `${start}\n_Latest full run (\`npm run bench\`, ${String(extra.durationS ? Math.round(Number(extra.durationS)) : '?')} s): ${machineNote()}._\n\n${table}\n${end}`
+    let text = existsSync(doc) ? readFileSync(doc, 'utf8') : `# Benchmarks\n\n${start}\n${end}\n`
+    if (!text.includes(start)) text += `\n${start}\n${end}\n`
+    text = text.slice(0, text.indexOf(start)) + block + text.slice(text.indexOf(end) + end.length)
+    writeFileSync(doc, text)
+    log(`wrote ${doc}`)
+  }
+}
+
+main().then(
+  () => {
+    if (failures.length > 0) {
+      log(`${failures.length} failure(s):\n  ${failures.join('\n  ')}`)
+      process.exit(1)
+    }
+    process.exit(0)
+  },
+  (error) => {
+    log(`FAILED: ${String(error instanceof Error ? error.stack : error)}`)
+    process.exit(1)
+  },
+)
