@@ -70,6 +70,18 @@ describe('connection machine: handshake', () => {
     expect(types(b.effects)).toEqual(['session-live'])
   })
 
+  it('gives up on a handshake that times out, before or after open, and retries with backoff', () => {
+    const c = pinned(1)
+    for (const events of [[], [{ type: 'open' }]] as ConnectionEvent[][]) {
+      const r = run(initialTransition().state, [...events, { type: 'handshake-timeout' }], c)
+      expect(r.state).toMatchObject({ status: 'offline', failures: 1, retryScheduled: true })
+      expect(types(r.effects).slice(-3)).toEqual(['close-socket', 'session-lost', 'schedule-retry'])
+    }
+    // A late timer after the session went live does nothing.
+    const live = liveState(c)
+    expect(transition(live, { type: 'handshake-timeout' }, c)).toEqual({ state: live, effects: [] })
+  })
+
   it('ignores a welcome before open and a second open', () => {
     const c = pinned(1)
     const s0 = initialTransition().state

@@ -48,8 +48,11 @@ describe('evaluate (SQLite semantics)', () => {
     expect(evaluate(fn('or', unknown, val(true)), { n: null })).toBe(true)
     expect(evaluate(fn('or', unknown, val(false)), { n: null })).toBeNull()
   })
-  it('numbers before text, text by code point, booleans as 0/1', () => {
-    expect(evaluate(fn('lt', ref('a'), val('0')), { a: 99 })).toBe(true)
+  // The core's semantics (cpp/include/seqsync/predicate.h), mirrored by tests/cpp/predicate_test.cc.
+  it('values of different kinds never compare; text by code point; booleans as 0/1', () => {
+    expect(evaluate(fn('lt', ref('a'), val('0')), { a: 99 })).toBe(false)
+    expect(evaluate(fn('gt', ref('a'), val('0')), { a: 99 })).toBe(false)
+    expect(evaluate(fn('not', fn('eq', ref('a'), val('99'))), { a: 99 })).toBe(true)
     expect(evaluate(fn('lt', ref('a'), val('a')), { a: 'B' })).toBe(true) // BINARY: 'B' < 'a'
     expect(evaluate(fn('lt', ref('a'), val('\u{1F600}')), { a: '\uFFFF' })).toBe(true) // UTF-8 order
     expect(evaluate(fn('eq', ref('done'), val(1)), { done: true })).toBe(true)
@@ -59,15 +62,18 @@ describe('evaluate (SQLite semantics)', () => {
   it('in, with NULLs in the list', () => {
     expect(evaluate(fn('in', ref('a'), val(['x', 'y'])), { a: 'y' })).toBe(true)
     expect(evaluate(fn('in', ref('a'), val(['x'])), { a: 'z' })).toBe(false)
-    expect(evaluate(fn('in', ref('a'), val(['x', null])), { a: 'z' })).toBeNull()
-    expect(evaluate(fn('in', ref('a'), val([])), { a: null })).toBe(false)
+    expect(evaluate(fn('in', ref('a'), val(['x', null])), { a: 'z' })).toBe(false) // NULL items never match
+    expect(evaluate(fn('in', ref('a'), val([])), { a: null })).toBeNull()
+    expect(evaluate(fn('in', ref('a'), val([1, 2])), { a: '1' })).toBe(false)
     expect(evaluate(fn('in', ref('a'), val(['x'])), { a: null })).toBeNull()
   })
-  it('like: % and _, ASCII case folding only', () => {
-    expect(evaluate(fn('like', ref('s'), val('he%')), { s: 'Hello' })).toBe(true)
+  it('like: % and _, case-sensitive, text only', () => {
+    expect(evaluate(fn('like', ref('s'), val('he%')), { s: 'Hello' })).toBe(false)
+    expect(evaluate(fn('like', ref('s'), val('He%')), { s: 'Hello' })).toBe(true)
     expect(evaluate(fn('like', ref('s'), val('h_llo')), { s: 'hallo' })).toBe(true)
     expect(evaluate(fn('like', ref('s'), val('h.llo')), { s: 'hallo' })).toBe(false)
     expect(evaluate(fn('like', ref('s'), val('é')), { s: 'É' })).toBe(false)
-    expect(evaluate(fn('like', ref('s'), val('1%')), { s: 12 })).toBe(true)
+    expect(evaluate(fn('like', ref('s'), val('1%')), { s: 12 })).toBe(false)
+    expect(evaluate(fn('like', ref('s'), val('%')), { s: null })).toBeNull()
   })
 })

@@ -76,6 +76,8 @@ export type ConnectionEvent =
   | { readonly type: 'close'; readonly code?: number; readonly reason?: string }
   | { readonly type: 'error' }
   | { readonly type: 'retry' }
+  /** No `welcome` within the handshake timeout of a dial: give up on that socket. */
+  | { readonly type: 'handshake-timeout' }
   | { readonly type: 'online' }
   | { readonly type: 'offline' }
   | { readonly type: 'user-close' }
@@ -197,6 +199,12 @@ export function transition(
       // let the machine ignore the late close (it arrives in `offline`).
       if (state.status === 'offline') return same
       return lost(failuresOf(state), config, true)
+
+    case 'handshake-timeout':
+      // A dial or a hello that never completes (a DO reset mid-handshake, a
+      // half-open TCP connection) must not leave the transport connecting forever.
+      if (state.status !== 'connecting') return same
+      return lost(state.failures, config, true)
 
     case 'retry':
       if (state.status !== 'offline' || !state.retryScheduled || state.networkDown) return same

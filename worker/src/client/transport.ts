@@ -88,6 +88,8 @@ export interface WebSocketTransportOptions {
   lazy?: boolean
   /** Listen to the host's `online`/`offline` events (browsers). Default true when available. */
   watchNetwork?: boolean
+  /** Give up on a dial that has no `welcome` after this long, and retry. Default 10 000. */
+  handshakeTimeoutMs?: number
 }
 
 /** The result of a confirmed write: the seq the DO gave it. */
@@ -206,6 +208,8 @@ export class WebSocketTransport {
   /** Bumped for every socket; events of an older socket are ignored. */
   #generation = 0
   #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #handshakeTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #handshakeTimeoutMs: number
   #started = false
   #queue: ConnectionEvent[] = []
   #dispatching = false
@@ -238,6 +242,7 @@ export class WebSocketTransport {
       random: options.random ?? Math.random,
     }
     this.#onError = options.onError
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
     this.#state = { status: 'connecting', failures: 0, open: false }
     if (options.watchNetwork !== false) this.#watchNetwork()
     if (!options.lazy) this.#start()
@@ -611,9 +616,11 @@ export class WebSocketTransport {
           this.#sendHello()
           break
         case 'session-live':
+          this.#clearHandshakeTimer()
           this.#pump()
           break
         case 'session-lost':
+          this.#clearHandshakeTimer()
           this.#unit = []
           for (const write of this.#writes.values()) write.sent = false
           this.#ws = null
@@ -631,16 +638,27 @@ export class WebSocketTransport {
           this.#retryTimer = undefined
           break
         case 'terminal':
+          this.#clearHandshakeTimer()
           this.#terminate()
           break
       }
     }
   }
 
+  #clearHandshakeTimer(): void {
+    if (this.#handshakeTimer !== undefined) clearTimeout(this.#handshakeTimer)
+    this.#handshakeTimer = undefined
+  }
+
   #openSocket(): void {
     this.#generation += 1
     const generation = this.#generation
     const live = () => generation === this.#generation
+    this.#clearHandshakeTimer()
+    this.#handshakeTimer = setTimeout(() => {
+      this.#handshakeTimer = undefined
+      if (live()) this.#sendEvent({ type: 'handshake-timeout' })
+    }, this.#handshakeTimeoutMs)
     let ws: WebSocketLike
     try {
       ws = new this.#WebSocket(this.url)

@@ -4,11 +4,14 @@
 // subscriptions on the same table, and (2) refuse a write whose row falls
 // outside the collection's `where` before it is sent.
 //
-// Semantics, as SQLite: a comparison with NULL is unknown (null here);
-// and/or/not are three-valued; only `true` matches. Numbers compare as
-// numbers, text by code point (= UTF-8 byte order, SQLite's BINARY), numbers
-// sort before text, text before BLOBs. Booleans are integers 0/1, as SQLite
-// stores them. LIKE folds ASCII case only, `%` and `_` wildcards, no escape.
+// Semantics, exactly the core's (cpp/include/seqsync/predicate.h): a
+// comparison with NULL is unknown (null here); and/or/not are three-valued;
+// only `true` matches. Values of different kinds (number, text, BLOB) never
+// compare equal or ordered: the comparison is false. Numbers compare as
+// numbers, text by code point (= UTF-8 byte order, SQLite's BINARY).
+// Booleans are integers 0/1, as SQLite stores them. LIKE applies to text
+// only, is case-sensitive, with `%` and `_` wildcards and no escape; NULLs in
+// an `in` list never match.
 
 import type { PredicateIR } from '../protocol/index.js'
 
@@ -87,7 +90,7 @@ function compare(a: unknown, b: unknown): number | null {
   const x = normalize(a)
   const y = normalize(b)
   if (x.rank === 0 || y.rank === 0) return null
-  if (x.rank !== y.rank) return x.rank < y.rank ? -1 : 1
+  if (x.rank !== y.rank) return NaN // different kinds: every comparison is false
   if (x.rank === 1) return x.n === y.n ? 0 : x.n < y.n ? -1 : 1
   return compareCodePoints(x.s, y.s)
 }
@@ -97,17 +100,9 @@ function likeToRegExp(pattern: string): RegExp {
   for (const ch of pattern) {
     if (ch === '%') src += '[\\s\\S]*'
     else if (ch === '_') src += '[\\s\\S]'
-    else if (/[a-zA-Z]/.test(ch)) src += `[${ch.toLowerCase()}${ch.toUpperCase()}]`
     else src += ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
   }
   return new RegExp(`^${src}$`, 'u')
-}
-
-function asText(v: unknown): string | null {
-  const x = normalize(v)
-  if (x.rank === 0) return null
-  if (x.rank === 1) return String(x.n)
-  return x.s
 }
 
 /** Three-valued evaluation of `node` on `row`: true, false or null (unknown). */
@@ -173,20 +168,15 @@ export function evaluate(node: PredicateIR, row: Record<string, unknown>): Tri {
       const x = resolve(a, row)
       const list = resolve(b, row)
       if (!Array.isArray(list)) return null
-      if (list.length === 0) return false
       if (x === null || x === undefined) return null
-      let unknown = false
-      for (const item of list) {
-        const c = compare(x, item)
-        if (c === 0) return true
-        if (c === null) unknown = true
-      }
-      return unknown ? null : false
+      // NULL items can never make `in` true (the core drops them).
+      return list.some((item) => item !== null && item !== undefined && compare(x, item) === 0)
     }
     case 'like': {
-      const text = asText(resolve(a, row))
-      const pattern = asText(resolve(b, row))
-      if (text === null || pattern === null) return null
+      const text = resolve(a, row)
+      const pattern = resolve(b, row)
+      if (text === null || text === undefined || pattern === null || pattern === undefined) return null
+      if (typeof text !== 'string' || typeof pattern !== 'string') return false
       return likeToRegExp(pattern).test(text)
     }
   }

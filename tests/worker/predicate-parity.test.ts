@@ -1,0 +1,74 @@
+// The client's predicate evaluator (worker/src/client/where.ts) must select
+// exactly what the core selects: the client uses it to keep a collection's
+// `where` exact and to refuse writes outside it. Random predicates over rows
+// of mixed kinds (NULLs, numbers, text), fixed seed; the core's answer is the
+// snapshot the DO sends.
+import { expect, it } from 'vitest'
+
+import { evaluate } from '../../worker/src/client/where.js'
+import type { PredicateIR } from '../../worker/src/protocol/index.js'
+import { freshRoom, TestSocket } from './socket.js'
+
+function prng(seed: number) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+it('the client evaluator selects exactly the rows the core selects (400 random predicates)', async () => {
+  const random = prng(20261123)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
+  const texts = ['', 'a', 'ab', 'abc', 'B', 'b%', 'a_c', 'é', '10', '9', 'Hello', 'hello']
+  const numbers = [0, 1, -1, 2.5, 10, 9, 1000, -0.5]
+  const value = () => (random() < 0.2 ? null : random() < 0.5 ? pick(texts) : pick(numbers))
+  const name = freshRoom('parity')
+  const { socket } = await TestSocket.connect(name, 'ann')
+  // tasks: title TEXT, done INTEGER, rank REAL, category TEXT — values of any kind.
+  const rows = Array.from({ length: 40 }, (_, i) => ({ id: `r${i}`, title: value(), done: value(), rank: value(), category: value() }))
+  const ack = await socket.mutate('seed', rows.map((r) => ({ c: 'tasks', op: 'insert', k: r.id, cols: r })))
+  expect(ack.t).toBe('ack')
+  // What SQLite stored (affinity converts some values), as the client would receive it.
+  socket.send({ t: 'sub', id: 'all', c: 'tasks' })
+  const stored = (await socket.next('snapshot', (f) => f.sub === 'all')).rows as Array<Record<string, unknown>>
+  socket.send({ t: 'unsub', id: 'all' })
+
+  const ref = (c: string): PredicateIR => ({ type: 'ref', path: [c] })
+  const val = (v: unknown): PredicateIR => ({ type: 'val', value: v })
+  const fn = (n: string, ...args: PredicateIR[]) => ({ type: 'func', name: n, args }) as PredicateIR
+  const gen = (depth: number): PredicateIR => {
+    const col = pick(['title', 'done', 'rank', 'category', 'id'])
+    switch (Math.floor(random() * (depth > 2 ? 5 : 8))) {
+      case 0: return fn(pick(['eq', 'gt', 'gte', 'lt', 'lte']), ref(col), val(value()))
+      case 1: return fn('like', ref(col), val(pick(['a%', '%b%', '_', 'a_c', '%', 'H%', 'h%'])))
+      case 2: return fn('in', ref(col), val([value(), value()]))
+      case 3: return fn('isNull', ref(col))
+      case 4: return fn('eq', ref(col), val(value()))
+      case 5: return fn('not', gen(depth + 1))
+      case 6: return fn('and', gen(depth + 1), gen(depth + 1))
+      default: return fn('or', gen(depth + 1), gen(depth + 1), gen(depth + 1))
+    }
+  }
+  let nonEmpty = 0
+  for (let i = 0; i < 400; i++) {
+    const where = gen(0)
+    const id = `p${i}`
+    socket.send({ t: 'sub', id, c: 'tasks', where })
+    const answer = await Promise.race([
+      socket.next('snapshot', (f) => f.sub === id),
+      socket.next('sub-error', (f) => f.sub === id),
+    ])
+    expect(answer.t, JSON.stringify(where)).toBe('snapshot')
+    const server = (answer as { rows: Array<{ id: string }> }).rows.map((r) => r.id).sort()
+    const client = stored.filter((r) => evaluate(where, r) === true).map((r) => r.id as string).sort()
+    expect(client, JSON.stringify(where)).toEqual(server)
+    nonEmpty += server.length > 0 ? 1 : 0
+    socket.send({ t: 'unsub', id })
+  }
+  expect(nonEmpty).toBeGreaterThan(100)
+  socket.close()
+}, 120_000)
