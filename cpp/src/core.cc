@@ -989,10 +989,19 @@ Status Core::RestoreSockets(const std::vector<std::string>& live) {
   w.EndArray();
   SqlValue ids = SqlValue::Text(std::string(sb.GetString(), sb.GetSize()));
   Storage* st = impl_->storage;
-  auto del_subs = st->Exec("DELETE FROM _sync_subs WHERE socket NOT IN (SELECT value FROM json_each(?1))", {ids});
-  if (!del_subs.ok()) return del_subs.status();
-  auto del_socks = st->Exec("DELETE FROM _sync_sockets WHERE socket NOT IN (SELECT value FROM json_each(?1))", {ids});
-  if (!del_socks.ok()) return del_socks.status();
+  // Forget sockets that closed while we slept. Read first: a wake with
+  // nothing to forget should not be a write.
+  auto stale = st->Exec(
+      "SELECT (SELECT count(*) FROM _sync_subs WHERE socket NOT IN (SELECT value FROM json_each(?1))) +"
+      " (SELECT count(*) FROM _sync_sockets WHERE socket NOT IN (SELECT value FROM json_each(?1)))",
+      {ids});
+  if (!stale.ok()) return stale.status();
+  if ((*stale)[0][0].AsInteger() > 0) {
+    auto del_subs = st->Exec("DELETE FROM _sync_subs WHERE socket NOT IN (SELECT value FROM json_each(?1))", {ids});
+    if (!del_subs.ok()) return del_subs.status();
+    auto del_socks = st->Exec("DELETE FROM _sync_sockets WHERE socket NOT IN (SELECT value FROM json_each(?1))", {ids});
+    if (!del_socks.ok()) return del_socks.status();
+  }
   auto socks = st->Exec("SELECT json_group_array(socket) FROM _sync_sockets", {});
   if (!socks.ok()) return socks.status();
   auto subs = st->Exec("SELECT json_group_array(json_array(socket, body)) FROM _sync_subs", {});

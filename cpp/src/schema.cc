@@ -112,6 +112,14 @@ Status Schema::CreateInternalTables(Storage* storage) {
       "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
       " body TEXT NOT NULL, PRIMARY KEY(socket, sub))",
   };
+  // On a wake they all exist. Check with one read: the Durable Object treats
+  // even a no-op CREATE ... IF NOT EXISTS as a write.
+  constexpr int kCount = sizeof(kTables) / sizeof(kTables[0]);
+  auto present = storage->Exec(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+      " ('_sync_changes','_sync_meta','_sync_marks','_sync_mutations','_sync_sockets','_sync_subs')",
+      {});
+  if (present.ok() && !present->empty() && (*present)[0][0].AsInteger() == kCount) return Status::Ok();
   for (const char* sql : kTables) {
     auto r = storage->Exec(sql, {});
     if (!r.ok()) return r.status();
