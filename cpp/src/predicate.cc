@@ -233,6 +233,10 @@ class Parser {
     if (op == Op::kLike && l.kind != Literal::Kind::kText) {
       return Status::UnsupportedPredicate("like needs a string pattern");
     }
+    // SQLite's GLOB stops at a NUL; no pattern could mean the same in both.
+    if (op == Op::kLike && l.text.find('\0') != std::string::npos) {
+      return Status::UnsupportedPredicate("a like pattern may not contain NUL");
+    }
     node().literals.push_back(std::move(l));
     return index;
   }
@@ -395,7 +399,9 @@ Predicate::Truth Predicate::Eval(int index, const JsonValue& row) const {
   if (lit.kind == Scalar::Kind::kNull) return Truth::kUnknown;
   if (lit.kind != col.kind) return Truth::kFalse;
   if (n.op == Op::kLike) {
-    return LikeMatch(col.text, lit.text) ? Truth::kTrue : Truth::kFalse;
+    // As in SQLite, the text ends at its first NUL for pattern matching.
+    std::string_view text(col.text);
+    return LikeMatch(text.substr(0, text.find('\0')), lit.text) ? Truth::kTrue : Truth::kFalse;
   }
   int c = Compare(col, lit);
   bool r = n.op == Op::kEq ? c == 0 : n.op == Op::kGt ? c > 0 : n.op == Op::kGte ? c >= 0

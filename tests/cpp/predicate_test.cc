@@ -166,6 +166,28 @@ TEST_CASE("random predicates select exactly the rows SQLite selects (fixed seed)
   CHECK(nonempty > 500);
 }
 
+TEST_CASE("NUL in like: a pattern with NUL is refused, text matches up to its NUL as in SQLite") {
+  // Found by tests/fuzz/predicate_fuzz.cc: GLOB stops at NUL, the evaluator did not.
+  std::string crash = R"({"type":"func","name":"like","args":[{"type":"ref","path":["r"]},)"
+                      R"({"type":"val","value":"%%%%%%%%%%%%\u000000000fff0f"}]})";
+  auto refused = ParseWhere(crash);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kUnsupportedPredicate);
+
+  SqliteStorage db;
+  db.MustExec("CREATE TABLE t(id TEXT PRIMARY KEY, body TEXT, n INTEGER, r REAL)");
+  auto inserted = db.Exec("INSERT INTO t(id, body) VALUES('nul', ?1), ('plain', 'ab')",
+                          {SqlValue::Text(std::string("ab\0cd", 5))});
+  REQUIRE(inserted.ok());
+  JsonDocument rows = ReadRows(&db);
+  for (const char* pattern : {"ab", "ab%", "%cd", "a_"}) {
+    CAPTURE(pattern);
+    auto p = ParseWhere(Fn("like", {Ref("body"), Val(std::string("\"") + pattern + "\"")}));
+    REQUIRE(p.ok());
+    CHECK(EvalSelect(*p, rows) == SqlSelect(*p, &db));
+  }
+}
+
 TEST_CASE("a predicate binds one parameter however many literals it has") {
   std::string in = "[";
   for (int i = 0; i < 200; ++i) in += (i ? "," : "") + std::to_string(7000 + i);

@@ -177,7 +177,8 @@ export function evaluate(node: PredicateIR, row: Record<string, unknown>): Tri {
       const pattern = resolve(b, row)
       if (text === null || text === undefined || pattern === null || pattern === undefined) return null
       if (typeof text !== 'string' || typeof pattern !== 'string') return false
-      return likeToRegExp(pattern).test(text)
+      // As in SQLite (and the core), the text ends at its first NUL.
+      return likeToRegExp(pattern).test(text.split('\0')[0]!)
     }
   }
 }
