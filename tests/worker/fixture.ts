@@ -152,7 +152,9 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   }
 
   protected parseAttachment(req: Request): Claims {
-    return JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+    const claims = JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+    if (claims.userId === 'banned') throw new Response('banned', { status: 403 })
+    return claims
   }
 
   protected syncOptions(): SyncOptions {

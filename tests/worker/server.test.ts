@@ -270,6 +270,28 @@ describe('rejections change nothing', () => {
   })
 })
 
+describe('the upgrade', () => {
+  it('a request that is not a WebSocket upgrade gets 426', async () => {
+    const res = await room(freshRoom()).fetch('http://test/sync/x', { headers: { 'x-claims': '{"userId":"ann"}' } })
+    expect(res.status).toBe(426)
+  })
+
+  it('parseAttachment can refuse with its own Response', async () => {
+    const { exports } = await import('cloudflare:workers')
+    const res = await exports.default.fetch(`http://test/sync/${freshRoom()}?user=banned`, { headers: { Upgrade: 'websocket' } })
+    expect(res.status).toBe(403)
+    expect(await res.text()).toBe('banned')
+  })
+
+  it('"ping" is answered with "pong" by the runtime', async () => {
+    const socket = await TestSocket.open(freshRoom(), 'ann')
+    const pong = new Promise<string>((resolve) => socket.ws.addEventListener('message', (e) => resolve(e.data as string), { once: true }))
+    socket.ws.send('ping')
+    expect(await pong).toBe('pong')
+    socket.close()
+  })
+})
+
 describe('exactly-once mutation ids', () => {
   it('a replayed id is not applied twice and gets the original ack', async () => {
     const name = freshRoom()

@@ -18,6 +18,7 @@ export class TestSocket {
   private constructor(readonly ws: WebSocket) {
     ws.addEventListener('message', (event) => {
       this.raw.push(event.data as string)
+      if (event.data === 'pong') return // the runtime's keepalive answer, not a frame
       this.frames.push(JSON.parse(event.data as string) as Frame)
       this.#wake()
     })

@@ -66,12 +66,16 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     this.sql = ctx.storage.sql
+    // Keepalive: a client's "ping" is answered by the runtime without waking
+    // (or billing) a hibernated object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('ping', 'pong'))
   }
 
   /**
    * Reads the Worker-forged claims from the upgrade request. They are stored
    * in the socket's attachment and passed to every authorize/execute. Throw
-   * to refuse the connection (HTTP 401).
+   * to refuse the connection: a thrown Response is returned as is, anything
+   * else becomes HTTP 401.
    */
   protected abstract parseAttachment(req: Request): Claims
 
@@ -136,8 +140,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     let claims: Claims
     try {
       claims = this.parseAttachment(req)
-    } catch {
-      return new Response('unauthorized', { status: 401 })
+    } catch (thrown) {
+      return thrown instanceof Response ? thrown : new Response('unauthorized', { status: 401 })
     }
     const attachment: SocketAttachment<Claims> = {
       seqsync: { v: 1, socketId: crypto.randomUUID(), claims },
