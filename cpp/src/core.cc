@@ -73,6 +73,7 @@ struct InFlight {
   std::string owner;
   std::vector<std::string> waiters;
   std::string ack;  // set by CommitMutation
+  Seq head = 0;     // the head right after its writes, set by CommitMutation
 };
 
 // One entry of the change log.
@@ -518,9 +519,14 @@ struct Core::Impl {
     return groups;
   }
 
-  Status DrainInto(std::int64_t now_ms, Plan* plan) {
+  // `known_head`: the head if the caller knows it (a mutation that just
+  // committed), which saves reading it again.
+  Status DrainInto(std::int64_t now_ms, Plan* plan, Seq known_head = 0) {
     SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfChanged(storage));
-    SEQSYNC_ASSIGN_OR_RETURN(Seq head, Head());
+    Seq head = known_head;
+    if (head == 0) {
+      SEQSYNC_ASSIGN_OR_RETURN(head, Head());
+    }
     if (head > drained) {
       std::vector<Group> groups = GroupSockets();
       Seq last = drained;
@@ -529,8 +535,9 @@ struct Core::Impl {
       for (Group& g : groups) {
         for (std::string& f : g.frames) plan->deliveries.push_back({g.sockets, std::move(f)});
       }
+      // Persisted by housekeeping, not here: after a wake a stale watermark
+      // only re-sends changes, which clients apply idempotently.
       drained = head;
-      SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(drained))));
     }
     return MaybeHousekeep(now_ms, head);
   }
@@ -554,6 +561,7 @@ struct Core::Impl {
   }
 
   Status Housekeep(std::int64_t now_ms) {
+    SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(drained))));
     // Compaction: keep each key's latest entry. The head entry is the latest
     // for its key, so MAX(seq) never drops.
     auto compact = storage->Exec(
@@ -1093,6 +1101,7 @@ Result<Seq> Core::CommitMutation(std::string_view scope, std::string_view mutati
   std::string ack = AckFrame(mutation_id, head, result);
   SEQSYNC_RETURN_IF_ERROR(impl_->RecordOutcome(scope, mutation_id, ack, now_ms));
   it->second.ack = std::move(ack);
+  it->second.head = head;
   return head;
 }
 
@@ -1102,7 +1111,7 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
   auto it = impl_->in_flight.find(key);
   if (it == impl_->in_flight.end()) return plan;
   // The changes go first: when the ack arrives, the sender already holds them.
-  Status drained = impl_->DrainInto(now_ms, &plan);
+  Status drained = impl_->DrainInto(now_ms, &plan, it->second.head);
   std::string ack = it->second.ack.empty() || !drained.ok()
                         ? RejectFrame(mutation_id, drained.ok() ? Status::Internal("mutation finished without commit") : drained)
                         : it->second.ack;
