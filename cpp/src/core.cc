@@ -118,13 +118,6 @@ struct Core::Impl {
     return r.ok() ? Status::Ok() : r.status();
   }
 
-  Result<SqlValue> GetMeta(const char* name) {
-    auto r = storage->Exec("SELECT value FROM _sync_meta WHERE name=?1", {SqlValue::Text(name)});
-    if (!r.ok()) return r.status();
-    if (r->empty()) return SqlValue::Null();
-    return (*r)[0][0];
-  }
-
   std::string LimitsJson() const { return seqsync::LimitsJson(options); }
 
   // ---- reading the log ----
@@ -967,7 +960,15 @@ Status Core::Register(std::string_view registration_json, std::string_view fresh
   JsonDocument doc;
   SEQSYNC_RETURN_IF_ERROR(ParseBounded(registration_json, 8, &doc));
   SEQSYNC_RETURN_IF_ERROR(impl_->schema.Register(impl_->storage, doc));
-  SEQSYNC_ASSIGN_OR_RETURN(SqlValue epoch, impl_->GetMeta("epoch"));
+  // What a wake needs of the cursor state, in one read.
+  auto state = impl_->storage->Exec(
+      "SELECT (SELECT value FROM _sync_meta WHERE name='epoch'), (SELECT value FROM _sync_meta WHERE name='floor'),"
+      " (SELECT value FROM _sync_meta WHERE name='drained'), (SELECT COALESCE(MAX(seq),0) FROM _sync_changes)",
+      {});
+  if (!state.ok()) return state.status();
+  if (state->size() != 1 || (*state)[0].size() != 4) return Status::Internal("unexpected cursor state shape");
+  const SqlValue& epoch = (*state)[0][0];
+  const SqlValue& drained = (*state)[0][2];
   if (epoch.kind != SqlValue::Kind::kText || epoch.text.empty()) {
     if (fresh_epoch.empty()) return Status::InvalidField("fresh_epoch must not be empty");
     impl_->epoch.assign(fresh_epoch);
@@ -975,10 +976,9 @@ Status Core::Register(std::string_view registration_json, std::string_view fresh
   } else {
     impl_->epoch = epoch.text;
   }
-  SEQSYNC_ASSIGN_OR_RETURN(SqlValue floor, impl_->GetMeta("floor"));
-  impl_->floor = static_cast<Seq>(floor.AsInteger());
-  SEQSYNC_ASSIGN_OR_RETURN(Seq head, impl_->Head());
-  SEQSYNC_ASSIGN_OR_RETURN(SqlValue drained, impl_->GetMeta("drained"));
+  impl_->floor = static_cast<Seq>((*state)[0][1].AsInteger());
+  Seq head = std::max(static_cast<Seq>((*state)[0][3].AsInteger()), impl_->floor);
+  if (head > kMaxSeq) return Status::Internal("seq space exhausted (2^53)");
   // A fresh DO has sent nothing; anything past the stored watermark was
   // committed but maybe not sent before an eviction, and goes out next drain.
   impl_->drained = drained.is_null() ? head : std::min<Seq>(static_cast<Seq>(drained.AsInteger()), head);
@@ -997,26 +997,29 @@ Status Core::RestoreSockets(const std::vector<std::string>& live) {
   w.EndArray();
   SqlValue ids = SqlValue::Text(std::string(sb.GetString(), sb.GetSize()));
   Storage* st = impl_->storage;
-  // Forget sockets that closed while we slept. Read first: a wake with
-  // nothing to forget should not be a write.
-  auto stale = st->Exec(
+  // One read: how many rows belong to sockets that closed while we slept,
+  // and the stored sockets and subscriptions.
+  auto stored = st->Exec(
       "SELECT (SELECT count(*) FROM _sync_subs WHERE socket NOT IN (SELECT value FROM json_each(?1))) +"
-      " (SELECT count(*) FROM _sync_sockets WHERE socket NOT IN (SELECT value FROM json_each(?1)))",
+      " (SELECT count(*) FROM _sync_sockets WHERE socket NOT IN (SELECT value FROM json_each(?1))),"
+      " (SELECT json_group_array(socket) FROM _sync_sockets WHERE socket IN (SELECT value FROM json_each(?1))),"
+      " (SELECT json_group_array(json_array(socket, body)) FROM _sync_subs"
+      "  WHERE socket IN (SELECT value FROM json_each(?1)))",
       {ids});
-  if (!stale.ok()) return stale.status();
-  if ((*stale)[0][0].AsInteger() > 0) {
+  if (!stored.ok()) return stored.status();
+  if (stored->size() != 1 || (*stored)[0].size() != 3) return Status::Internal("unexpected stored sockets shape");
+  // Forget the closed ones. Only then is a wake a write.
+  if ((*stored)[0][0].AsInteger() > 0) {
     auto del_subs = st->Exec("DELETE FROM _sync_subs WHERE socket NOT IN (SELECT value FROM json_each(?1))", {ids});
     if (!del_subs.ok()) return del_subs.status();
     auto del_socks = st->Exec("DELETE FROM _sync_sockets WHERE socket NOT IN (SELECT value FROM json_each(?1))", {ids});
     if (!del_socks.ok()) return del_socks.status();
   }
-  auto socks = st->Exec("SELECT json_group_array(socket) FROM _sync_sockets", {});
-  if (!socks.ok()) return socks.status();
-  auto subs = st->Exec("SELECT json_group_array(json_array(socket, body)) FROM _sync_subs", {});
-  if (!subs.ok()) return subs.status();
+  const std::string& socks_json = (*stored)[0][1].text;
+  const std::string& subs_json = (*stored)[0][2].text;
   JsonDocument sdoc, bdoc;
-  SEQSYNC_RETURN_IF_ERROR(ParseBounded((*socks)[0][0].text, 4, &sdoc));
-  SEQSYNC_RETURN_IF_ERROR(ParseBounded((*subs)[0][0].text, kCeilingMaxJsonDepth, &bdoc));
+  SEQSYNC_RETURN_IF_ERROR(ParseBounded(socks_json, 4, &sdoc));
+  SEQSYNC_RETURN_IF_ERROR(ParseBounded(subs_json, kCeilingMaxJsonDepth, &bdoc));
   for (const JsonValue& id : sdoc.GetArray()) {
     if (id.IsString()) impl_->sockets[Str(id)].hello = true;
   }

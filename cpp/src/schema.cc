@@ -98,36 +98,49 @@ bool IsPlainIdentifier(std::string_view s) {
   return true;
 }
 
-Status Schema::CreateInternalTables(Storage* storage) {
-  static const char* const kTables[] = {
-      "CREATE TABLE IF NOT EXISTS _sync_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-      " tbl TEXT NOT NULL, key TEXT NOT NULL, op INTEGER NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value)",
-      // Retention marks: at time ts (ms), the log's head was seq.
-      "CREATE TABLE IF NOT EXISTS _sync_marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL)",
-      // Mutation outcomes, for exactly-once replays, scoped by identity.
-      "CREATE TABLE IF NOT EXISTS _sync_mutations(scope TEXT NOT NULL, id TEXT NOT NULL,"
-      " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id))",
-      "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY)",
-      "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
-      " body TEXT NOT NULL, PRIMARY KEY(socket, sub))",
-  };
-  // On a wake they all exist. Check with one read: the Durable Object treats
-  // even a no-op CREATE ... IF NOT EXISTS as a write.
-  constexpr int kCount = sizeof(kTables) / sizeof(kTables[0]);
-  auto present = storage->Exec(
-      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
-      " ('_sync_changes','_sync_meta','_sync_marks','_sync_mutations','_sync_sockets','_sync_subs')",
-      {});
-  if (present.ok() && !present->empty() && (*present)[0][0].AsInteger() == kCount) return Status::Ok();
-  for (const char* sql : kTables) {
-    auto r = storage->Exec(sql, {});
-    if (!r.ok()) return r.status();
-  }
-  return Status::Ok();
+namespace {
+
+// seqsync's own tables. Their names are listed once more, in kObjectsSql.
+const char* const kInternalTables[] = {
+    "CREATE TABLE IF NOT EXISTS _sync_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " tbl TEXT NOT NULL, key TEXT NOT NULL, op INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value)",
+    // Retention marks: at time ts (ms), the log's head was seq.
+    "CREATE TABLE IF NOT EXISTS _sync_marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL)",
+    // Mutation outcomes, for exactly-once replays, scoped by identity.
+    "CREATE TABLE IF NOT EXISTS _sync_mutations(scope TEXT NOT NULL, id TEXT NOT NULL,"
+    " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id))",
+    "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
+    " body TEXT NOT NULL, PRIMARY KEY(socket, sub))",
+};
+constexpr int kInternalTableCount = sizeof(kInternalTables) / sizeof(kInternalTables[0]);
+
+// Everything registration compares against, in one read: which of seqsync's
+// tables exist, the registered tables' DDL (?1: their names as a JSON array)
+// and the change-capture triggers. Table names match as SQLite matches them,
+// case-insensitively.
+constexpr const char* kObjectsSql =
+    "SELECT type, name, sql FROM sqlite_master WHERE (type = 'table' AND (lower(name) IN"
+    " (SELECT lower(value) FROM json_each(?1)) OR name IN ('_sync_changes','_sync_meta','_sync_marks',"
+    "'_sync_mutations','_sync_sockets','_sync_subs'))) OR (type = 'trigger' AND name LIKE"
+    " '\\_sync\\_changes\\_%' ESCAPE '\\') ORDER BY name";
+
+// The fingerprint of the registered tables' DDL: name US sql, joined by RS,
+// in name order. Both Register (from kObjectsSql's rows) and
+// RefreshIfChanged (in SQL) build exactly this string.
+constexpr const char* kFingerprintSql =
+    "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
+    " WHERE type = 'table' AND lower(name) IN (SELECT lower(value) FROM json_each(?1)) ORDER BY name)";
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
-Status Schema::ReadColumns(Storage* storage, Collection* c, bool validate) {
+}  // namespace
+
+Status Schema::ReadColumns(Storage* storage, Collection* c, const std::string* ddl) {
   auto rows = storage->Exec("PRAGMA table_info(" + Quote(c->table) + ")", {});
   if (!rows.ok()) return rows.status();
   if (rows->empty()) {
@@ -145,7 +158,7 @@ Status Schema::ReadColumns(Storage* storage, Collection* c, bool validate) {
       return Status::Schema("column '" + name + "' of '" + c->table +
                             "' is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)");
     }
-    if (validate && Upper(name) == "ROWID") {
+    if (ddl != nullptr && Upper(name) == "ROWID") {
       return Status::Schema("table '" + c->table + "' has a column named rowid; rename it");
     }
     columns.push_back(name);
@@ -154,7 +167,7 @@ Status Schema::ReadColumns(Storage* storage, Collection* c, bool validate) {
       pk_type = row[2].text;
     }
   }
-  if (validate) {
+  if (ddl != nullptr) {
     if (pks.size() != 1 || pks[0] != c->pk) {
       return Status::Schema(
           "'" + c->pk + "' must be the sole PRIMARY KEY of '" + c->table + "'" +
@@ -168,10 +181,7 @@ Status Schema::ReadColumns(Storage* storage, Collection* c, bool validate) {
           "(ULID/UUIDv7) and an INTEGER key aliases the server-assigned rowid. "
           "Declare it as `" + c->pk + " TEXT PRIMARY KEY`.");
     }
-    auto sql = storage->Exec("SELECT sql FROM sqlite_master WHERE type='table' AND name=?1",
-                             {SqlValue::Text(c->table)});
-    if (!sql.ok()) return sql.status();
-    if (!sql->empty() && Upper((*sql)[0][0].text).find("WITHOUT ROWID") != std::string::npos) {
+    if (Upper(*ddl).find("WITHOUT ROWID") != std::string::npos) {
       return Status::Schema("table '" + c->table +
                             "' is WITHOUT ROWID; seqsync needs a rowid table");
     }
@@ -182,7 +192,6 @@ Status Schema::ReadColumns(Storage* storage, Collection* c, bool validate) {
 }
 
 Status Schema::Register(Storage* storage, const JsonValue& reg) {
-  SEQSYNC_RETURN_IF_ERROR(CreateInternalTables(storage));
   std::map<std::string, Collection, std::less<>> collections;
   std::set<std::string, std::less<>> commands;
   const JsonValue* list = Member(reg, "collections");
@@ -214,7 +223,6 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
         if (op.IsString()) c.ops.emplace(View(op));
       }
     }
-    SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*validate=*/true));
     collections.emplace(c.table, std::move(c));
   }
   if (const JsonValue* cmds = Member(reg, "commands"); cmds != nullptr && cmds->IsArray()) {
@@ -225,57 +233,83 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
       }
     }
   }
+  std::string table_names_json = "[";
+  for (const auto& [name, c] : collections) {
+    if (table_names_json.size() > 1) table_names_json += ",";
+    table_names_json += JsonQuote(name);
+  }
+  table_names_json += "]";
+
+  auto objects = storage->Exec(kObjectsSql, {SqlValue::Text(table_names_json)});
+  if (!objects.ok()) return objects.status();
+  int internal_tables = 0;
+  std::map<std::string, std::string> ddl_by_lower_name;  // registered tables
+  std::map<std::string, std::string> triggers;           // name -> sql
+  std::string fingerprint;
+  for (const SqlRow& row : *objects) {
+    if (row.size() != 3) return Status::Internal("unexpected sqlite_master shape");
+    const std::string& type = row[0].text;
+    const std::string& name = row[1].text;
+    if (type == "trigger") {
+      triggers.emplace(name, row[2].text);
+    } else if (name.rfind("_sync_", 0) == 0) {
+      ++internal_tables;
+    } else {
+      ddl_by_lower_name.emplace(Lower(name), row[2].text);
+      if (!fingerprint.empty()) fingerprint += '\x1e';
+      fingerprint += name + '\x1f' + row[2].text;
+    }
+  }
+  // On a wake they all exist. A no-op CREATE ... IF NOT EXISTS would still
+  // make the wake a write in a Durable Object.
+  if (internal_tables != kInternalTableCount) {
+    for (const char* sql : kInternalTables) {
+      auto r = storage->Exec(sql, {});
+      if (!r.ok()) return r.status();
+    }
+  }
+  for (auto& [name, c] : collections) {
+    auto ddl = ddl_by_lower_name.find(Lower(name));
+    static const std::string kNoDdl;
+    SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, ddl == ddl_by_lower_name.end() ? &kNoDdl : &ddl->second));
+  }
 
   // Make the triggers match the registry.
   std::map<std::string, std::string> wanted;
   for (const auto& [name, c] : collections) {
     for (TriggerDef& t : TriggersFor(c)) wanted.emplace(t.name, t.sql);
   }
-  auto existing = storage->Exec(
-      "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND "
-      "name LIKE '\\_sync\\_changes\\_%' ESCAPE '\\'",
-      {});
-  if (!existing.ok()) return existing.status();
-  std::set<std::string> keep;
-  for (const SqlRow& row : *existing) {
-    auto it = wanted.find(row[0].text);
-    if (it != wanted.end() && it->second == row[1].text) {
-      keep.insert(row[0].text);
+  for (const auto& [name, sql] : triggers) {
+    auto it = wanted.find(name);
+    if (it != wanted.end() && it->second == sql) {
+      wanted.erase(it);  // already installed as wanted
       continue;
     }
-    auto dropped = storage->Exec("DROP TRIGGER IF EXISTS " + Quote(row[0].text), {});
+    auto dropped = storage->Exec("DROP TRIGGER IF EXISTS " + Quote(name), {});
     if (!dropped.ok()) return dropped.status();
   }
   for (const auto& [name, sql] : wanted) {
-    if (keep.count(name)) continue;
     auto created = storage->Exec(sql, {});
     if (!created.ok()) return created.status();
   }
   collections_ = std::move(collections);
   commands_ = std::move(commands);
-  table_names_json_ = "[";
-  for (const auto& [name, c] : collections_) {
-    if (table_names_json_.size() > 1) table_names_json_ += ",";
-    table_names_json_ += JsonQuote(name);
-  }
-  table_names_json_ += "]";
-  fingerprint_.clear();
+  table_names_json_ = std::move(table_names_json);
+  // The columns were just read from the DDL fingerprinted here.
+  fingerprint_ = std::move(fingerprint);
   registered_ = true;
-  return RefreshIfChanged(storage);
+  return Status::Ok();
 }
 
 Status Schema::RefreshIfChanged(Storage* storage) {
   // One small query: the registered tables' CREATE statements, which
   // ALTER TABLE rewrites.
-  auto r = storage->Exec(
-      "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
-      " WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1)) ORDER BY name)",
-      {SqlValue::Text(table_names_json_)});
+  auto r = storage->Exec(kFingerprintSql, {SqlValue::Text(table_names_json_)});
   if (!r.ok()) return r.status();
   std::string fingerprint = !r->empty() && !(*r)[0].empty() ? (*r)[0][0].text : "";
   if (!fingerprint_.empty() && fingerprint == fingerprint_) return Status::Ok();
   for (auto& [name, c] : collections_) {
-    SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*validate=*/false));
+    SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*ddl=*/nullptr));
   }
   fingerprint_ = std::move(fingerprint);
   return Status::Ok();

@@ -30,6 +30,8 @@ class Schema {
   // table's columns, and makes the triggers match: creates missing ones,
   // replaces changed ones, drops those of tables no longer registered. Never
   // touches a trigger whose name does not start with "_sync_changes_".
+  // It runs one sqlite_master read and one PRAGMA table_info per collection,
+  // plus DDL only where something is missing or changed: a wake is a read.
   Status Register(Storage* storage, const JsonValue& registration);
 
   // Re-reads the columns of every collection if the schema changed since the
@@ -41,11 +43,10 @@ class Schema {
   bool HasCommand(std::string_view name) const;
   bool registered() const { return registered_; }
 
-  // Creates seqsync's own tables (idempotent).
-  static Status CreateInternalTables(Storage* storage);
-
  private:
-  Status ReadColumns(Storage* storage, Collection* c, bool validate);
+  // Reads `c`'s columns. With its DDL (`ddl`), also validates the table for
+  // registration: a sole TEXT primary key named c->pk, a rowid table.
+  Status ReadColumns(Storage* storage, Collection* c, const std::string* ddl);
 
   std::map<std::string, Collection, std::less<>> collections_;
   std::set<std::string, std::less<>> commands_;

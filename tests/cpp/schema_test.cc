@@ -2,6 +2,8 @@
 
 #include "schema.h"
 
+#include <sqlite3.h>
+
 #include "test_util.h"
 
 namespace seqsync {
@@ -15,9 +17,50 @@ Status RegisterOne(const std::string& ddl, const std::string& table = "t", const
   return core.Register(R"({"collections":[{"table":")" + table + R"(","pk":")" + pk + R"("}]})", "e");
 }
 
+// SQLite that records every statement the core runs.
+class RecordingStorage : public SqliteStorage {
+ public:
+  std::vector<std::string> statements;
+  Result<std::vector<SqlRow>> Exec(std::string_view sql, const std::vector<SqlValue>& params) override {
+    statements.emplace_back(sql);
+    return SqliteStorage::Exec(sql, params);
+  }
+};
+
 }  // namespace
 
 TEST_SUITE("schema") {
+
+TEST_CASE("a wake is a read: one sqlite_master read, a table_info per collection, two state reads") {
+  RecordingStorage db;
+  db.MustExec(kChatSchema);
+  {
+    Core first(&db, Options());
+    REQUIRE(first.Register(kChatRegistration, "e").ok());
+    REQUIRE(first.RestoreSockets({}).ok());
+  }
+  auto scalar = [&](const char* sql) { return db.Exec(sql, {}).value()[0][0].AsInteger(); };
+  const std::int64_t schema_version = scalar("PRAGMA schema_version");
+  const int changes = sqlite3_total_changes(db.db());
+  db.statements.clear();
+
+  Core woken(&db, Options());
+  REQUIRE(woken.Register(kChatRegistration, "e").ok());
+  REQUIRE(woken.RestoreSockets({}).ok());
+  CHECK(db.statements.size() == 6);  // kChatSchema registers three collections
+  for (const std::string& sql : db.statements) {
+    CAPTURE(sql);
+    CHECK((sql.rfind("SELECT ", 0) == 0 || sql.rfind("PRAGMA table_info(", 0) == 0));
+  }
+  CHECK(scalar("PRAGMA schema_version") == schema_version);
+  CHECK(sqlite3_total_changes(db.db()) == changes);
+
+  // The fingerprint taken at registration matches the one the first drain
+  // reads, so the columns are not read again.
+  db.statements.clear();
+  woken.Drain(1);
+  for (const std::string& sql : db.statements) CHECK(sql.find("table_info") == std::string::npos);
+}
 
 TEST_CASE("keys with TEXT affinity are accepted, column- or table-level") {
   for (const char* ddl : {"CREATE TABLE t(id TEXT PRIMARY KEY, v)",

@@ -268,7 +268,7 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
         )
       }
       /** What this sync run wrote into the synced state, by wire key. */
-      const held = new Map<string, { key: TKey; value: T }>()
+      const held = new Map<string, T>()
       let ready = false
       let open = false
       const ensureBegun = () => {
@@ -288,16 +288,16 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
         const key = getKey(value)
         const k = String(key)
         const prev = held.get(k)
-        if (prev && shallowEqual(prev.value, value)) return
+        if (prev !== undefined && shallowEqual(prev, value)) return
         ensureBegun()
-        write({ type: prev ? 'update' : 'insert', value })
-        held.set(k, { key, value })
+        write({ type: prev !== undefined ? 'update' : 'insert', value })
+        held.set(k, value)
       }
       const remove = (k: string) => {
         const prev = held.get(k)
-        if (!prev) return // removing an absent key is a no-op
+        if (prev === undefined) return // removing an absent key is a no-op
         ensureBegun()
-        write({ type: 'delete', key: prev.key })
+        write({ type: 'delete', key: getKey(prev) })
         held.delete(k)
       }
 

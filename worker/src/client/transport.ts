@@ -182,6 +182,14 @@ function utf8Over(text: string, max: number): number | undefined {
   return bytes > max ? bytes : undefined
 }
 
+/** The changes of one table; the array itself when they all are (the common case). */
+function changesOf(changes: WireChange[], table: string): WireChange[] {
+  for (let i = 0; i < changes.length; i++) {
+    if (changes[i]!.c !== table) return changes.filter((c) => c.c === table)
+  }
+  return changes
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -512,10 +520,12 @@ export class WebSocketTransport {
   #endUnit(seq: number): void {
     const frames = this.#unit
     this.#unit = []
-    const changes: WireChange[] = []
+    // A unit of one changes frame (every live delta) is used as it came.
+    const only = frames.length === 1 && frames[0]!.t === 'changes' ? frames[0]! : undefined
+    const changes: WireChange[] = only?.t === 'changes' ? only.changes : []
     const snapshots = new Map<string, WireRow[]>()
     const resolved = new Map<string, PredicateIR>()
-    for (const f of frames) {
+    for (const f of only ? [] : frames) {
       if (f.t === 'changes') {
         for (const c of f.changes) changes.push(c)
       } else {
@@ -544,7 +554,7 @@ export class WebSocketTransport {
         } else if (entry.synced) {
           // Changes for a sub still waiting for its snapshot are superseded by it.
           let mine = byTable.get(entry.spec.c)
-          if (!mine) byTable.set(entry.spec.c, (mine = changes.filter((c) => c.c === entry.spec.c)))
+          if (!mine) byTable.set(entry.spec.c, (mine = changesOf(changes, entry.spec.c)))
           if (mine.length === 0) continue
           unit = { seq, sub: entry.spec.id, changes: mine, snapshot: undefined }
         } else {
