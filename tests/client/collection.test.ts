@@ -148,6 +148,26 @@ describe('doCollectionOptions: sync', () => {
     await c.cleanup()
     expect(ws.framesOf('unsub')).toEqual([{ t: 'unsub', id: sub.id }])
   })
+
+  it('cleanup never closes the shared transport: the other collection stays live', async () => {
+    const a = messagesCollection(undefined, 'a')
+    const b = messagesCollection(undefined, 'b')
+    const ws = FakeSocket.last
+    ws.handshake('e1', 10)
+    const [subA, subB] = helloSubs(ws)
+    ws.deliver(
+      { t: 'snapshot', sub: subA!.id, c: 'messages', seq: 10, rows: [], more: true },
+      { t: 'snapshot', sub: subB!.id, c: 'messages', seq: 10, rows: [], more: true },
+      { t: 'synced', seq: 10 },
+    )
+    await Promise.all([a.preload(), b.preload()])
+    await a.cleanup()
+    expect(ws.closedByClient).toBeUndefined()
+    expect(transport.status).toBe('live')
+    ws.deliver({ t: 'changes', seq: 11, changes: [{ c: 'messages', k: 'x', row: msg('x') }] })
+    expect(rows(b)).toEqual([msg('x')])
+    expect(FakeSocket.instances).toHaveLength(1)
+  })
 })
 
 describe('doCollectionOptions: writes', () => {

@@ -354,6 +354,48 @@ describe('WebSocketTransport: closing', () => {
     await expect(t.mutate([{ c: 'm', op: 'delete', k: 'b' }])).rejects.toBeInstanceOf(ClosedError)
   })
 
+  it('close() settles every in-flight write and wait with ClosedError: sent, queued offline, awaited', async () => {
+    // (An ack moves the cursor itself, so no write is ever acked and unconfirmed.)
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    const sent = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    const awaited = t.awaitSeq(50, 10_000)
+    ws.drop(1006)
+    const queued = t.mutate([{ c: 'm', op: 'delete', k: 'b' }]) // offline: waits in memory
+    expect(ws.framesOf('mut')).toHaveLength(1)
+    t.close()
+    const outcomes = await Promise.allSettled([sent, queued, awaited])
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected')
+      expect((o as PromiseRejectedResult).reason).toBeInstanceOf(ClosedError)
+    }
+    expect(t.status).toBe('closed')
+  })
+
+  it('close() during the first handshake rejects that subscription with a typed error', () => {
+    const t = make()
+    const a = recorder()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    FakeSocket.last.open() // hello sent, no welcome yet
+    t.close()
+    expect(a.errors).toHaveLength(1)
+    expect(a.errors[0]).toBeInstanceOf(SubscriptionError)
+    expect(a.units).toHaveLength(0)
+  })
+
+  it('a subscription released while the connect is in flight is never sent', () => {
+    const t = make()
+    const release = t.register({ id: 's1', c: 'm' }, recorder().handler)
+    const ws = FakeSocket.last
+    release()
+    ws.open()
+    ws.deliver({ t: 'welcome', v: 1, epoch: 'e1', seq: 0, limits: {} as never })
+    expect(ws.framesOf('hello')[0]).not.toHaveProperty('subs.0')
+    expect(ws.framesOf('sub')).toHaveLength(0)
+    expect(ws.framesOf('unsub')).toHaveLength(0)
+  })
+
   it('close() during the reconnect window cancels the retry', async () => {
     const t = make({ backoff: { initialMs: 20, maxMs: 20 } })
     FakeSocket.last.handshake()
