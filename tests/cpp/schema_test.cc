@@ -31,6 +31,22 @@ class RecordingStorage : public SqliteStorage {
 
 TEST_SUITE("schema") {
 
+TEST_CASE("frames before Register get NOT_REGISTERED, naming registerSync, and change nothing") {
+  SqliteStorage db;
+  db.MustExec(kChatSchema);
+  Core core(&db, Options());
+  for (const char* frame : {R"({"t":"hello","v":1})",
+                            R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"delete","k":"a"}]})"}) {
+    CAPTURE(frame);
+    Plan plan = core.OnMessage("s1", "u1", frame, 1);
+    REQUIRE(plan.deliveries.size() == 1);
+    CHECK(plan.deliveries[0].frame.find("\"NOT_REGISTERED\"") != std::string::npos);
+    CHECK(plan.deliveries[0].frame.find("registerSync") != std::string::npos);
+    CHECK(!plan.mutation);
+  }
+  CHECK(db.Exec("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sync\\_%' ESCAPE '\\'", {}).value()[0][0].AsInteger() == 0);
+}
+
 TEST_CASE("a wake is a read: one sqlite_master read, a table_info per collection, two state reads") {
   RecordingStorage db;
   db.MustExec(kChatSchema);

@@ -10,6 +10,7 @@ export interface Env {
   TEST_DO: DurableObjectNamespace<TestDO>
   PROBE_DO: DurableObjectNamespace<ProbeDO>
   SHORT_DO: DurableObjectNamespace<ShortRetentionDO>
+  UNREGISTERED_DO: DurableObjectNamespace<UnregisteredDO>
 }
 
 interface Claims {
@@ -254,6 +255,13 @@ export class ProbeDO extends SyncDurableObject<Env, Claims> {
   }
 }
 
+/** A DO that forgot to call registerSync: every frame must say so. */
+export class UnregisteredDO extends SyncDurableObject<Env, Claims> {
+  protected parseAttachment(): Claims {
+    return { userId: 'someone' }
+  }
+}
+
 // Demo authentication, as in the examples: `?user=` names the user. The
 // claims header is always overwritten, so a client cannot forge it.
 export default {
@@ -264,13 +272,13 @@ export default {
       const namespace = (admin[1] === 'short' ? env.SHORT_DO : env.TEST_DO) as DurableObjectNamespace<TestDO>
       return adminRequest(namespace, admin[2]!, admin[3]!, req)
     }
-    const match = url.pathname.match(/^\/(sync|short)\/([A-Za-z0-9_-]{1,64})$/)
+    const match = url.pathname.match(/^\/(sync|short|unregistered)\/([A-Za-z0-9_-]{1,64})$/)
     if (!match) return new Response('not found', { status: 404 })
     const user = url.searchParams.get('user') ?? ''
     if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
     const headers = new Headers(req.headers)
     headers.set('x-claims', JSON.stringify({ userId: user }))
-    const namespace = match[1] === 'short' ? env.SHORT_DO : env.TEST_DO
+    const namespace = match[1] === 'short' ? env.SHORT_DO : match[1] === 'unregistered' ? env.UNREGISTERED_DO : env.TEST_DO
     return namespace.get(namespace.idFromName(match[2]!)).fetch(new Request(req, { headers }))
   },
 } satisfies ExportedHandler<Env>

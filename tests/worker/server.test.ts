@@ -4,6 +4,7 @@ import { env } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 
 import malformed from '../vectors/malformed.json'
+import { ErrorCode } from '../../worker/src/protocol/index.js'
 import type { Env } from './fixture.js'
 import { freshRoom, insertMessage, message, TestSocket } from './socket.js'
 
@@ -277,6 +278,17 @@ describe('rejections change nothing', () => {
 })
 
 describe('the upgrade', () => {
+  it('a DO that never called registerSync says so, naming registerSync, then closes 1011', async () => {
+    const socket = await TestSocket.open(freshRoom(), 'ann', 'unregistered')
+    socket.send({ t: 'hello', v: 1 })
+    const error = await socket.next('error')
+    expect(error.error).toBe('NOT_REGISTERED')
+    expect(error.code).toBe(ErrorCode.NOT_REGISTERED)
+    expect(error.message).toContain('registerSync')
+    await expect.poll(() => socket.closed?.code).toBe(1011)
+    expect(socket.closed).toEqual({ code: 1011, reason: 'registerSync was not called' })
+  })
+
   it('a request that is not a WebSocket upgrade gets 426', async () => {
     const res = await room(freshRoom()).fetch('http://test/sync/x', { headers: { 'x-claims': '{"userId":"ann"}' } })
     expect(res.status).toBe(426)

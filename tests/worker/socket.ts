@@ -29,7 +29,7 @@ export class TestSocket {
   }
 
   /** Opens /<kind>/<room>?user=<user> through the fixture Worker. */
-  static async open(room: string, user = 'ann', kind: 'sync' | 'short' = 'sync', headers: Record<string, string> = {}) {
+  static async open(room: string, user = 'ann', kind: 'sync' | 'short' | 'unregistered' = 'sync', headers: Record<string, string> = {}) {
     const res = await exports.default.fetch(`http://test/${kind}/${room}?user=${user}`, {
       headers: { Upgrade: 'websocket', ...headers },
     })
