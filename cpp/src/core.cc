@@ -988,7 +988,7 @@ Status Core::Register(std::string_view registration_json, std::string_view fresh
   return Status::Ok();
 }
 
-Status Core::RestoreSockets(const std::vector<std::string>& live) {
+Status Core::RestoreSockets(const std::vector<std::string>& live, Plan* refusals) {
   if (!impl_->schema.registered()) return Status::NotRegistered("call registerSync before restoring sockets");
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
@@ -1030,12 +1030,14 @@ Status Core::RestoreSockets(const std::vector<std::string>& live) {
     auto sub = impl_->ParseSub(body);
     std::string socket = Str(e[0]);
     if (!sub.ok()) {
-      // The collection or a column went away since: forget the subscription.
+      // The collection or a column went away since: forget the subscription
+      // and tell its socket why, so the client does not wait on it forever.
       const JsonValue* sid = Member(body, "id");
       if (sid != nullptr && sid->IsString()) {
         auto r = st->Exec("DELETE FROM _sync_subs WHERE socket=?1 AND sub=?2",
                           {SqlValue::Text(socket), SqlValue::Text(Str(*sid))});
         (void)r;
+        if (refusals != nullptr) refusals->deliveries.push_back({{socket}, SubErrorFrame(View(*sid), sub.status())});
       }
       continue;
     }

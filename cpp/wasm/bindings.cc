@@ -69,7 +69,10 @@ class RawCore {
     std::vector<std::string> live;
     const unsigned n = ids["length"].as<unsigned>();
     for (unsigned i = 0; i < n; ++i) live.push_back(ids[i].as<std::string>());
-    return StatusValue(core_->RestoreSockets(live));
+    Plan refusals;
+    val out = StatusValue(core_->RestoreSockets(live, &refusals));
+    out.set("deliveries", PlanValue(std::move(refusals))["deliveries"]);
+    return out;
   }
 
   val OnMessage(const std::string& socket, const std::string& scope, const std::string& frame,

@@ -27,7 +27,8 @@ export interface RawPlan {
 export interface RawCore {
   status(): CoreStatus
   register(registrationJson: string, freshEpoch: string): CoreStatus
-  restoreSockets(ids: string[]): CoreStatus
+  /** `deliveries`: a sub-error for each stored subscription the registration no longer allows. */
+  restoreSockets(ids: string[]): CoreStatus & Pick<RawPlan, 'deliveries'>
   onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan
   commitMutation(scope: string, id: string, resultJson: string, nowMs: number): CoreStatus & { seq: number }
   finishMutation(scope: string, id: string, nowMs: number): RawPlan

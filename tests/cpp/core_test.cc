@@ -268,6 +268,25 @@ TEST_CASE("subscriptions survive a wake: a new core restores them from SQLite") 
   CHECK(TypeOf(f[0]) == "changes");
 }
 
+TEST_CASE("a stored subscription whose collection a deploy dropped is refused at the wake; the others live on") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"},{"id":"n","c":"notes"}])");
+  h.core = std::make_unique<Core>(&h.db, h.options);
+  REQUIRE(h.core->Register(R"({"collections":[{"table":"messages","pk":"id","ops":["insert"]}]})", "e").ok());
+  Plan refusals;
+  REQUIRE(h.core->RestoreSockets({"s1"}, &refusals).ok());
+  auto f = Harness::FramesFor(refusals, "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(TypeOf(f[0]) == "sub-error");
+  CHECK(f[0].find(R"("sub":"n")") != std::string::npos);
+  CHECK(f[0].find("UNKNOWN_COLLECTION") != std::string::npos);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs WHERE sub='n'") == 0);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs WHERE sub='m'") == 1);
+  auto live = Harness::FramesFor(h.SendAndRun("s1", InsertMessage("m1", "a")), "s1");
+  REQUIRE(live.size() == 2);
+  CHECK(TypeOf(live[0]) == "changes");
+}
+
 TEST_CASE("a write made outside a mutation is delivered by the next drain, even after a wake") {
   Harness h;
   h.Connect("s1", R"([{"id":"m","c":"messages"}])");

@@ -47,8 +47,10 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL, category TEXT)`)
       this.sql.exec(`CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT)`)
+      this.sql.exec('CREATE TABLE IF NOT EXISTS test_dropped_collections (name TEXT PRIMARY KEY)')
+      const dropped = this.sql.exec<{ name: string }>('SELECT name FROM test_dropped_collections').toArray().map((r) => r.name)
       this.registerSync(
-        new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note }>()
+        asDeployedWithout(dropped, new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note }>()
           .defineCollection({ table: 'messages', pk: 'id' })
           .defineCollection({ table: 'tasks', pk: 'id' })
           .defineCollection({ table: 'notes', pk: 'id' })
@@ -146,7 +148,7 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
           .defineCommand<{ text: string }, { echoed: string; by: string }>({
             name: 'echo',
             execute: ({ args, user }) => ({ echoed: args.text, by: (user as Claims).userId }),
-          }),
+          })),
         this.syncOptions(),
       )
     })
@@ -163,6 +165,10 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   }
 
   // ---- RPC used by the tests ----
+  /** From the next wake on, register as a deploy that dropped `table` would. */
+  dropCollectionOnWake(table: string): void {
+    this.sql.exec('INSERT OR IGNORE INTO test_dropped_collections(name) VALUES (?)', table)
+  }
   /** Returns the seq of the write. */
   serverInsertMessage(m: Message): number {
     this.runSyncedWrite((sql) => {
@@ -221,6 +227,24 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   whoAmI(): string {
     return this.instanceId
   }
+}
+
+/** `registry` as a later deploy that no longer registers the `dropped` tables would register it. */
+function asDeployedWithout<R extends { toRegistrationJson(): string }>(dropped: string[], registry: R): R {
+  if (dropped.length === 0) return registry
+  return new Proxy(registry, {
+    get(target, property) {
+      if (property === 'toRegistrationJson') {
+        return () => {
+          const registration = JSON.parse(target.toRegistrationJson()) as { collections: Array<{ table: string }> }
+          registration.collections = registration.collections.filter((c) => !dropped.includes(c.table))
+          return JSON.stringify(registration)
+        }
+      }
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
 }
 
 /** TestDO with a 1-second change log, for resumes from before the window. */

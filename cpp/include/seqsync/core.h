@@ -78,8 +78,11 @@ class Core {
   Status Register(std::string_view registration_json, std::string_view fresh_epoch);
 
   // After a wake: the ids of sockets that are still open. Restores their
-  // subscriptions from SQLite and forgets every other socket's.
-  Status RestoreSockets(const std::vector<std::string>& live_socket_ids);
+  // subscriptions from SQLite and forgets every other socket's. A stored
+  // subscription that no longer fits the registration (its collection or a
+  // column went away in a deploy) is forgotten, and its socket is told with
+  // a `sub-error` in `refusals` (if given), for the shell to send.
+  Status RestoreSockets(const std::vector<std::string>& live_socket_ids, Plan* refusals = nullptr);
 
   // Handles one inbound frame from `socket_id`. `scope` is the identity that
   // scopes mutation ids (derived from the socket's claims by the shell).

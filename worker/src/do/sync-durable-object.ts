@@ -102,6 +102,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     this.#registry = registry
     const restored = core.restoreSockets([...this.#socketMap().keys()])
     if (restored.code !== ErrorCode.OK) throw new SyncRegistrationError(restored.code, restored.message)
+    // Subscriptions a deploy made invalid (a dropped collection or column) are refused, not left hanging.
+    this.#deliver(restored)
   }
 
   /**
@@ -228,7 +230,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     this.#core?.onClose(attachment.seqsync.socketId)
   }
 
-  #deliver(plan: RawPlan): void {
+  #deliver(plan: Pick<RawPlan, 'deliveries'>): void {
     const sockets = this.#socketMap()
     for (const { to, frame } of plan.deliveries) {
       for (const id of to) {
