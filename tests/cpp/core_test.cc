@@ -287,6 +287,23 @@ TEST_CASE("a stored subscription whose collection a deploy dropped is refused at
   CHECK(TypeOf(live[0]) == "changes");
 }
 
+TEST_CASE("a stored subscription whose where names a dropped column is refused at the wake") {
+  Harness h;
+  h.db.MustExec("ALTER TABLE messages ADD COLUMN mood TEXT");
+  h.Connect("s1", R"([{"id":"moody","c":"messages","where":{"type":"func","name":"eq",)"
+                  R"("args":[{"type":"ref","path":["mood"]},{"type":"val","value":"x"}]}},{"id":"m","c":"messages"}])");
+  h.db.MustExec("ALTER TABLE messages DROP COLUMN mood");
+  h.core = std::make_unique<Core>(&h.db, h.options);
+  REQUIRE(h.core->Register(kChatRegistration, "e").ok());
+  Plan refusals;
+  REQUIRE(h.core->RestoreSockets({"s1"}, &refusals).ok());
+  auto f = Harness::FramesFor(refusals, "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].find(R"("sub":"moody")") != std::string::npos);
+  CHECK(f[0].find("UNKNOWN_COLUMN") != std::string::npos);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 1);
+}
+
 TEST_CASE("a write made outside a mutation is delivered by the next drain, even after a wake") {
   Harness h;
   h.Connect("s1", R"([{"id":"m","c":"messages"}])");
