@@ -123,14 +123,24 @@ struct Core::Impl {
   // ---- reading the log ----
 
   // Reads up to `limit` changes with seq in (after, upto], in seq order.
-  Result<std::vector<Change>> ReadChanges(Seq after, Seq upto, std::size_t limit) {
+  // With `refresh_schema`, the same statement reads the schema fingerprint
+  // and the columns are re-read if it changed: rows are read after this.
+  Result<std::vector<Change>> ReadChanges(Seq after, Seq upto, std::size_t limit, bool refresh_schema) {
+    static const std::string kWithFingerprint =
+        "SELECT json_group_array(json_array(seq,tbl,key)), (" + Schema::FingerprintSql(4) +
+        ") FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)";
+    std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
+                                 SqlValue::Integer(static_cast<std::int64_t>(upto)),
+                                 SqlValue::Integer(static_cast<std::int64_t>(limit))};
+    if (refresh_schema) params.push_back(schema.FingerprintParam());
     auto r = storage->Exec(
-        "SELECT json_group_array(json_array(seq,tbl,key)) FROM (SELECT seq,tbl,key FROM "
-        "_sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)",
-        {SqlValue::Integer(static_cast<std::int64_t>(after)),
-         SqlValue::Integer(static_cast<std::int64_t>(upto)),
-         SqlValue::Integer(static_cast<std::int64_t>(limit))});
+        refresh_schema ? std::string_view(kWithFingerprint)
+                       : "SELECT json_group_array(json_array(seq,tbl,key)) FROM (SELECT seq,tbl,key FROM "
+                         "_sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)",
+        params);
     if (!r.ok()) return r.status();
+    if (r->empty() || (*r)[0].size() != (refresh_schema ? 2u : 1u)) return Status::Internal("unexpected change log shape");
+    if (refresh_schema) SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfFingerprintChanged(storage, (*r)[0][1].text));
     JsonDocument doc;
     SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, 4, &doc));
     std::vector<Change> out;
@@ -194,9 +204,9 @@ struct Core::Impl {
   Status CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
                         std::vector<Group>* groups, Seq* last_seq) {
     *last_seq = after;
-    while (true) {
+    for (bool first_page = true;; first_page = false) {
       SEQSYNC_ASSIGN_OR_RETURN(std::vector<Change> page,
-                               ReadChanges(*last_seq, upto, 4 * options.read_page_rows));
+                               ReadChanges(*last_seq, upto, 4 * options.read_page_rows, first_page));
       if (page.empty()) break;
       Seq page_seq = page.back().seq;
       *last_seq = page_seq;
@@ -514,13 +524,16 @@ struct Core::Impl {
 
   // `known_head`: the head if the caller knows it (a mutation that just
   // committed), which saves reading it again.
+  // Either way the columns are fresh afterwards (ADD COLUMN flows), which
+  // the snapshots that callers send next rely on.
   Status DrainInto(std::int64_t now_ms, Plan* plan, Seq known_head = 0) {
-    SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfChanged(storage));
     Seq head = known_head;
     if (head == 0) {
       SEQSYNC_ASSIGN_OR_RETURN(head, Head());
     }
-    if (head > drained) {
+    if (head <= drained) {
+      SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfChanged(storage));
+    } else {
       std::vector<Group> groups = GroupSockets();
       Seq last = drained;
       SEQSYNC_RETURN_IF_ERROR(CollectChanges(drained, head, 0, true, &groups, &last));

@@ -126,12 +126,6 @@ constexpr const char* kObjectsSql =
     "'_sync_mutations','_sync_sockets','_sync_subs'))) OR (type = 'trigger' AND name LIKE"
     " '\\_sync\\_changes\\_%' ESCAPE '\\') ORDER BY name";
 
-// The fingerprint of the registered tables' DDL: name US sql, joined by RS,
-// in name order. Both Register (from kObjectsSql's rows) and
-// RefreshIfChanged (in SQL) build exactly this string.
-constexpr const char* kFingerprintSql =
-    "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
-    " WHERE type = 'table' AND lower(name) IN (SELECT lower(value) FROM json_each(?1)) ORDER BY name)";
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -301,12 +295,23 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   return Status::Ok();
 }
 
+std::string Schema::FingerprintSql(int param) {
+  // name US sql, joined by RS, in name order: Register builds exactly this
+  // string from kObjectsSql's rows.
+  return "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
+         " WHERE type = 'table' AND lower(name) IN (SELECT lower(value) FROM json_each(?" +
+         std::to_string(param) + ")) ORDER BY name)";
+}
+
 Status Schema::RefreshIfChanged(Storage* storage) {
   // One small query: the registered tables' CREATE statements, which
   // ALTER TABLE rewrites.
-  auto r = storage->Exec(kFingerprintSql, {SqlValue::Text(table_names_json_)});
+  auto r = storage->Exec(FingerprintSql(1), {FingerprintParam()});
   if (!r.ok()) return r.status();
-  std::string fingerprint = !r->empty() && !(*r)[0].empty() ? (*r)[0][0].text : "";
+  return RefreshIfFingerprintChanged(storage, !r->empty() && !(*r)[0].empty() ? (*r)[0][0].text : "");
+}
+
+Status Schema::RefreshIfFingerprintChanged(Storage* storage, std::string fingerprint) {
   if (!fingerprint_.empty() && fingerprint == fingerprint_) return Status::Ok();
   for (auto& [name, c] : collections_) {
     SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*ddl=*/nullptr));

@@ -38,6 +38,13 @@ class Schema {
   // last read (an ALTER TABLE ADD COLUMN), so rows carry new columns.
   Status RefreshIfChanged(Storage* storage);
 
+  // The same check folded into another statement: FingerprintSql(n) is a
+  // query whose parameter ?n is FingerprintParam(), and its result goes to
+  // RefreshIfFingerprintChanged.
+  static std::string FingerprintSql(int param);
+  SqlValue FingerprintParam() const { return SqlValue::Text(table_names_json_); }
+  Status RefreshIfFingerprintChanged(Storage* storage, std::string fingerprint);
+
   // The collection for `table`, or nullptr iff it is not registered.
   const Collection* Find(std::string_view table) const;
   bool HasCommand(std::string_view name) const;

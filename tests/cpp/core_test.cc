@@ -268,6 +268,18 @@ TEST_CASE("subscriptions survive a wake: a new core restores them from SQLite") 
   CHECK(TypeOf(f[0]) == "changes");
 }
 
+TEST_CASE("a confirmed insert to a subscribed socket costs five statements in the core") {
+  // Dedup lookup, head at commit, dedup record, the changes with the schema
+  // fingerprint, the rows. (The sixth statement is the handler's INSERT.)
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.SendAndRun("s1", InsertMessage("warm", "a"));  // the first drain also housekeeps
+  const long before = h.db.exec_count();
+  auto f = Harness::FramesFor(h.SendAndRun("s1", InsertMessage("m1", "b")), "s1");
+  REQUIRE(f.size() == 2);
+  CHECK(h.db.exec_count() - before == 6);
+}
+
 TEST_CASE("a stored subscription whose collection a deploy dropped is refused at the wake; the others live on") {
   Harness h;
   h.Connect("s1", R"([{"id":"m","c":"messages"},{"id":"n","c":"notes"}])");
