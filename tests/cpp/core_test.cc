@@ -283,10 +283,7 @@ TEST_CASE("a confirmed insert to a subscribed socket costs five statements in th
 TEST_CASE("a stored subscription whose collection a deploy dropped is refused at the wake; the others live on") {
   Harness h;
   h.Connect("s1", R"([{"id":"m","c":"messages"},{"id":"n","c":"notes"}])");
-  h.core = std::make_unique<Core>(&h.db, h.options);
-  REQUIRE(h.core->Register(R"({"collections":[{"table":"messages","pk":"id","ops":["insert"]}]})", "e").ok());
-  Plan refusals;
-  REQUIRE(h.core->RestoreSockets({"s1"}, &refusals).ok());
+  Plan refusals = h.Reopen(R"({"collections":[{"table":"messages","pk":"id","ops":["insert"]}]})", {"s1"});
   auto f = Harness::FramesFor(refusals, "s1");
   REQUIRE(f.size() == 1);
   CHECK(TypeOf(f[0]) == "sub-error");
@@ -305,11 +302,7 @@ TEST_CASE("a stored subscription whose where names a dropped column is refused a
   h.Connect("s1", R"([{"id":"moody","c":"messages","where":{"type":"func","name":"eq",)"
                   R"("args":[{"type":"ref","path":["mood"]},{"type":"val","value":"x"}]}},{"id":"m","c":"messages"}])");
   h.db.MustExec("ALTER TABLE messages DROP COLUMN mood");
-  h.core = std::make_unique<Core>(&h.db, h.options);
-  REQUIRE(h.core->Register(kChatRegistration, "e").ok());
-  Plan refusals;
-  REQUIRE(h.core->RestoreSockets({"s1"}, &refusals).ok());
-  auto f = Harness::FramesFor(refusals, "s1");
+  auto f = Harness::FramesFor(h.Reopen(kChatRegistration, {"s1"}), "s1");
   REQUIRE(f.size() == 1);
   CHECK(f[0].find(R"("sub":"moody")") != std::string::npos);
   CHECK(f[0].find("UNKNOWN_COLUMN") != std::string::npos);

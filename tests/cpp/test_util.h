@@ -112,14 +112,17 @@ struct Harness {
     Reopen(registration);
   }
 
-  // Simulates a wake: a new Core over the same storage.
-  void Reopen(const char* registration = kChatRegistration,
+  // Simulates a wake: a new Core over the same storage. Returns the
+  // refusals of stored subscriptions the registration no longer allows.
+  Plan Reopen(const char* registration = kChatRegistration,
               const std::vector<std::string>& live = {}) {
     core = std::make_unique<Core>(&db, options);
     Status s = core->Register(registration, "epoch-1");
     REQUIRE_MESSAGE(s.ok(), s.ToString());
-    Status r = core->RestoreSockets(live);
+    Plan refusals;
+    Status r = core->RestoreSockets(live, &refusals);
     REQUIRE_MESSAGE(r.ok(), r.ToString());
+    return refusals;
   }
 
   // Frames `socket` receives from `plan`.
