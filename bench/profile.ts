@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 
 // @ts-expect-error: plain .mjs helper shared with the tests
+import { commandLine } from '../tests/support/proc.mjs'
 import { startWrangler } from '../tests/support/wrangler.mjs'
 import { createClient, now, sleep, until, type BenchClient, type Row, type System } from './clients.js'
 
@@ -140,7 +141,7 @@ async function main(): Promise<void> {
   const server = await startWrangler({ config: join(ROOT, 'bench/wrangler.toml'), readyPath: '/health', timeoutMs: 90_000 })
   const base = server.url as string
   // npm exec rewrites its title: read the port from the command line as text.
-  const inspectorPort = readFileSync(`/proc/${server.pid as number}/cmdline`, 'utf8').match(/--inspector-port[\s\0]+(\d+)/)?.[1]
+  const inspectorPort = commandLine(server.pid as number).match(/--inspector-port[\s\0]+(\d+)/)?.[1]
   if (!inspectorPort) throw new Error('no --inspector-port on the wrangler command line')
   const session = new Session()
   session.connect()

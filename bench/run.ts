@@ -11,7 +11,7 @@
 // Bounded: every loop has a count and every wait a deadline; only 127.0.0.1
 // is dialled; every process started (wrangler, subscribers) is stopped by PID.
 import { fork, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs'
+import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +19,7 @@ import { gzipSync } from 'node:zlib'
 import WebSocket from 'ws'
 
 // @ts-expect-error: plain .mjs helper shared with the tests
+import { commandLine, cpuMs, processesInGroup, rssBytes } from '../tests/support/proc.mjs'
 import { startWrangler } from '../tests/support/wrangler.mjs'
 import { createClient, median, Meter, now, percentile, sleep, until, SYSTEMS, type BenchClient, type Row, type System } from './clients.js'
 
@@ -60,35 +61,8 @@ function log(text: string): void {
 
 let wranglerPgid = 0
 let serverOutput: () => string = () => ''
-const CLK_TCK = 100 // Linux USER_HZ
 
-function workerdPids(pgid = wranglerPgid): number[] {
-  const pids: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      // fields[0] is state (field 3); pgrp is field 5
-      if (comm.startsWith('workerd') && Number(fields[2]) === pgid) pids.push(Number(entry))
-    } catch {
-      // exited
-    }
-  }
-  return pids
-}
-
-/** utime+stime of one process, ms. */
-function processCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK // utime (14), stime (15)
-  } catch {
-    return 0
-  }
-}
+const workerdPids = (): number[] => processesInGroup(wranglerPgid, 'workerd')
 
 /**
  * `wrangler dev` runs two workerd processes: one serves the entry socket (the
@@ -96,41 +70,25 @@ function processCpuMs(pid: number): number {
  * DO CPU is the latter's; the proxy's is reported apart.
  */
 function userWorkerdPid(): number | undefined {
-  for (const pid of workerdPids()) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--inspector-addr')) return pid
-    } catch {
-      // exited
-    }
-  }
-  return undefined
+  return workerdPids().find((pid) => commandLine(pid).includes('--inspector-addr'))
 }
 
 /** CPU of the workerd that runs the DOs, ms (all workerd if it cannot be told apart). */
 function workerdCpuMs(): number {
   const user = userWorkerdPid()
-  if (user !== undefined) return processCpuMs(user)
-  return workerdPids().reduce((t, pid) => t + processCpuMs(pid), 0)
+  if (user !== undefined) return cpuMs(user)
+  return workerdPids().reduce((t, pid) => t + cpuMs(pid), 0)
 }
 
 /** CPU of every workerd of the wrangler process group (DOs + dev proxy), ms. */
 function allWorkerdCpuMs(): number {
-  return workerdPids().reduce((t, pid) => t + processCpuMs(pid), 0)
+  return workerdPids().reduce((t, pid) => t + cpuMs(pid), 0)
 }
 
 /** VmRSS of the workerd running the DOs, bytes. */
 function workerdRss(): number {
-  let max = 0
   const user = userWorkerdPid()
-  for (const pid of user !== undefined ? [user] : workerdPids()) {
-    try {
-      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)
-      if (m) max = Math.max(max, Number(m[1]) * 1024)
-    } catch {
-      // exited
-    }
-  }
-  return max
+  return Math.max(0, ...(user !== undefined ? [user] : workerdPids()).map(rssBytes))
 }
 
 // ---- helpers ---------------------------------------------------------------------

@@ -10,11 +10,12 @@
 // CHAOS_SEEDS=<seed>.
 import { mkdirSync, writeFileSync } from 'node:fs'
 
-import { createTransaction } from '@tanstack/db'
+import { type Collection, createTransaction } from '@tanstack/db'
 import { expect, it } from 'vitest'
 
-import { persistTransaction, RejectedError } from '../../worker/src/client/index.js'
+import { persistTransaction, RejectedError, type SeqsyncUtils } from '../../worker/src/client/index.js'
 import { admin, type Client, connectClient, type Message, rowsOf, serverRows, type Task, until } from '../e2e/harness.js'
+import { seededRandom } from '../support/prng.js'
 
 const SHORT = process.env.CHAOS_MODE === 'short'
 const SEEDS = (process.env.CHAOS_SEEDS ?? (SHORT ? '1' : '1,2,3,4,5')).split(',').map(Number)
@@ -22,17 +23,6 @@ const OPS = Number(process.env.CHAOS_OPS ?? (SHORT ? 150 : 600))
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 20)
 const COUNTERS = 4
 
-// mulberry32: a small seeded PRNG, so a seed replays the same run.
-function prng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Table = 'messages' | 'tasks'
 interface Op {
@@ -49,10 +39,17 @@ interface Write {
   error?: unknown
 }
 
+/** Applies `op` to `collection` inside the current transaction's mutate(). */
+function applyOp<T extends object>(collection: Collection<T, string | number, SeqsyncUtils, never, T>, op: Op): void {
+  if (op.type === 'insert') collection.insert(op.cols as T)
+  else if (op.type === 'delete') collection.delete(op.key)
+  else collection.update(op.key, (draft) => { Object.assign(draft, op.cols) })
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function runSeed(seed: number) {
-  const random = prng(seed)
+  const random = seededRandom(seed)
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!
   const room = `chaos-${seed}-${Date.now().toString(36)}`
   const stats = { seed, ops: 0, writes: 0, confirmed: 0, refused: 0, commands: 0, drops: 0, resets: 0, expiries: 0, serverWrites: 0 }
@@ -79,7 +76,7 @@ async function runSeed(seed: number) {
         // What goes on the wire: an update carries only the fields that
         // changed in this client's view, so record those.
         record.ops = transaction.mutations.map((m) => ({
-          table: m.collection === c.messages ? 'messages' : 'tasks',
+          table: m.collection.id === c.messages.id ? 'messages' : 'tasks',
           key: String(m.key),
           type: m.type,
           cols: m.type === 'delete' ? undefined : { ...(m.changes as Record<string, unknown>) },
@@ -89,10 +86,8 @@ async function runSeed(seed: number) {
     })
     tx.mutate(() => {
       for (const op of ops) {
-        const collection = op.table === 'messages' ? c.messages : c.tasks
-        if (op.type === 'insert') collection.insert(op.cols as never)
-        else if (op.type === 'delete') collection.delete(op.key)
-        else collection.update(op.key, (draft: Record<string, unknown>) => Object.assign(draft, op.cols))
+        if (op.table === 'messages') applyOp(c.messages, op)
+        else applyOp(c.tasks, op)
       }
     })
     pending.push(
@@ -144,7 +139,7 @@ async function runSeed(seed: number) {
     } else if (roll < 0.72) {
       // Must be refused: a message in someone else's name.
       const op = newMessage(c)
-      ;(op.cols as Message).author = 'someone-else'
+      op.cols!.author = 'someone-else'
       write(c, [op], true)
     } else if (roll < 0.8) {
       const id = `counter-${Math.floor(random() * COUNTERS)}`
@@ -161,7 +156,7 @@ async function runSeed(seed: number) {
     } else if (roll < 0.94) {
       stats.serverWrites++
       const op = newMessage(c)
-      ;(op.cols as Message).author = 'server'
+      op.cols!.author = 'server'
       const record: Write = { ops: [op], outcome: 'confirmed', mustBeRefused: false }
       record.seq = Number((await admin('short', room, 'server-insert', op.cols)).seq)
       ledger.push(record)
@@ -206,7 +201,7 @@ async function runSeed(seed: number) {
 
   let lost = 0
   for (const table of ['messages', 'tasks'] as const) {
-    const actual = new Map((server[table] as Array<Record<string, unknown>>).map((r) => [String(r.id), r]))
+    const actual = new Map<string, Record<string, unknown>>(server[table].map((r: Message | Task) => [r.id, { ...r }]))
     for (const [key, cols] of expected[table]) {
       const row = actual.get(key)
       if (!row || Object.entries(cols).some(([k, v]) => row[k] !== v)) {

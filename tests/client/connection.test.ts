@@ -12,18 +12,8 @@ import type {
   ConnectionState,
   MachineConfig,
 } from '../../worker/src/client/connection.js'
+import { seededRandom } from '../support/prng.js'
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const pinned = (r: number): MachineConfig => ({ backoff: { ...DEFAULT_BACKOFF }, random: () => r })
 
@@ -115,7 +105,7 @@ describe('connection machine: backoff', () => {
   })
 
   it('keeps every jittered delay within [ceiling/2, ceiling] (seeded random)', () => {
-    const config: MachineConfig = { backoff: { initialMs: 100, maxMs: 10_000 }, random: seeded(42) }
+    const config: MachineConfig = { backoff: { initialMs: 100, maxMs: 10_000 }, random: seededRandom(42) }
     const seen = new Set<number>()
     for (let n = 1; n <= 20; n++) {
       const ceiling = backoffCeiling(n, config.backoff)
@@ -280,8 +270,8 @@ describe('connection machine: user close', () => {
   })
 
   it('is pure: the same input gives the same output', () => {
-    const c: MachineConfig = { backoff: DEFAULT_BACKOFF, random: seeded(7) }
-    const c2: MachineConfig = { backoff: DEFAULT_BACKOFF, random: seeded(7) }
+    const c: MachineConfig = { backoff: DEFAULT_BACKOFF, random: seededRandom(7) }
+    const c2: MachineConfig = { backoff: DEFAULT_BACKOFF, random: seededRandom(7) }
     const s = liveState(c)
     const frozen = JSON.stringify(s)
     const a = transition(s, { type: 'close', code: 1006 }, c)

@@ -2,7 +2,7 @@
 // processes a `wrangler dev` started, their resident memory and CPU time.
 import { readdirSync, readFileSync } from 'node:fs'
 
-/** PIDs of processes named `name` in process group `pgid`. */
+/** PIDs of processes whose name starts with `name`, in process group `pgid`. */
 export function processesInGroup(pgid, name = 'workerd') {
   const out = []
   for (const entry of readdirSync('/proc')) {
@@ -11,7 +11,7 @@ export function processesInGroup(pgid, name = 'workerd') {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (Number(fields[2]) === pgid && comm === name) out.push(Number(entry))
+      if (Number(fields[2]) === pgid && comm.startsWith(name)) out.push(Number(entry)) // fields[2]: pgrp
     } catch {
       // the process exited while we looked
     }
@@ -19,16 +19,33 @@ export function processesInGroup(pgid, name = 'workerd') {
   return out
 }
 
-/** Resident set size of `pid`, in bytes. */
+/** Resident set size of `pid`, in bytes (0 once it exited). */
 export function rssBytes(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+  } catch {
+    return 0
+  }
 }
 
-/** User + system CPU time of `pid`, in milliseconds. */
+/** User + system CPU time of `pid`, in milliseconds (0 once it exited). */
 export function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime
-  return (ticks * 1000) / 100 // USER_HZ is 100 on Linux
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime
+    return (ticks * 1000) / 100 // USER_HZ is 100 on Linux
+  } catch {
+    return 0
+  }
+}
+
+/** The command line of `pid` ('' once it exited). */
+export function commandLine(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch {
+    return ''
+  }
 }

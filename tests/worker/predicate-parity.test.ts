@@ -7,21 +7,12 @@ import { expect, it } from 'vitest'
 
 import { evaluate } from '../../worker/src/client/where.js'
 import type { PredicateIR } from '../../worker/src/protocol/index.js'
+import { seededRandom } from '../support/prng.js'
 import { freshRoom, TestSocket } from './socket.js'
 
-function prng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 it('the client evaluator selects exactly the rows the core selects (400 random predicates)', async () => {
-  const random = prng(20261123)
+  const random = seededRandom(20261123)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
   const texts = ['', 'a', 'ab', 'abc', 'B', 'b%', 'a_c', 'é', '10', '9', 'Hello', 'hello']
   const numbers = [0, 1, -1, 2.5, 10, 9, 1000, -0.5]

@@ -129,16 +129,8 @@ export interface SubscriptionHandler {
   onError(error: SubscriptionError): void
 }
 
-/** A subscription as a collection declares it. @internal */
-export interface SubscriptionSpec {
-  id: string
-  c: string
-  where?: PredicateIR
-  /** A window (docs/protocol.md §4.2): order, size and start. */
-  orderBy?: OrderByTerm[]
-  limit?: number
-  offset?: number
-}
+/** A subscription as a collection declares it: a `sub` body; the transport adds `resume`. @internal */
+export type SubscriptionSpec = Omit<SubBody, 'resume'>
 
 interface SubEntry {
   spec: SubscriptionSpec
