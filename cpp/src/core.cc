@@ -791,10 +791,10 @@ struct Core::Impl {
     return plan;
   }
 
-  // Sends `frame` to the mutation's owner and waiters, and forgets it.
-  void Settle(const std::string& key, const std::string& frame, Plan* plan) {
+  // Forgets the in-flight mutation `key`; returns its owner and waiters.
+  std::vector<std::string> Forget(const std::string& key) {
     auto it = in_flight.find(key);
-    if (it == in_flight.end()) return;
+    if (it == in_flight.end()) return {};
     std::vector<std::string> to;
     to.push_back(it->second.owner);
     for (const std::string& w : it->second.waiters) {
@@ -804,7 +804,13 @@ struct Core::Impl {
       --s->second.in_flight;
     }
     in_flight.erase(it);
-    plan->deliveries.push_back({std::move(to), frame});
+    return to;
+  }
+
+  // Sends `frame` to the mutation's owner and waiters, and forgets it.
+  void Settle(const std::string& key, const std::string& frame, Plan* plan) {
+    std::vector<std::string> to = Forget(key);
+    if (!to.empty()) plan->deliveries.push_back({std::move(to), frame});
   }
 
   // ---- hello, sub, unsub ----
@@ -1128,11 +1134,23 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
   std::string key = Impl::DedupKey(scope, mutation_id);
   auto it = impl_->in_flight.find(key);
   if (it == impl_->in_flight.end()) return plan;
+  if (it->second.ack.empty()) {
+    impl_->Settle(key, RejectFrame(mutation_id, Status::Internal("mutation finished without commit")), &plan);
+    return plan;
+  }
   // The changes go first: when the ack arrives, the sender already holds them.
   Status drained = impl_->DrainInto(now_ms, &plan, it->second.head);
-  std::string ack = it->second.ack.empty() || !drained.ok()
-                        ? RejectFrame(mutation_id, drained.ok() ? Status::Internal("mutation finished without commit") : drained)
-                        : it->second.ack;
+  if (!drained.ok()) {
+    // Committed, but its changes could not be read to send. An ack would
+    // move the client's cursor past them, a reject would undo a committed
+    // write. Close instead: the client resumes from its cursor and replays
+    // the id, and the recorded ack answers it after the catch-up.
+    plan.close = impl_->Forget(key);
+    plan.close_code = 1011;
+    plan.close_reason = "committed; reconnect to resume";
+    return plan;
+  }
+  std::string ack = it->second.ack;  // Settle forgets the entry that holds it
   impl_->Settle(key, ack, &plan);
   return plan;
 }

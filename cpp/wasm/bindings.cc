@@ -48,6 +48,9 @@ val PlanValue(Plan plan) {
   }
   out.set("closeCode", plan.close_code);
   out.set("closeReason", plan.close_reason);
+  val close = val::array();
+  for (const std::string& id : plan.close) close.call<void>("push", val(id));
+  out.set("close", close);
   return out;
 }
 

@@ -22,6 +22,8 @@ export interface RawPlan {
   mutation: { id: string; ops: string; command: string; args: string } | null
   closeCode: number
   closeReason: string
+  /** Sockets to close with closeCode; empty: the sending socket. */
+  close: string[]
 }
 
 export interface RawCore {

@@ -268,6 +268,37 @@ TEST_CASE("subscriptions survive a wake: a new core restores them from SQLite") 
   CHECK(TypeOf(f[0]) == "changes");
 }
 
+TEST_CASE("a committed write whose changes cannot be read is neither acked nor rejected: its sockets close, the replay gets the ack") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  Plan sent = h.Send("s1", InsertMessage("m1", "a"));
+  REQUIRE(sent.mutation);
+  h.db.MustExec("BEGIN");
+  REQUIRE(ExecuteOps(&h.db, sent.mutation->ops_json));
+  Result<Seq> seq = h.core->CommitMutation("u1", "m1", "", h.now);
+  REQUIRE(seq.ok());
+  h.db.MustExec("COMMIT");
+  h.db.FailAfter(0);  // the drain's first read fails
+  Plan finished = h.core->FinishMutation("u1", "m1", h.now);
+  h.db.FailAfter(-1);
+  CHECK(finished.deliveries.empty());
+  CHECK(finished.close_code == 1011);
+  CHECK(finished.close == std::vector<std::string>{"s1"});
+  CHECK(h.Count("SELECT COUNT(*) FROM messages WHERE id='a'") == 1);
+
+  // The client comes back from its cursor (before the write) and replays m1.
+  h.core->OnClose("s1");
+  auto caught_up = Harness::FramesFor(h.Send("s2", R"({"t":"hello","v":1,"epoch":"epoch-1","since":0,)"
+                                                   R"("subs":[{"id":"m","c":"messages","resume":true}]})"), "s2");
+  REQUIRE(caught_up.size() >= 2);
+  CHECK(caught_up[1].find(R"("k":"a")") != std::string::npos);  // after the welcome: the write
+  auto replay = Harness::FramesFor(h.SendAndRun("s2", InsertMessage("m1", "a")), "s2");
+  REQUIRE(replay.size() == 1);
+  CHECK(TypeOf(replay[0]) == "ack");
+  CHECK(replay[0].find("\"seq\":" + std::to_string(*seq)) != std::string::npos);
+  CHECK(h.Count("SELECT COUNT(*) FROM messages") == 1);
+}
+
 TEST_CASE("a confirmed insert to a subscribed socket costs five statements in the core") {
   // Dedup lookup, head at commit, dedup record, the changes with the schema
   // fingerprint, the rows. (The sixth statement is the handler's INSERT.)

@@ -49,9 +49,11 @@ struct PendingMutation {
 struct Plan {
   std::vector<Delivery> deliveries;
   std::optional<PendingMutation> mutation;
-  // Non-zero: close the sending socket with this code after the deliveries.
+  // Non-zero: after the deliveries, close with this code the sockets in
+  // `close`, or the sending socket if `close` is empty.
   int close_code = 0;
   std::string close_reason;
+  std::vector<std::string> close;
 };
 
 // Head state, for the shell's logs and tests.

@@ -166,9 +166,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
     const plan = core.onMessage(socketId, scope, frame, Date.now())
-    this.#deliver(plan)
-    if (plan.mutation) await this.#runMutation(core, scope, claims, plan.mutation)
-    if (plan.closeCode) ws.close(plan.closeCode, plan.closeReason)
+    this.#deliver(plan, ws)
+    if (plan.mutation) await this.#runMutation(core, scope, claims, plan.mutation, ws)
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -230,7 +229,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     this.#core?.onClose(attachment.seqsync.socketId)
   }
 
-  #deliver(plan: Pick<RawPlan, 'deliveries'>): void {
+  /** Sends the plan's frames, then closes what it says to close (`sender` by default). */
+  #deliver(plan: Pick<RawPlan, 'deliveries'> & Partial<Pick<RawPlan, 'closeCode' | 'closeReason' | 'close'>>, sender?: WebSocket): void {
     const sockets = this.#socketMap()
     for (const { to, frame } of plan.deliveries) {
       for (const id of to) {
@@ -241,6 +241,15 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
         }
       }
     }
+    if (!plan.closeCode) return
+    const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
+    for (const ws of targets) {
+      try {
+        ws?.close(plan.closeCode, plan.closeReason)
+      } catch {
+        // already closed
+      }
+    }
   }
 
   async #runMutation(
@@ -248,6 +257,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     scope: string,
     claims: Claims,
     mutation: NonNullable<RawPlan['mutation']>,
+    sender: WebSocket,
   ): Promise<void> {
     const registry = this.#registry
     const reject = (code: number, message: string) =>
@@ -310,7 +320,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
     }
     scoped.end()
-    this.#deliver(core.finishMutation(scope, mutation.id, Date.now()))
+    this.#deliver(core.finishMutation(scope, mutation.id, Date.now()), sender)
 
     // afterCommit: after the confirmation went out, fire-and-forget.
     for (const { handler, op } of steps) {
