@@ -27,6 +27,7 @@
 #include "seqsync/core.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -123,16 +124,20 @@ struct Core::Impl {
   // ---- reading the log ----
 
   // Reads up to `limit` changes with seq in (after, upto], in seq order.
-  // With `refresh_schema`, the same statement reads the schema fingerprint
-  // and the columns are re-read if it changed: rows are read after this.
+  // With `refresh_schema`, the same statement checks the schema fingerprint
+  // (in SQL: only a 0/1 crosses) and the columns are re-read if it changed:
+  // rows are read after this.
   Result<std::vector<Change>> ReadChanges(Seq after, Seq upto, std::size_t limit, bool refresh_schema) {
     static const std::string kWithFingerprint =
         "SELECT json_group_array(json_array(seq,tbl,key)), (" + Schema::FingerprintSql(4) +
-        ") FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)";
+        ") IS ?5 FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)";
     std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
                                  SqlValue::Integer(static_cast<std::int64_t>(upto)),
                                  SqlValue::Integer(static_cast<std::int64_t>(limit))};
-    if (refresh_schema) params.push_back(schema.FingerprintParam());
+    if (refresh_schema) {
+      params.push_back(schema.FingerprintParam());
+      params.push_back(schema.FingerprintValue());
+    }
     auto r = storage->Exec(
         refresh_schema ? std::string_view(kWithFingerprint)
                        : "SELECT json_group_array(json_array(seq,tbl,key)) FROM (SELECT seq,tbl,key FROM "
@@ -140,7 +145,7 @@ struct Core::Impl {
         params);
     if (!r.ok()) return r.status();
     if (r->empty() || (*r)[0].size() != (refresh_schema ? 2u : 1u)) return Status::Internal("unexpected change log shape");
-    if (refresh_schema) SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfFingerprintChanged(storage, (*r)[0][1].text));
+    if (refresh_schema && (*r)[0][1].AsInteger() != 1) SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfChanged(storage));
     JsonDocument doc;
     SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, 4, &doc));
     std::vector<Change> out;
@@ -436,6 +441,7 @@ struct Core::Impl {
       *found = !r->empty();
       if (!*found) return Status::Ok();
       const SqlRow& row = (*r)[0];
+      if (row.size() != 2) return Status::Internal("unexpected window bound shape");
       *blob = row[0].text == "blob";
       out->kind = Predicate::Literal::Kind::kNull;
       if (row[1].kind == SqlValue::Kind::kInteger) {
@@ -444,7 +450,10 @@ struct Core::Impl {
         out->integer = row[1].integer;
       } else if (row[1].kind == SqlValue::Kind::kReal) {
         out->kind = Predicate::Literal::Kind::kNumber;
+        out->is_int = false;
         out->real = row[1].real;
+        // JSON has no ±Inf: like a BLOB, the bound is left off (a superset).
+        if (!std::isfinite(out->real)) *blob = true;
       } else if (row[1].kind == SqlValue::Kind::kText) {
         out->kind = Predicate::Literal::Kind::kText;
         out->text = row[1].text;
@@ -1044,10 +1053,16 @@ Status Core::RestoreSockets(const std::vector<std::string>& live, Plan* refusals
   }
   for (const JsonValue& e : bdoc.GetArray()) {
     if (!e.IsArray() || e.Size() != 2 || !e[0].IsString() || !e[1].IsString()) continue;
-    JsonDocument body;
-    if (!ParseBounded(View(e[1]), impl_->options.max_json_depth + 2, &body).ok()) continue;
-    auto sub = impl_->ParseSub(body);
     std::string socket = Str(e[0]);
+    JsonDocument body;
+    if (!ParseBounded(View(e[1]), impl_->options.max_json_depth + 2, &body).ok()) {
+      // Unreadable under today's limits: forget it rather than keep a row no wake can use.
+      auto r = st->Exec("DELETE FROM _sync_subs WHERE socket=?1 AND body=?2",
+                        {SqlValue::Text(socket), SqlValue::Text(std::string(View(e[1])))});
+      (void)r;
+      continue;
+    }
+    auto sub = impl_->ParseSub(body);
     if (!sub.ok()) {
       // The collection or a column went away since: forget the subscription
       // and tell its socket why, so the client does not wait on it forever.

@@ -30,6 +30,7 @@
 
 #include "seqsync/predicate.h"
 
+#include <cmath>
 #include <algorithm>
 #include <cstring>
 
@@ -276,7 +277,9 @@ void AppendLiteral(const Literal& lit, std::string* out) {
   switch (lit.kind) {
     case Literal::Kind::kNull: w.Null(); break;
     case Literal::Kind::kNumber:
-      if (lit.is_int) w.Int64(lit.integer); else w.Double(lit.real);
+      if (lit.is_int) w.Int64(lit.integer);
+      else if (std::isfinite(lit.real)) w.Double(lit.real);
+      else w.Null();  // JSON has no ±Inf; callers leave such bounds off
       break;
     case Literal::Kind::kText: WriteString(lit.text, &w); break;
   }

@@ -38,11 +38,14 @@ std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
 
 // The row as one JSON object. DO SQLite allows 32 arguments per function, so
 // json_object takes the first 15 columns and json_insert adds the rest 15 at
-// a time. BLOBs become {"$hex": "..."}, as JSON cannot hold bytes.
+// a time. JSON cannot hold bytes or infinities: BLOBs become {"$hex": "..."}
+// and ±Inf REALs {"$real": "Infinity"} / {"$real": "-Infinity"}.
 std::string RowSql(const std::vector<std::string>& columns) {
   auto value = [](const std::string& c) {
-    return "CASE typeof(" + Quote(c) + ") WHEN 'blob' THEN json_object('$hex',hex(" +
-           Quote(c) + ")) ELSE " + Quote(c) + " END";
+    std::string q = Quote(c);
+    return "CASE typeof(" + q + ") WHEN 'blob' THEN json_object('$hex',hex(" + q + "))" +
+           " WHEN 'real' THEN CASE WHEN abs(" + q + ") = 9e999 THEN json_object('$real',CASE WHEN " + q +
+           " > 0 THEN 'Infinity' ELSE '-Infinity' END) ELSE " + q + " END ELSE " + q + " END";
   };
   constexpr size_t kPerCall = 15;
   std::string sql = "json_object(";
@@ -100,32 +103,43 @@ bool IsPlainIdentifier(std::string_view s) {
 
 namespace {
 
-// seqsync's own tables. Their names are listed once more, in kObjectsSql.
-const char* const kInternalTables[] = {
-    "CREATE TABLE IF NOT EXISTS _sync_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " tbl TEXT NOT NULL, key TEXT NOT NULL, op INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value)",
-    // Retention marks: at time ts (ms), the log's head was seq.
-    "CREATE TABLE IF NOT EXISTS _sync_marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL)",
-    // Mutation outcomes, for exactly-once replays, scoped by identity.
-    "CREATE TABLE IF NOT EXISTS _sync_mutations(scope TEXT NOT NULL, id TEXT NOT NULL,"
-    " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id))",
-    "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY)",
-    "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
-    " body TEXT NOT NULL, PRIMARY KEY(socket, sub))",
+// seqsync's own tables.
+struct InternalTable {
+  const char* name;
+  const char* ddl;
 };
-constexpr int kInternalTableCount = sizeof(kInternalTables) / sizeof(kInternalTables[0]);
+const InternalTable kInternalTables[] = {
+    {"_sync_changes",
+     "CREATE TABLE IF NOT EXISTS _sync_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " tbl TEXT NOT NULL, key TEXT NOT NULL, op INTEGER NOT NULL)"},
+    {"_sync_meta", "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value)"},
+    // Retention marks: at time ts (ms), the log's head was seq.
+    {"_sync_marks", "CREATE TABLE IF NOT EXISTS _sync_marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL)"},
+    // Mutation outcomes, for exactly-once replays, scoped by identity.
+    {"_sync_mutations",
+     "CREATE TABLE IF NOT EXISTS _sync_mutations(scope TEXT NOT NULL, id TEXT NOT NULL,"
+     " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id))"},
+    {"_sync_sockets", "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY)"},
+    {"_sync_subs",
+     "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
+     " body TEXT NOT NULL, PRIMARY KEY(socket, sub))"},
+};
 
-// Everything registration compares against, in one read: which of seqsync's
-// tables exist, the registered tables' DDL (?1: their names as a JSON array)
-// and the change-capture triggers. Table names match as SQLite matches them,
-// case-insensitively.
+bool IsInternalTable(const std::string& name) {
+  for (const InternalTable& t : kInternalTables) {
+    if (name == t.name) return true;
+  }
+  return false;
+}
+
+// Everything registration compares against, in one read: seqsync's tables
+// (by prefix; reserved for it), the registered tables' DDL (?1: their names
+// as a JSON array) and the change-capture triggers. Table names match as
+// SQLite matches them, case-insensitively.
 constexpr const char* kObjectsSql =
     "SELECT type, name, sql FROM sqlite_master WHERE (type = 'table' AND (lower(name) IN"
-    " (SELECT lower(value) FROM json_each(?1)) OR name IN ('_sync_changes','_sync_meta','_sync_marks',"
-    "'_sync_mutations','_sync_sockets','_sync_subs'))) OR (type = 'trigger' AND name LIKE"
-    " '\\_sync\\_changes\\_%' ESCAPE '\\') ORDER BY name";
-
+    " (SELECT lower(value) FROM json_each(?1)) OR name LIKE '\\_sync\\_%' ESCAPE '\\'))"
+    " OR (type = 'trigger' AND name LIKE '\\_sync\\_changes\\_%' ESCAPE '\\') ORDER BY name";
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -237,6 +251,8 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   auto objects = storage->Exec(kObjectsSql, {SqlValue::Text(table_names_json)});
   if (!objects.ok()) return objects.status();
   int internal_tables = 0;
+  std::set<std::string> registered_lower;
+  for (const auto& [name, c] : collections) registered_lower.insert(Lower(name));
   std::map<std::string, std::string> ddl_by_lower_name;  // registered tables
   std::map<std::string, std::string> triggers;           // name -> sql
   std::string fingerprint;
@@ -246,9 +262,9 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
     const std::string& name = row[1].text;
     if (type == "trigger") {
       triggers.emplace(name, row[2].text);
-    } else if (name.rfind("_sync_", 0) == 0) {
+    } else if (IsInternalTable(name)) {
       ++internal_tables;
-    } else {
+    } else if (registered_lower.count(Lower(name))) {
       ddl_by_lower_name.emplace(Lower(name), row[2].text);
       if (!fingerprint.empty()) fingerprint += '\x1e';
       fingerprint += name + '\x1f' + row[2].text;
@@ -256,9 +272,9 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   }
   // On a wake they all exist. A no-op CREATE ... IF NOT EXISTS would still
   // make the wake a write in a Durable Object.
-  if (internal_tables != kInternalTableCount) {
-    for (const char* sql : kInternalTables) {
-      auto r = storage->Exec(sql, {});
+  if (internal_tables != static_cast<int>(std::size(kInternalTables))) {
+    for (const InternalTable& t : kInternalTables) {
+      auto r = storage->Exec(t.ddl, {});
       if (!r.ok()) return r.status();
     }
   }
@@ -308,10 +324,7 @@ Status Schema::RefreshIfChanged(Storage* storage) {
   // ALTER TABLE rewrites.
   auto r = storage->Exec(FingerprintSql(1), {FingerprintParam()});
   if (!r.ok()) return r.status();
-  return RefreshIfFingerprintChanged(storage, !r->empty() && !(*r)[0].empty() ? (*r)[0][0].text : "");
-}
-
-Status Schema::RefreshIfFingerprintChanged(Storage* storage, std::string fingerprint) {
+  std::string fingerprint = !r->empty() && !(*r)[0].empty() ? std::move((*r)[0][0].text) : "";
   if (!fingerprint_.empty() && fingerprint == fingerprint_) return Status::Ok();
   for (auto& [name, c] : collections_) {
     SEQSYNC_RETURN_IF_ERROR(ReadColumns(storage, &c, /*ddl=*/nullptr));

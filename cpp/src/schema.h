@@ -39,11 +39,11 @@ class Schema {
   Status RefreshIfChanged(Storage* storage);
 
   // The same check folded into another statement: FingerprintSql(n) is a
-  // query whose parameter ?n is FingerprintParam(), and its result goes to
-  // RefreshIfFingerprintChanged.
+  // query whose parameter ?n is FingerprintParam(); it is unchanged iff its
+  // result IS FingerprintValue().
   static std::string FingerprintSql(int param);
   SqlValue FingerprintParam() const { return SqlValue::Text(table_names_json_); }
-  Status RefreshIfFingerprintChanged(Storage* storage, std::string fingerprint);
+  SqlValue FingerprintValue() const { return SqlValue::Text(fingerprint_); }
 
   // The collection for `table`, or nullptr iff it is not registered.
   const Collection* Find(std::string_view table) const;
