@@ -1229,6 +1229,8 @@ std::string LimitsJson(const Options& o) {
          ",\"maxOpsPerMutation\":" + std::to_string(o.max_ops_per_mutation) +
          ",\"maxSubsPerSocket\":" + std::to_string(o.max_subs_per_socket) +
          ",\"maxInFlightPerSocket\":" + std::to_string(o.max_in_flight_per_socket) +
+         ",\"maxPredicateDepth\":" + std::to_string(o.max_predicate_depth) +
+         ",\"maxPredicateNodes\":" + std::to_string(o.max_predicate_nodes) +
          ",\"retentionMs\":" + std::to_string(o.retention_ms) + "}";
 }
 

@@ -2,7 +2,7 @@
 // <emscripten/bind.h>. One class, RawCore, whose methods take whole frames
 // and return plain JS objects (nothing to .delete() but the core itself).
 // Errors cross as {code, message}; no method throws. The typed wrapper is
-// worker/src/do/core.ts; the declarations are worker/src/do/core-module.d.ts.
+// worker/src/do/core.ts; the declarations are cpp/wasm/core.d.mts.
 
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
@@ -27,8 +27,13 @@ val StatusValue(const Status& s) {
 val PlanValue(Plan plan) {
   val deliveries = val::array();
   for (Delivery& d : plan.deliveries) {
-    val to = val::array();
-    for (const std::string& id : d.to) to.call<void>("push", val(id));
+    // The recipients cross as one string (ids one per line), not one call
+    // per socket: a broadcast to 1,000 sockets is one crossing, not 1,000.
+    std::string to;
+    for (const std::string& id : d.to) {
+      if (!to.empty()) to.push_back('\n');
+      to += id;
+    }
     val entry = val::object();
     entry.set("to", to);
     entry.set("frame", val(d.frame));

@@ -12,7 +12,8 @@ export interface CoreStatus {
 }
 
 export interface RawDelivery {
-  to: string[]
+  /** Socket ids, one per line. */
+  to: string
   frame: string
 }
 

@@ -70,6 +70,7 @@ export const LIMITS = {
   maxInFlightPerSocket: 32,
   maxPredicateDepth: 16,
   maxPredicateNodes: 256,
+  retentionMs: 172_800_000,
 }
 
 export async function until(cond: () => boolean, ms = 1000): Promise<void> {

@@ -294,6 +294,21 @@ describe('the upgrade', () => {
     expect(res.status).toBe(426)
   })
 
+  it('claims that cannot be parsed or stored get a terminal close, not an HTTP status a browser cannot read', async () => {
+    const closeOf = async (claims: string) => {
+      const res = await room(freshRoom()).fetch('http://test/sync/x', { headers: { Upgrade: 'websocket', 'x-claims': claims } })
+      expect(res.status).toBe(101)
+      const ws = res.webSocket!
+      const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)))
+      ws.accept()
+      return closed
+    }
+    expect(await closeOf('{not json')).toBe(4401) // parseAttachment threw
+    // 9,000 characters but 18 KB of UTF-8 once stored (the header itself must be ASCII: \u-escaped).
+    const wide = JSON.stringify({ userId: 'ann', blob: 'é'.repeat(9000) }).replace(/é/g, '\\u00e9')
+    expect(await closeOf(wide)).toBe(4400)
+  })
+
   it('parseAttachment can refuse with its own Response', async () => {
     const { exports } = await import('cloudflare:workers')
     const res = await exports.default.fetch(`http://test/sync/${freshRoom()}?user=banned`, { headers: { Upgrade: 'websocket' } })

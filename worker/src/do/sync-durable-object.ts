@@ -8,9 +8,10 @@
 // plan: frames to send, to whom, and at most one mutation to run.
 import { DurableObject } from 'cloudflare:workers'
 
-import { ErrorCode } from '../protocol/codes.js'
+import { CloseCode, ErrorCode } from '../protocol/codes.js'
 import type { WireOp } from '../protocol/frames.js'
 import { instantiateCoreModule, sqlBridge, type RawCore, type RawPlan } from './core.js'
+import { refuseConnection } from './refuse.js'
 import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
 
 /** Runtime knobs of the core (docs/protocol.md §9). Unknown keys are refused. */
@@ -50,6 +51,7 @@ interface SocketAttachment<Claims> {
 }
 
 const ATTACHMENT_LIMIT_BYTES = 16 * 1024
+const utf8 = new TextEncoder()
 
 export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends DurableObject<Env> {
   /** The DO's SQLite. Create your tables with it before calling registerSync. */
@@ -61,6 +63,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #sockets: Map<string, WebSocket> | undefined
   // Each socket's attachment and mutation scope, read once per instance
   // rather than deserialized and canonicalized on every frame.
+  #coreOptions = '{}'
   #identities = new WeakMap<WebSocket, { socketId: string; claims: Claims; scope: string }>()
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -143,17 +146,24 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     try {
       claims = this.parseAttachment(req)
     } catch (thrown) {
-      return thrown instanceof Response ? thrown : new Response('unauthorized', { status: 401 })
+      // A terminal close, not an HTTP 401 a browser cannot read (and would retry).
+      return thrown instanceof Response ? thrown : refuseConnection(req)
     }
     const attachment: SocketAttachment<Claims> = {
       seqsync: { v: 1, socketId: crypto.randomUUID(), claims },
     }
-    if (JSON.stringify(attachment).length > ATTACHMENT_LIMIT_BYTES) {
-      return new Response('seqsync: claims exceed the 16 KB socket attachment limit', { status: 431 })
+    if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES) {
+      return refuseConnection(req, CloseCode.PROTOCOL, 'claims exceed the 16 KB socket attachment limit')
     }
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server)
-    server.serializeAttachment(attachment)
+    try {
+      server.serializeAttachment(attachment)
+    } catch {
+      // Accepted but unidentifiable, it would be ignored forever: refuse it.
+      server.close(CloseCode.PROTOCOL, 'claims cannot be stored with the socket')
+      return new Response(null, { status: 101, webSocket: client })
+    }
     this.#socketMap().set(attachment.seqsync.socketId, server)
     return new Response(null, { status: 101, webSocket: client })
   }
@@ -186,16 +196,25 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
   // ---- internals -----------------------------------------------------------
 
-  #ensureCore(options: SyncOptions = {}): RawCore {
-    if (this.#core) return this.#core
+  /** The core, started with `options` if it is not running yet. @param options only from registerSync */
+  #ensureCore(options?: SyncOptions): RawCore {
+    const optionsJson = JSON.stringify(options ?? {})
+    if (this.#core) {
+      if (options !== undefined && optionsJson !== this.#coreOptions) {
+        // syncState/runSyncedWrite/a frame started it first, with defaults.
+        throw new SyncRegistrationError(ErrorCode.INVALID_FIELD, 'call registerSync before anything else uses sync: the core already runs with other options')
+      }
+      return this.#core
+    }
     const module = instantiateCoreModule()
-    const core = new module.RawCore(sqlBridge(this.sql), JSON.stringify(options))
+    const core = new module.RawCore(sqlBridge(this.sql), optionsJson)
     const status = core.status()
     if (status.code !== ErrorCode.OK) {
       core.delete()
       throw new SyncRegistrationError(status.code, `invalid options: ${status.message}`)
     }
     this.#core = core
+    this.#coreOptions = optionsJson
     return core
   }
 
@@ -223,17 +242,18 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   #forget(ws: WebSocket): void {
-    const attachment = readAttachment<Claims>(ws)
-    if (!attachment) return
-    this.#socketMap().delete(attachment.seqsync.socketId)
-    this.#core?.onClose(attachment.seqsync.socketId)
+    const socketId = this.#identities.get(ws)?.socketId ?? readAttachment<Claims>(ws)?.seqsync.socketId
+    if (socketId === undefined) return
+    this.#identities.delete(ws)
+    this.#socketMap().delete(socketId)
+    this.#core?.onClose(socketId)
   }
 
   /** Sends the plan's frames, then closes what it says to close (`sender` by default). */
   #deliver(plan: Pick<RawPlan, 'deliveries'> & Partial<Pick<RawPlan, 'closeCode' | 'closeReason' | 'close'>>, sender?: WebSocket): void {
     const sockets = this.#socketMap()
     for (const { to, frame } of plan.deliveries) {
-      for (const id of to) {
+      for (const id of to.split('\n')) {
         try {
           sockets.get(id)?.send(frame)
         } catch {

@@ -84,6 +84,8 @@ export interface Limits {
   maxInFlightPerSocket: number
   maxPredicateDepth: number
   maxPredicateNodes: number
+  /** How far back a resume can reach, ms. */
+  retentionMs: number
   [other: string]: number
 }
 export interface WelcomeFrame {
