@@ -3,7 +3,7 @@ import { WebSocketTransport } from '../../worker/src/client/transport.js'
 import type { AppliedUnit, SubscriptionHandler } from '../../worker/src/client/transport.js'
 import { ClosedError, RejectedError, SeqsyncError, SubscriptionError, TimeoutError } from '../../worker/src/client/errors.js'
 import { ErrorCode } from '../../worker/src/protocol/index.js'
-import { FakeSocket, tick, until } from './fake-socket.js'
+import { FakeSocket, LIMITS, tick, until } from './fake-socket.js'
 
 function recorder() {
   const units: AppliedUnit[] = []
@@ -217,9 +217,38 @@ describe('WebSocketTransport: units and the cursor', () => {
     ws.onmessage?.({ data: '{nope' })
     expect(errors.map((e) => e.codeName)).toEqual(['MALFORMED_FRAME', 'MALFORMED_FRAME'])
   })
+
+  it('a well-formed JSON frame with wrong fields is reported and dropped: no throw, no cursor move', () => {
+    const errors: SeqsyncError[] = []
+    const t = make({ onError: (e) => errors.push(e) })
+    const a = recorder()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    const ws = FakeSocket.last
+    ws.handshake('e1', 5)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 5, rows: [], more: true }, { t: 'synced', seq: 5 })
+    for (const bad of ['{"t":"changes","seq":9}', '{"t":"ack","id":"x","seq":"9"}', '{"t":"synced","seq":-1}',
+      '{"t":"snapshot","seq":9,"sub":"s1"}', '{"t":"changes","seq":9,"changes":[{"c":"m"}]}']) {
+      expect(() => ws.onmessage?.({ data: bad })).not.toThrow()
+    }
+    expect(errors.map((e) => e.codeName)).toEqual(Array(5).fill('MALFORMED_FRAME'))
+    expect(t.appliedSeq).toBe(5)
+    expect(a.units).toHaveLength(1) // the first snapshot unit only
+  })
 })
 
 describe('WebSocketTransport: writes', () => {
+  it('a queued write over the server\'s smaller maxFrameBytes is refused TOO_LARGE, not left waiting', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    const p = t.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { id: 'a', body: 'x'.repeat(2000) } }]) // checked against the 4 MiB default
+    ws.open()
+    ws.deliver({ t: 'welcome', v: 1, epoch: 'e1', seq: 0, limits: { ...LIMITS, maxFrameBytes: 1024 } })
+    const error = await p.catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(SeqsyncError)
+    expect((error as SeqsyncError).codeName).toBe('TOO_LARGE')
+    expect(ws.framesOf('mut')).toHaveLength(0)
+  })
+
   it('mutate resolves after the ack once the cursor passed its seq', async () => {
     const t = make()
     t.register({ id: 's1', c: 'm' }, recorder().handler)

@@ -40,6 +40,7 @@ describe('evaluate (SQLite semantics)', () => {
     expect(matches(fn('not', fn('eq', ref('a'), val(1))), { a: null })).toBe(false)
     expect(evaluate(fn('isNull', ref('a')), { a: null })).toBe(true)
     expect(evaluate(fn('isNull', ref('a')), {})).toBe(true)
+    expect(evaluate(fn('isUndefined', ref('a')), {})).toBe(false) // as the server: a stored row has every column
   })
   it('three-valued and/or', () => {
     const unknown = fn('eq', ref('n'), val(1))

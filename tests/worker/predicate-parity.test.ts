@@ -37,7 +37,7 @@ it('the client evaluator selects exactly the rows the core selects (400 random p
       case 0: return fn(pick(['eq', 'gt', 'gte', 'lt', 'lte']), ref(col), val(value()))
       case 1: return fn('like', ref(col), val(pick(['a%', '%b%', '_', 'a_c', '%', 'H%', 'h%'])))
       case 2: return fn('in', ref(col), val([value(), value()]))
-      case 3: return fn('isNull', ref(col))
+      case 3: return fn(pick(['isNull', 'isNull', 'isUndefined']), ref(col))
       case 4: return fn('eq', ref(col), val(value()))
       case 5: return fn('not', gen(depth + 1))
       case 6: return fn('and', gen(depth + 1), gen(depth + 1))

@@ -143,6 +143,8 @@ interface SubEntry {
 
 interface PendingWrite {
   frame: MutFrame | CallFrame
+  /** The frame as sent, encoded once. */
+  text: string
   resolve: (value: { seq: number; result: unknown }) => void
   reject: (error: SeqsyncError) => void
   /** Set by the ack; the write settles once appliedSeq ≥ ackSeq. */
@@ -172,6 +174,37 @@ function utf8Over(text: string, max: number): number | undefined {
   if (text.length > max) return text.length
   const bytes = encoder.encode(text).length
   return bytes > max ? bytes : undefined
+}
+
+/**
+ * What is wrong with a server frame's fields the cursor and units rely on,
+ * or undefined. A frame from a broken or foreign server is reported and
+ * dropped; it must not move the cursor or throw out of onmessage.
+ */
+function malformedServerFrame(frame: ServerFrame): string | undefined {
+  const f = frame as unknown as Record<string, unknown>
+  const isSeq = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+  switch (frame.t) {
+    case 'welcome':
+    case 'synced':
+      return isSeq(f.seq) ? undefined : 'seq is not a non-negative integer'
+    case 'changes':
+      if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
+      return Array.isArray(f.changes) && f.changes.every((c) => isObject(c) && typeof c.c === 'string' && typeof c.k === 'string')
+        ? undefined
+        : 'changes is not a list of {c, k}'
+    case 'snapshot':
+      if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
+      return typeof f.sub === 'string' && Array.isArray(f.rows) && f.rows.every(isObject) ? undefined : 'sub or rows missing'
+    case 'ack':
+      return typeof f.id === 'string' && isSeq(f.seq) ? undefined : 'id or seq missing'
+    case 'reject':
+    case 'sub-error':
+    case 'error':
+      return typeof f.code === 'number' ? undefined : 'code missing'
+    default:
+      return undefined
+  }
 }
 
 /** The changes of one table; the array itself when they all are (the common case). */
@@ -365,7 +398,7 @@ export class WebSocketTransport {
       )
     }
     return new Promise((resolve, reject) => {
-      this.#writes.set(frame.id, { frame, resolve, reject, ackSeq: undefined, result: undefined, sent: false })
+      this.#writes.set(frame.id, { frame, text, resolve, reject, ackSeq: undefined, result: undefined, sent: false })
       this.#pump()
       this.#start()
     })
@@ -401,9 +434,19 @@ export class WebSocketTransport {
     for (const w of this.#writes.values()) {
       if (inFlight >= max) break
       if (w.sent || w.ackSeq !== undefined) continue
+      // The server's limits may be lower than those the write was checked
+      // against: an oversize frame would get an unattributable `error` and
+      // the write would wait forever. Refuse it here instead.
+      const maxBytes = this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+      const bytes = utf8Over(w.text, maxBytes)
+      if (bytes !== undefined) {
+        this.#writes.delete(w.frame.id)
+        w.reject(new SeqsyncError(ErrorCode.TOO_LARGE, `[seqsync] ${w.frame.t} frame is ${bytes} bytes, over the server's maxFrameBytes ${maxBytes}; nothing was sent`))
+        continue
+      }
       w.sent = true
       inFlight += 1
-      this.#sendFrame(w.frame)
+      this.#sendText(w.text)
     }
   }
 
@@ -451,6 +494,10 @@ export class WebSocketTransport {
       frame = parsed as unknown as ServerFrame
     } catch (error) {
       return this.#report(new ProtocolError(ErrorCode.MALFORMED_FRAME, `unparsable server frame: ${String(error)}`))
+    }
+    const wrong = malformedServerFrame(frame)
+    if (wrong !== undefined) {
+      return this.#report(new ProtocolError(ErrorCode.MALFORMED_FRAME, `server frame ${frame.t}: ${wrong}`))
     }
     switch (frame.t) {
       case 'welcome':
@@ -750,10 +797,14 @@ export class WebSocketTransport {
   }
 
   #sendFrame(frame: ClientFrame): void {
+    this.#sendText(JSON.stringify(frame))
+  }
+
+  #sendText(text: string): void {
     const ws = this.#ws
     if (!ws) return
     try {
-      ws.send(JSON.stringify(frame))
+      ws.send(text)
     } catch (error) {
       // The socket is unusable; the machine reconnects and writes are resent.
       this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] send failed: ${String(error)}`, { cause: error }))

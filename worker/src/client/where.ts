@@ -139,11 +139,13 @@ export function evaluate(node: PredicateIR, row: Record<string, unknown>): Tri {
       const r = a === undefined ? null : evaluate(a, row)
       return r === null ? null : !r
     }
-    case 'isNull':
-    case 'isUndefined': {
+    case 'isNull': {
       const v = resolve(a, row)
       return v === null || v === undefined
     }
+    case 'isUndefined':
+      // As the server decides: a stored row has every column, so none is undefined.
+      return false
     case 'eq':
     case 'gt':
     case 'gte':
