@@ -26,7 +26,7 @@ test('each panel loads only its category; unopened categories never sync', { tim
   const a = await openTab(env, `/?room=${room}&user=ann`, 'a')
   const b = await openTab(env, `/?room=${room}&user=bob`, 'b')
   await waitFor(async () => (await statusOf(a)) === 'live' && (await statusOf(b)) === 'live', 'both live')
-  assert.equal(await synced(a), 0, 'nothing syncs before a panel opens')
+  assert.equal(await a.evaluate(() => window.seqsync.items.size), 0, 'nothing syncs before a panel opens')
 
   await a.click('[data-testid=toggle-books]')
   await waitFor(async () => (await itemsIn(a, 'books')) === PER_CATEGORY, 'books load')

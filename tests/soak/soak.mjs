@@ -33,13 +33,18 @@ const percentile = (xs, p) => {
 function connect(url, onFrame) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url)
+    const timer = setTimeout(() => reject(new Error(`no snapshot within 15 s from ${url}`)), 15_000)
+    ws.once('close', () => reject(new Error(`closed before its snapshot: ${url}`)))
     ws.on('open', () => {
       ws.send(JSON.stringify({ t: 'hello', v: 1 }))
       ws.send(JSON.stringify({ t: 'sub', id: 's', c: 'messages' }))
     })
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data))
-      if (frame.t === 'snapshot' && !frame.more) resolve(ws)
+      if (frame.t === 'snapshot' && !frame.more) {
+        clearTimeout(timer)
+        resolve(ws)
+      }
       onFrame?.(frame)
     })
     ws.on('error', reject)
@@ -66,9 +71,12 @@ try {
     } : undefined))
     if (i % 100 === 99) console.log(`${i + 1} sockets connected`)
   }
-  const writer = await connect(url('writer'))
+  const outcomes = { acks: 0, rejects: 0 }
+  const writer = await connect(url('writer'), (f) => {
+    if (f.t === 'ack') outcomes.acks++
+    else if (f.t === 'reject') outcomes.rejects++
+  })
   const workerd = processesInGroup(server.pid)
-  const memory = () => workerd.reduce((sum, pid) => sum + rssBytes(pid), 0)
   console.log(`workerd pids: ${workerd.join(', ')}; ${SOCKETS} subscribers; ${RATE} writes/s for ${DURATION_MS / 60000} min`)
 
   const samples = []
@@ -84,10 +92,12 @@ try {
     await new Promise((r) => setTimeout(r, 1000 / RATE))
     if (performance.now() >= nextSample) {
       window = latencies.splice(0)
+      const perProcess = workerd.map(rssBytes)
+      if (perProcess.includes(0)) throw new Error(`a workerd process exited (pids ${workerd.join(', ')})`)
       const sample = {
         minute: +((performance.now() - started) / 60_000).toFixed(2),
         writes: n,
-        rssMiB: +(memory() / 2 ** 20).toFixed(1),
+        rssMiB: +(perProcess.reduce((a, b) => a + b, 0) / 2 ** 20).toFixed(1),
         p50ms: +percentile(window, 50).toFixed(2),
         p99ms: +percentile(window, 99).toFixed(2),
         deliveries: window.length,
@@ -98,15 +108,28 @@ try {
       for (const key of sent.keys()) if (Number(key.slice(5)) < n - RATE * 30) sent.delete(key)
     }
   }
+  // Every write confirmed (nothing lost, nothing refused).
+  const settleBy = performance.now() + 30_000
+  while (outcomes.acks + outcomes.rejects < n && performance.now() < settleBy) await new Promise((r) => setTimeout(r, 100))
+  // Memory is judged after warm-up (the first fifth of the run): flat means
+  // the last sample is within 5 % of the warm-up sample.
   const rss = samples.map((s) => s.rssMiB)
-  const growth = rss.length > 2 ? rss[rss.length - 1] - rss[1] : 0
-  const summary = { sockets: SOCKETS, minutes: DURATION_MS / 60000, rate: RATE, writes: n, rssFirstMiB: rss[0], rssLastMiB: rss.at(-1), rssGrowthAfterWarmupMiB: +growth.toFixed(1), samples }
+  const warm = rss[Math.floor(rss.length / 5)] ?? rss[0]
+  const growth = rss.at(-1) - warm
+  const failures = []
+  if (outcomes.acks !== n) failures.push(`${n} writes, ${outcomes.acks} acked, ${outcomes.rejects} rejected`)
+  if (growth > 0.05 * warm) failures.push(`workerd RSS grew ${growth.toFixed(1)} MiB after warm-up (from ${warm} MiB)`)
+  const summary = { sockets: SOCKETS, minutes: DURATION_MS / 60000, rate: RATE, writes: n, acks: outcomes.acks, rssFirstMiB: rss[0], rssWarmMiB: warm, rssLastMiB: rss.at(-1), rssGrowthAfterWarmupMiB: +growth.toFixed(1), failures, samples }
   mkdirSync('test-output', { recursive: true })
   writeFileSync('test-output/soak.json', JSON.stringify(summary, null, 2))
   console.table(samples)
-  console.log(`soak: ${n} writes to ${SOCKETS} sockets; workerd RSS ${rss[0]} → ${rss.at(-1)} MiB (growth after warm-up ${growth.toFixed(1)} MiB)`)
+  console.log(`soak: ${n} writes to ${SOCKETS} sockets, ${outcomes.acks} acked; workerd RSS ${rss[0]} → ${warm} (warm) → ${rss.at(-1)} MiB (growth after warm-up ${growth.toFixed(1)} MiB)`)
   for (const ws of sockets) ws.terminate()
   writer.terminate()
+  if (failures.length > 0) {
+    console.error(`soak FAILED: ${failures.join('; ')}`)
+    process.exitCode = 1
+  }
 } finally {
   await stopAll()
 }

@@ -324,13 +324,19 @@ async function adminRequest(
       return Response.json({ seq: await stub.serverDeleteMessage(String(body.id)) })
     case 'server-insert-tasks':
       return Response.json({ seq: await stub.serverInsertTasks(body.tasks as Task[]) })
-    case 'crash':
+    case 'crash': {
+      const before = await stub.whoAmI()
       try {
         await stub.crash()
       } catch {
         // abort() rejects the call that made it
       }
+      // Prove the reset happened: the next call (on a new stub: the old one
+      // saw the abort) meets a new instance.
+      const after = await namespace.get(namespace.idFromName(name)).whoAmI()
+      if (after === before) return new Response('the Durable Object was not reset', { status: 500 })
       return Response.json({ ok: true })
+    }
     case 'seed-tasks':
       await stub.seedTasks(Number(body.count ?? 0), String(body.prefix ?? 't'))
       return Response.json({ ok: true })

@@ -56,8 +56,10 @@ export class TestSocket {
     for (;;) {
       for (let i = this.#cursor; i < this.frames.length; i++) {
         const f = this.frames[i]!
+        if (this.#taken.has(f)) continue
         if (f.t === t && where(f as Extract<Frame, { t: T }>)) {
-          if (i === this.#cursor) this.#cursor++
+          this.#taken.add(f) // never returned twice
+          while (this.#cursor < this.frames.length && this.#taken.has(this.frames[this.#cursor]!)) this.#cursor++
           return f as Extract<Frame, { t: T }>
         }
       }
