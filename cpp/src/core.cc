@@ -354,7 +354,12 @@ struct Core::Impl {
       s.predicate = std::move(p).value();
       s.where_json = ToJson(*where);
     }
-    SEQSYNC_RETURN_IF_ERROR(ParseWindow(body, *schema.Find(s.collection), &s));
+    Status windowed = ParseWindow(body, *schema.Find(s.collection), &s);
+    if (windowed.code() == Code::kUnknownColumn) {  // maybe an ALTER TABLE ADD COLUMN since we looked
+      SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfChanged(storage));
+      windowed = ParseWindow(body, *schema.Find(s.collection), &s);
+    }
+    SEQSYNC_RETURN_IF_ERROR(windowed);
     s.body = "{\"id\":" + JsonQuote(s.id) + ",\"c\":" + JsonQuote(s.collection) +
              ",\"where\":" + s.where_json + "}";
     return s;

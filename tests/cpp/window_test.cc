@@ -207,5 +207,16 @@ TEST_CASE("a resolved window is stored, survives a wake, and resumes without a s
   CHECK(Changes(frames) == std::map<std::string, bool>{{"t6", false}});
 }
 
+TEST_CASE("a window may order by a column added since the last read of the schema") {
+  Harness h;
+  h.db.MustExec("INSERT INTO tasks(id, rank) VALUES('a', 1), ('b', 2)");
+  h.Connect("s");
+  h.db.MustExec("ALTER TABLE tasks ADD COLUMN votes INTEGER DEFAULT 0");
+  auto frames = Harness::FramesFor(
+      h.Send("s", R"({"t":"sub","id":"top","c":"tasks","orderBy":[{"col":"votes","dir":"desc"}],"limit":1})"), "s");
+  REQUIRE(!frames.empty());
+  CHECK(TypeOf(frames[0]) == "snapshot");
+}
+
 }  // TEST_SUITE
 }  // namespace seqsync
