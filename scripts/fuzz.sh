@@ -1,22 +1,81 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # Builds the libFuzzer targets in tests/fuzz/ with clang under ASan + UBSan and
-# runs each for SECONDS (default 30), seeded from the frames and predicates in
-# tests/vectors/. Usage: scripts/fuzz.sh [seconds]. RapidJSON 1.1.0's internal
+# runs each for SECONDS (default 30; the two run side by side), seeded from the
+# frames and predicates in tests/vectors/ and, for the frame target, from
+# hostile frames in its expanding input format (tests/fuzz/frame_fuzz.cc): the
+# 3 MB `sub` of 1.5M zeros that outgrew the wasm heap, a scaled one of 400k, a
+# frame just under and just over max_json_values, and other long repeats.
+# Usage: scripts/fuzz.sh [seconds].
+#
+# Fails (non-zero, with the log's tail) on a crash, a trapped check, an
+# allocation over the limits below, or a target that made no executions (no
+# 'Done N runs' line, or N = 0: a fuzzer that never ran proves nothing).
+#
+# Memory limits. -max_len stays small: the frame target expands its input, so
+# frames with millions of values are reachable anyway, and it checks the heap
+# each frame holds against the frame's size itself. -malloc_limit_mb fails any
+# single allocation above it; the frame target's largest legitimate one is the
+# expanded frame (<= 4 MiB), the 1.5M-zero attack needs a 26 MB block.
+# -rss_limit_mb bounds the process (ASan's quarantine included).
+#
+# The core's objects are built once for both targets and kept in build/fuzz/obj
+# until a source or a header they include changes. RapidJSON 1.1.0's internal
 # stack does arithmetic on a null pointer (harmless, upstream), hence
 # -fno-sanitize=pointer-overflow.
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 out=build/fuzz
+obj="$out/obj"
+mkdir -p "$obj"
 mkdir -p "$out/frame-corpus" "$out/predicate-corpus"
 srcs=(cpp/src/core.cc cpp/src/frame_writer.cc cpp/src/json_util.cc cpp/src/options.cc
       cpp/src/predicate.cc cpp/src/schema.cc cpp/src/status.cc cpp/src/storage.cc cpp/src/sqlite_storage.cc)
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize=pointer-overflow
+flags=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize=pointer-overflow
        -fno-sanitize-recover=undefined -Icpp/include -Icpp/src)
+flags_id=$(echo "clang++-14 ${flags[*]}" | md5sum | cut -c1-8)
+declare -A run_flags=(
+  [frame]="-max_len=4096 -malloc_limit_mb=16 -rss_limit_mb=1024"
+  [predicate]="-max_len=4096 -rss_limit_mb=1024"
+)
+
+# stale OBJECT: true iff OBJECT is missing, was built with other flags, or a
+# file in its dependency list (.d, from -MMD) is newer.
+stale() {
+  local o=$1 d=${1%.o}.d
+  [[ -f "$o" && -f "$d" && "$(cat "$o.flags" 2>/dev/null)" == "$flags_id" ]] || return 0
+  local dep
+  for dep in $(sed -e 's/^[^:]*://' -e 's/\\$//' "$d"); do
+    [[ -f "$dep" && ! "$dep" -nt "$o" ]] || return 0
+  done
+  return 1
+}
+
+start=$SECONDS
+pids=() objs=()
+for src in "${srcs[@]}"; do
+  o="$obj/$(basename "${src%.cc}").o"
+  objs+=("$o")
+  if stale "$o"; then
+    echo "+ clang++ $src"
+    ( clang++-14 "${flags[@]}" -fsanitize=fuzzer-no-link -MMD -MF "${o%.o}.d" -c "$src" -o "$o" &&
+      echo "$flags_id" >"$o.flags" ) &
+    pids+=($!)
+  fi
+done
 for target in frame predicate; do
   echo "+ clang++ tests/fuzz/${target}_fuzz.cc"
-  clang++-14 "${flags[@]}" "${srcs[@]}" "tests/fuzz/${target}_fuzz.cc" -lsqlite3 -o "$out/${target}_fuzz"
+  clang++-14 "${flags[@]}" -fsanitize=fuzzer -c "tests/fuzz/${target}_fuzz.cc" -o "$obj/${target}_fuzz.o" &
+  pids+=($!)
 done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[[ $failed == 0 ]] || { echo "fuzz: build failed" >&2; exit 1; }
+for target in frame predicate; do
+  clang++-14 "${flags[@]}" -fsanitize=fuzzer "${objs[@]}" "$obj/${target}_fuzz.o" -lsqlite3 -o "$out/${target}_fuzz"
+done
+echo "  built in $((SECONDS - start)) s"
+
 node -e '
   const fs = require("fs"), out = process.argv[1]
   const cases = JSON.parse(fs.readFileSync("tests/vectors/malformed.json", "utf8")).cases
@@ -29,15 +88,74 @@ node -e '
     for (const s of [v, ...((v && v.subs) || [])]) {
       if (s && s.where) fs.writeFileSync(`${out}/predicate-corpus/seed${n++}`, JSON.stringify(s.where))
     }
-  }' "$out"
+  }
+  // Expanding seeds (frame_fuzz.cc): 0x7f, r (2 bytes, big-endian), then
+  // prefix 0x7f element 0x7f suffix; the element is repeated 1 + 32*r times.
+  const M = 0x7f
+  const repeat = (name, times, prefix, element, suffix) => {
+    const r = Math.ceil((times - 1) / 32)
+    fs.writeFileSync(`${out}/frame-corpus/${name}`, Buffer.concat([
+      Buffer.from([M, r >> 8, r & 255]), Buffer.from(prefix), Buffer.from([M]),
+      Buffer.from(element), Buffer.from([M]), Buffer.from(suffix)]))
+  }
+  const sub = "{\"t\":\"sub\",\"id\":\"x\",\"c\":\"messages\",\"where\":["
+  repeat("attack-1.5M-zeros", 1500000, sub, "0", "]}")      // the 3 MB frame itself
+  repeat("attack-400k-zeros", 400000, sub, "0", "]}")
+  // 5 values besides the array elements: 99,969 + 5 is under 100,000, 100,001 + 5 over.
+  repeat("values-just-under", 99969, sub, "0", "]}")
+  repeat("values-just-over", 100001, sub, "0", "]}")
+  repeat("objects-200k", 200000, sub, "{}", "]}")
+  repeat("members-200k", 200000, "{\"t\":\"sub\",\"id\":\"x\",\"c\":\"messages\",\"where\":{", "\"a\":[]", "}}")
+  repeat("ops-600", 600, "{\"t\":\"mut\",\"id\":\"big\",\"ops\":[",
+         "{\"c\":\"notes\",\"op\":\"insert\",\"k\":\"a\",\"cols\":{\"id\":\"a\"}}", "]}")
+  repeat("hello-subs-100", 100, "{\"t\":\"hello\",\"v\":1,\"subs\":[", "{\"id\":\"m\",\"c\":\"messages\"}", "]}")
+  repeat("call-args-150k", 150000, "{\"t\":\"call\",\"id\":\"c\",\"name\":\"echo\",\"args\":[", "null", "]}")
+  repeat("long-string", 70000, "{\"t\":\"mut\",\"id\":\"s\",\"ops\":[{\"c\":\"notes\",\"op\":\"insert\",\"k\":\"b\",\"cols\":{\"id\":\"b\",\"body\":\"",
+         "x", "\"}}]}")
+  repeat("over-frame-limit", 1200000, sub, "1.5", "]}")  // 4.8 MB: TOO_LARGE
+  ' "$out"
+
+# run TARGET: fuzzes TARGET for $seconds; the log is build/fuzz/TARGET.log.
+run() {
+  local target=$1
+  # shellcheck disable=SC2086
+  "$out/${target}_fuzz" -max_total_time="$seconds" ${run_flags[$target]} -artifact_prefix="$out/${target}-" \
+    "$out/${target}-corpus" >"$out/${target}.log" 2>&1
+}
+echo "+ frame_fuzz and predicate_fuzz for ${seconds}s each, side by side"
+run frame & frame_pid=$!
+run predicate & predicate_pid=$!
+declare -A rc
+wait "$frame_pid" && rc[frame]=0 || rc[frame]=$?
+wait "$predicate_pid" && rc[predicate]=0 || rc[predicate]=$?
+
 total=0
+bad=0
 for target in frame predicate; do
-  echo "+ ${target}_fuzz for ${seconds}s"
   log="$out/${target}.log"
-  "$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -artifact_prefix="$out/" \
-    "$out/${target}-corpus" >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
-  runs=$(grep -o 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || echo 0)
-  echo "  ${target}: ${runs} executions, no crash"
+  if [[ ${rc[$target]} != 0 ]]; then
+    echo "fuzz: ${target}_fuzz FAILED (exit ${rc[$target]}; flags ${run_flags[$target]}); its log ends:" >&2
+    tail -40 "$log" >&2
+    bad=1
+    continue
+  fi
+  done_line=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 || true)
+  if [[ -z "$done_line" ]]; then
+    echo "fuzz: ${target}_fuzz printed no 'Done N runs' line, so it cannot be shown to have run; see $log" >&2
+    tail -20 "$log" >&2
+    bad=1
+    continue
+  fi
+  runs=$(echo "$done_line" | awk '{print $2}')
+  if [[ "$runs" -eq 0 ]]; then
+    echo "fuzz: ${target}_fuzz made zero executions; see $log" >&2
+    bad=1
+    continue
+  fi
+  rss=$(grep -Eo 'rss: [0-9]+Mb' "$log" | tail -1 || true)
+  cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 || true)
+  echo "  ${target}: ${runs} executions, ${cov:-cov: ?}, ${rss:-rss: ?}, no crash"
   total=$((total + runs))
 done
-echo "fuzz: ${total} executions in total, no crash"
+[[ $bad == 0 ]] || { echo "fuzz: FAILED" >&2; exit 1; }
+echo "fuzz: ${total} executions in total, no crash ($((SECONDS - start)) s with the build)"

@@ -68,6 +68,9 @@ struct Socket {
   bool hello = false;
   std::vector<Subscription> subs;
   std::size_t in_flight = 0;
+  // Token bucket for sub/unsub frames; -1: not started (full).
+  double sub_tokens = -1;
+  std::int64_t sub_tokens_ms = 0;
 };
 
 struct InFlight {
@@ -97,8 +100,72 @@ struct Core::Impl {
   std::size_t appended_since_compaction = 0;
   std::map<std::string, Socket, std::less<>> sockets;
   std::map<std::string, InFlight, std::less<>> in_flight;
+  // Deliveries handed to the shell early by MaybeFlush, in all; a plan
+  // index i stands for the (flushed + i)-th delivery of the current call.
+  std::uint64_t flushed = 0;
 
   Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {}
+
+  // Hands the plan's frames to the shell as soon as they hold
+  // kPlanFlushBytes, so one call's output (a hello's snapshots, a big
+  // catch-up) never sits whole in the heap.
+  void MaybeFlush(Plan* plan) {
+    std::size_t bytes = 0;
+    for (const Delivery& d : plan->deliveries) bytes += d.frame.size();
+    if (bytes < kPlanFlushBytes) return;
+    std::size_t sent = 0;
+    while (sent < plan->deliveries.size() &&
+           storage->Send(plan->deliveries[sent].to, plan->deliveries[sent].frame)) {
+      ++sent;
+    }
+    plan->deliveries.erase(plan->deliveries.begin(),
+                           plan->deliveries.begin() + static_cast<std::ptrdiff_t>(sent));
+    flushed += sent;
+  }
+
+  // Where the next delivery of `plan` will stand, counting flushed ones.
+  std::uint64_t Mark(const Plan& plan) const { return flushed + plan.deliveries.size(); }
+
+  // Drops the deliveries added since `mark`; false iff some already left.
+  bool Unsend(Plan* plan, std::uint64_t mark) {
+    if (flushed > mark) return false;
+    plan->deliveries.resize(static_cast<std::size_t>(mark - flushed));
+    return true;
+  }
+
+  // Takes one sub/unsub token from `sock`'s bucket; false iff it is empty.
+  bool TakeSubToken(Socket* sock, std::int64_t now_ms) {
+    const double burst = static_cast<double>(options.sub_rate_burst);
+    if (sock->sub_tokens < 0) {
+      sock->sub_tokens = burst;
+    } else if (now_ms > sock->sub_tokens_ms) {
+      double refill = static_cast<double>(now_ms - sock->sub_tokens_ms) / 1000.0 *
+                      static_cast<double>(options.sub_rate_per_second);
+      sock->sub_tokens = std::min(burst, sock->sub_tokens + refill);
+    }
+    sock->sub_tokens_ms = std::max(sock->sub_tokens_ms, now_ms);
+    if (sock->sub_tokens < 1) return false;
+    sock->sub_tokens -= 1;
+    return true;
+  }
+
+  Status RateLimited() const {
+    return Status::RateLimited("more than " + std::to_string(options.sub_rate_burst) +
+                               " sub/unsub frames at once or " + std::to_string(options.sub_rate_per_second) +
+                               " a second on this socket");
+  }
+
+  // A storage failure as the client should see it: SQLite's "too big" and
+  // "too long" mean the request was too large, not that the server failed.
+  static Status Classified(const Status& s) {
+    if (s.code() != Code::kInternal) return s;
+    const std::string& m = s.message();
+    if (m.find("TOOBIG") != std::string::npos || m.find("too big") != std::string::npos ||
+        m.find("too long") != std::string::npos) {
+      return Status::TooLarge("the request is too large for the Durable Object's SQLite");
+    }
+    return s;
+  }
 
   // ---- small storage helpers ----
 
@@ -206,8 +273,9 @@ struct Core::Impl {
     std::vector<std::string> frames;
   };
 
+  // Each page's frames go to `plan` as they are built (and may be flushed).
   Status CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
-                        std::vector<Group>* groups, Seq* last_seq) {
+                        std::vector<Group>* groups, Seq* last_seq, Plan* plan) {
     *last_seq = after;
     for (bool first_page = true;; first_page = false) {
       SEQSYNC_ASSIGN_OR_RETURN(std::vector<Change> page,
@@ -269,15 +337,20 @@ struct Core::Impl {
           frames.Add(entry);
         }
         frames.Finish(end_units, false, &g.frames);
+        for (std::string& f : g.frames) plan->deliveries.push_back({g.sockets, std::move(f)});
+        g.frames.clear();
       }
+      MaybeFlush(plan);
       if (page_seq >= upto) break;
     }
     return Status::Ok();
   }
 
-  // Snapshot frames of `sub` at `seq`; the last ends the unit iff `ends_unit`.
+  // Sends `to` the snapshot of `sub` at `seq`, as frames added to `plan` as
+  // they are read (and flushed as they grow); the last ends the unit iff
+  // `ends_unit`. On failure some frames may have left: see Unsend.
   Status Snapshot(const Subscription& sub, Seq seq, bool ends_unit,
-                  std::vector<std::string>* out) {
+                  const std::vector<std::string>& to, Plan* plan) {
     const Collection* c = schema.Find(sub.collection);
     if (c == nullptr) return Status::UnknownCollection("collection '" + sub.collection + "' is not registered");
     std::string literals;
@@ -304,13 +377,17 @@ struct Core::Impl {
           page = std::max<std::size_t>(1, page / 2);
           continue;
         }
-        return r.status();
+        return Classified(r.status());
       }
       const SqlRow& row = (*r)[0];
       std::int64_t count = row[2].AsInteger();
       if (count == 0) break;
       const std::string& text = row[0].text;  // "[...]"
       frames.AddChunk(std::string_view(text).substr(1, text.size() - 2));
+      std::vector<std::string> ready;
+      frames.TakeReady(&ready);
+      for (std::string& f : ready) plan->deliveries.push_back({to, std::move(f)});
+      MaybeFlush(plan);
       after = row[1].AsInteger();
       if (static_cast<std::size_t>(count) < page) break;  // the table is exhausted
       // Aim each page at one frame's worth of bytes.
@@ -320,7 +397,9 @@ struct Core::Impl {
         page *= 2;
       }
     }
-    frames.Finish(ends_unit, /*emit_if_empty=*/true, out);
+    std::vector<std::string> last;
+    frames.Finish(ends_unit, /*emit_if_empty=*/true, &last);
+    for (std::string& f : last) plan->deliveries.push_back({to, std::move(f)});
     return Status::Ok();
   }
 
@@ -343,7 +422,9 @@ struct Core::Impl {
     const JsonValue* where = Member(body, "where");
     s.where_json = "null";
     if (where != nullptr && !where->IsNull()) {
-      PredicateLimits limits{options.max_predicate_depth, options.max_predicate_nodes};
+      PredicateLimits limits{options.max_predicate_depth, options.max_predicate_nodes,
+                             options.max_predicate_literal_bytes, options.max_like_pattern_bytes,
+                             options.max_like_wildcards};
       auto p = Predicate::Parse(*where, coll->columns, limits);
       if (!p.ok() && p.status().code() == Code::kUnknownColumn) {
         SEQSYNC_RETURN_IF_ERROR(schema.RefreshIfChanged(storage));
@@ -442,7 +523,7 @@ struct Core::Impl {
     // The leading value at `position`, or nothing past the end.
     auto value_at = [&](std::int64_t position, bool* found, bool* blob, Predicate::Literal* out) -> Status {
       auto r = storage->Exec(sql, {SqlValue::Text(literals), SqlValue::Integer(position)});
-      if (!r.ok()) return r.status();
+      if (!r.ok()) return Classified(r.status());
       *found = !r->empty();
       if (!*found) return Status::Ok();
       const SqlRow& row = (*r)[0];
@@ -501,13 +582,31 @@ struct Core::Impl {
     return r.ok() ? Status::Ok() : r.status();
   }
 
+  Status TooManySubs() const {
+    return Status::TooMany("a socket may hold at most " + std::to_string(options.max_subs_per_socket) + " subscriptions");
+  }
+
+  // True iff `sock` has room for a subscription `id` (new, or replacing one).
+  bool HasRoomFor(const Socket& sock, std::string_view id) const {
+    return sock.subs.size() < options.max_subs_per_socket ||
+           std::any_of(sock.subs.begin(), sock.subs.end(), [&](const Subscription& x) { return x.id == id; });
+  }
+
+  // Forgets subscription `id` of `socket_id`, in memory and in SQLite.
+  void RemoveSub(std::string_view socket_id, Socket* sock, std::string_view id) {
+    sock->subs.erase(std::remove_if(sock->subs.begin(), sock->subs.end(),
+                                    [&](const Subscription& s) { return s.id == id; }),
+                     sock->subs.end());
+    auto r = storage->Exec("DELETE FROM _sync_subs WHERE socket=?1 AND sub=?2",
+                           {SqlValue::Text(std::string(socket_id)), SqlValue::Text(std::string(id))});
+    (void)r;  // an orphan row is swept on the next wake
+  }
+
   // Adds or replaces `s` on `sock`; kTooMany past the cap.
   Status AddSub(std::string_view socket_id, Socket* sock, Subscription s) {
     auto it = std::find_if(sock->subs.begin(), sock->subs.end(),
                            [&](const Subscription& x) { return x.id == s.id; });
-    if (it == sock->subs.end() && sock->subs.size() >= options.max_subs_per_socket) {
-      return Status::TooMany("a socket may hold at most " + std::to_string(options.max_subs_per_socket) + " subscriptions");
-    }
+    if (it == sock->subs.end() && sock->subs.size() >= options.max_subs_per_socket) return TooManySubs();
     SEQSYNC_RETURN_IF_ERROR(PersistSub(socket_id, s));
     if (it != sock->subs.end()) *it = std::move(s);
     else sock->subs.push_back(std::move(s));
@@ -550,11 +649,8 @@ struct Core::Impl {
     } else {
       std::vector<Group> groups = GroupSockets();
       Seq last = drained;
-      SEQSYNC_RETURN_IF_ERROR(CollectChanges(drained, head, 0, true, &groups, &last));
+      SEQSYNC_RETURN_IF_ERROR(CollectChanges(drained, head, 0, true, &groups, &last, plan));
       appended_since_compaction += static_cast<std::size_t>(head - drained);
-      for (Group& g : groups) {
-        for (std::string& f : g.frames) plan->deliveries.push_back({g.sockets, std::move(f)});
-      }
       // Persisted by housekeeping, not here: after a wake a stale watermark
       // only re-sends changes, which clients apply idempotently.
       drained = head;
@@ -725,22 +821,17 @@ struct Core::Impl {
     return Status::Ok();
   }
 
-  // Rejects mutation `id` before it ran: records the outcome (so a replay
-  // gets the same frame) and answers the sender.
-  Plan RejectEarly(std::string_view socket_id, std::string_view scope, std::string_view id,
-                   const Status& why, std::int64_t now_ms, bool record) {
+  // Rejects mutation `id` before it ran. A rejection is not recorded: it
+  // applied nothing, so a replay may safely be judged again, and a hostile
+  // client cannot grow _sync_mutations with refusals.
+  Plan RejectEarly(std::string_view socket_id, std::string_view id, const Status& why) {
     Plan plan;
-    std::string frame = RejectFrame(id, why);
-    if (record) {
-      Status s = RecordOutcome(scope, id, frame, now_ms);
-      if (!s.ok()) frame = RejectFrame(id, s);
-    }
-    plan.deliveries.push_back({{std::string(socket_id)}, std::move(frame)});
+    plan.deliveries.push_back({{std::string(socket_id)}, RejectFrame(id, why)});
     return plan;
   }
 
   Plan OnMutation(std::string_view socket_id, Socket* sock, std::string_view scope,
-                  const JsonValue& frame, bool is_call, std::int64_t now_ms) {
+                  const JsonValue& frame, bool is_call) {
     Plan plan;
     const JsonValue* id = Member(frame, "id");
     if (id == nullptr || !id->IsString() || id->GetStringLength() == 0) {
@@ -759,33 +850,47 @@ struct Core::Impl {
     std::string key = DedupKey(scope, mid);
     // 1. Exactly once: an in-flight or finished id wins over the payload.
     if (auto it = in_flight.find(key); it != in_flight.end()) {
-      it->second.waiters.emplace_back(socket_id);
+      std::vector<std::string>& waiters = it->second.waiters;
+      bool waiting = it->second.owner == socket_id ||
+                     std::find(waiters.begin(), waiters.end(), socket_id) != waiters.end();
+      if (waiting) return plan;  // it gets the one answer already due
+      if (waiters.size() >= kMaxWaitersPerMutation) {
+        // Not a reject: the outcome is still unknown. The client may retry.
+        plan.deliveries.push_back({{std::string(socket_id)},
+                                   ErrorFrame(Status::TooMany("mutation '" + mid + "' already has " +
+                                                              std::to_string(kMaxWaitersPerMutation) +
+                                                              " sockets waiting on it"))});
+        return plan;
+      }
+      waiters.emplace_back(socket_id);
       return plan;
     }
     auto stored = storage->Exec("SELECT reply FROM _sync_mutations WHERE scope=?1 AND id=?2",
                                 {SqlValue::Text(std::string(scope)), SqlValue::Text(mid)});
-    if (!stored.ok()) return RejectEarly(socket_id, scope, mid, Status::Internal(stored.status().message()), now_ms, false);
+    if (!stored.ok()) {
+      // The outcome is unknown (it may have committed): an error, never a reject.
+      plan.deliveries.push_back({{std::string(socket_id)}, ErrorFrame(stored.status())});
+      return plan;
+    }
     if (!stored->empty()) {
       plan.deliveries.push_back({{std::string(socket_id)}, (*stored)[0][0].text});
       return plan;
     }
     // 2. Per-socket cap: transient, so not recorded.
     if (sock->in_flight >= options.max_in_flight_per_socket) {
-      return RejectEarly(socket_id, scope, mid,
+      return RejectEarly(socket_id, mid,
                          Status::TooMany("more than " + std::to_string(options.max_in_flight_per_socket) +
-                                         " mutations in flight on this socket"),
-                         now_ms, false);
+                                         " mutations in flight on this socket"));
     }
     PendingMutation pending;
     pending.id = mid;
     if (is_call) {
       const JsonValue* name = Member(frame, "name");
       if (name == nullptr || !name->IsString() || name->GetStringLength() == 0) {
-        return RejectEarly(socket_id, scope, mid, Status::InvalidField("call needs a non-empty string name"), now_ms, true);
+        return RejectEarly(socket_id, mid, Status::InvalidField("call needs a non-empty string name"));
       }
       if (!schema.HasCommand(View(*name))) {
-        return RejectEarly(socket_id, scope, mid,
-                           Status::NoHandler("unknown command '" + Str(*name).substr(0, 128) + "'"), now_ms, true);
+        return RejectEarly(socket_id, mid, Status::NoHandler("unknown command '" + Str(*name).substr(0, 128) + "'"));
       }
       pending.command = Str(*name);
       const JsonValue* args = Member(frame, "args");
@@ -796,7 +901,7 @@ struct Core::Impl {
       rapidjson::StringBuffer sb;
       JsonWriter w(sb);
       Status valid = ops == nullptr ? Status::InvalidField("mut needs a non-empty ops array") : ValidateOps(*ops, &w);
-      if (!valid.ok()) return RejectEarly(socket_id, scope, mid, valid, now_ms, true);
+      if (!valid.ok()) return RejectEarly(socket_id, mid, valid);
       pending.ops_json.assign(sb.GetString(), sb.GetSize());
     }
     in_flight[key] = InFlight{std::string(socket_id), {}, {}};
@@ -855,6 +960,25 @@ struct Core::Impl {
                                          "hello: epoch must be a string, since a non-negative integer, subs an array"))});
       return plan;
     }
+    // Before any entry is parsed or resolved: every entry costs a snapshot,
+    // so the list is held to the cap and each id may appear once.
+    if (subs_v != nullptr && subs_v->IsArray()) {
+      if (subs_v->Size() > options.max_subs_per_socket) {
+        plan.deliveries.push_back({to, ErrorFrame(Status::TooMany(
+                                           "hello has " + std::to_string(subs_v->Size()) + " subs; " +
+                                           TooManySubs().message()))});
+        return plan;
+      }
+      std::set<std::string_view> ids;
+      for (const JsonValue& body : subs_v->GetArray()) {
+        const JsonValue* sid = Member(body, "id");
+        if (sid != nullptr && sid->IsString() && !ids.insert(View(*sid)).second) {
+          plan.deliveries.push_back({to, ErrorFrame(Status::InvalidField(
+                                             "hello lists subscription '" + Str(*sid).substr(0, 128) + "' twice"))});
+          return plan;
+        }
+      }
+    }
     // Bring every socket up to the head first, so the resume below starts
     // from a head this socket is contiguous with.
     Status drained_ok = DrainInto(now_ms, &plan);
@@ -910,33 +1034,58 @@ struct Core::Impl {
         (wants_resume && can_resume ? resume_subs : snapshot_subs).push_back(std::move(s).value());
       }
     }
-    std::vector<std::string> unit;
+    // The resume unit: catch-up, snapshots, then synced. Its frames leave
+    // as they are built; if one part fails after some left, the socket is
+    // closed, which drops the half unit on the client (it resumes later).
     if (!resume_subs.empty() && since < head) {
       std::vector<Group> one{{{std::string(socket_id)}, &resume_subs, {}}};
       Seq last = since;
-      Status s = CollectChanges(since, head, head, /*end_units=*/false, &one, &last);
+      std::uint64_t mark = Mark(plan);
+      Status s = CollectChanges(since, head, head, /*end_units=*/false, &one, &last, &plan);
       if (!s.ok()) {
+        if (!Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
         plan.deliveries.push_back({to, ErrorFrame(s)});
         return plan;
       }
-      for (std::string& f : one[0].frames) unit.push_back(std::move(f));
     }
     for (const Subscription& s : snapshot_subs) {
-      Status st = Snapshot(s, head, /*ends_unit=*/false, &unit);
-      if (!st.ok()) plan.deliveries.push_back({to, SubErrorFrame(s.id, st)});
+      std::uint64_t mark = Mark(plan);
+      Status st = Snapshot(s, head, /*ends_unit=*/false, to, &plan);
+      if (st.ok()) continue;
+      // Nothing is held for a refused subscription: it gets no changes.
+      RemoveSub(socket_id, sock, s.id);
+      if (!Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
+      plan.deliveries.push_back({to, SubErrorFrame(s.id, st)});
     }
-    unit.push_back(SyncedFrame(head));
-    for (std::string& f : unit) plan.deliveries.push_back({to, std::move(f)});
+    plan.deliveries.push_back({to, SyncedFrame(head)});
+    return plan;
+  }
+
+  // A unit failed after some of its frames left: close the sender, so the
+  // client drops the half unit and resumes from its cursor.
+  static Plan CloseMidUnit(Plan plan) {
+    plan.close_code = 1011;
+    plan.close_reason = "could not finish sending; reconnect to resume";
     return plan;
   }
 
   Plan OnSub(std::string_view socket_id, Socket* sock, const JsonValue& frame, std::int64_t now_ms) {
     Plan plan;
     std::vector<std::string> to{std::string(socket_id)};
+    const JsonValue* sid = Member(frame, "id");
+    std::string_view sid_text = sid != nullptr && sid->IsString() ? View(*sid) : "";
+    if (!TakeSubToken(sock, now_ms)) {
+      plan.deliveries.push_back({to, SubErrorFrame(sid_text.substr(0, options.max_id_bytes), RateLimited())});
+      return plan;
+    }
+    // The cap is checked before the where is parsed or any row is read.
+    if (!HasRoomFor(*sock, sid_text)) {
+      plan.deliveries.push_back({to, SubErrorFrame(sid_text.substr(0, options.max_id_bytes), TooManySubs())});
+      return plan;
+    }
     auto s = ParseSub(frame);
     if (!s.ok()) {
-      const JsonValue* sid = Member(frame, "id");
-      plan.deliveries.push_back({to, SubErrorFrame(sid != nullptr && sid->IsString() ? View(*sid) : "", s.status())});
+      plan.deliveries.push_back({to, SubErrorFrame(sid_text.substr(0, options.max_id_bytes), s.status())});
       return plan;
     }
     Status drained_ok = DrainInto(now_ms, &plan);
@@ -950,36 +1099,36 @@ struct Core::Impl {
       plan.deliveries.push_back({to, SubErrorFrame(s->id, resolved)});
       return plan;
     }
-    std::vector<std::string> frames;
-    Status snap = Snapshot(*s, *head, /*ends_unit=*/true, &frames);
+    std::uint64_t mark = Mark(plan);
+    Status snap = Snapshot(*s, *head, /*ends_unit=*/true, to, &plan);
     if (!snap.ok()) {
+      if (!Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
       plan.deliveries.push_back({to, SubErrorFrame(s->id, snap)});
       return plan;
     }
     std::string sub_id = s->id;
     Status added = AddSub(socket_id, sock, std::move(s).value());
     if (!added.ok()) {
+      // Its snapshot may have left already; the sub-error tells the client
+      // to drop it, and no change is ever sent for it.
+      (void)Unsend(&plan, mark);
       plan.deliveries.push_back({to, SubErrorFrame(sub_id, added)});
-      return plan;
     }
-    for (std::string& f : frames) plan.deliveries.push_back({to, std::move(f)});
     return plan;
   }
 
-  Plan OnUnsub(std::string_view socket_id, Socket* sock, const JsonValue& frame) {
+  Plan OnUnsub(std::string_view socket_id, Socket* sock, const JsonValue& frame, std::int64_t now_ms) {
     Plan plan;
     const JsonValue* id = Member(frame, "id");
     if (id == nullptr || !id->IsString()) {
       plan.deliveries.push_back({{std::string(socket_id)}, ErrorFrame(Status::InvalidField("unsub needs a string id"))});
       return plan;
     }
-    std::string sid = Str(*id);
-    sock->subs.erase(std::remove_if(sock->subs.begin(), sock->subs.end(),
-                                    [&](const Subscription& s) { return s.id == sid; }),
-                     sock->subs.end());
-    auto r = storage->Exec("DELETE FROM _sync_subs WHERE socket=?1 AND sub=?2",
-                           {SqlValue::Text(std::string(socket_id)), SqlValue::Text(sid)});
-    (void)r;  // an orphan row is swept on the next wake
+    if (!TakeSubToken(sock, now_ms)) {
+      plan.deliveries.push_back({{std::string(socket_id)}, ErrorFrame(RateLimited())});
+      return plan;
+    }
+    RemoveSub(socket_id, sock, View(*id));
     return plan;
   }
 };
@@ -1103,7 +1252,7 @@ Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::st
     return plan;
   }
   JsonDocument doc;
-  Status parsed = ParseBounded(frame, impl_->options.max_json_depth, &doc);
+  Status parsed = ParseBounded(frame, impl_->options.max_json_depth, &doc, impl_->options.max_json_values);
   if (!parsed.ok()) {
     plan.deliveries.push_back({to, ErrorFrame(parsed)});
     return plan;
@@ -1127,8 +1276,8 @@ Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::st
     return plan;
   }
   if (type == "sub") return impl_->OnSub(socket_id, &sock, doc, now_ms);
-  if (type == "unsub") return impl_->OnUnsub(socket_id, &sock, doc);
-  return impl_->OnMutation(socket_id, &sock, scope, doc, type == "call", now_ms);
+  if (type == "unsub") return impl_->OnUnsub(socket_id, &sock, doc, now_ms);
+  return impl_->OnMutation(socket_id, &sock, scope, doc, type == "call");
 }
 
 Result<Seq> Core::CommitMutation(std::string_view scope, std::string_view mutation_id,
@@ -1181,10 +1330,9 @@ Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, 
   std::string key = Impl::DedupKey(scope, mutation_id);
   if (impl_->in_flight.find(key) == impl_->in_flight.end()) return plan;
   Status reason = why.ok() ? Status::Internal("rejected with an OK status") : why;
-  std::string frame = RejectFrame(mutation_id, reason);
-  Status recorded = impl_->RecordOutcome(scope, mutation_id, frame, now_ms);
-  (void)recorded;  // unrecorded, a replay re-runs the checks and fails again
-  impl_->Settle(key, frame, &plan);
+  // Not recorded (see RejectEarly): a replay is judged again.
+  (void)now_ms;
+  impl_->Settle(key, RejectFrame(mutation_id, reason), &plan);
   return plan;
 }
 
@@ -1231,11 +1379,17 @@ std::string LimitsJson(const Options& o) {
          ",\"maxKeyBytes\":" + std::to_string(o.max_key_bytes) +
          ",\"maxIdBytes\":" + std::to_string(o.max_id_bytes) +
          ",\"maxJsonDepth\":" + std::to_string(o.max_json_depth) +
+         ",\"maxJsonValues\":" + std::to_string(o.max_json_values) +
          ",\"maxOpsPerMutation\":" + std::to_string(o.max_ops_per_mutation) +
          ",\"maxSubsPerSocket\":" + std::to_string(o.max_subs_per_socket) +
          ",\"maxInFlightPerSocket\":" + std::to_string(o.max_in_flight_per_socket) +
          ",\"maxPredicateDepth\":" + std::to_string(o.max_predicate_depth) +
          ",\"maxPredicateNodes\":" + std::to_string(o.max_predicate_nodes) +
+         ",\"maxPredicateLiteralBytes\":" + std::to_string(o.max_predicate_literal_bytes) +
+         ",\"maxLikePatternBytes\":" + std::to_string(o.max_like_pattern_bytes) +
+         ",\"maxLikeWildcards\":" + std::to_string(o.max_like_wildcards) +
+         ",\"subRateBurst\":" + std::to_string(o.sub_rate_burst) +
+         ",\"subRatePerSecond\":" + std::to_string(o.sub_rate_per_second) +
          ",\"retentionMs\":" + std::to_string(o.retention_ms) + "}";
 }
 

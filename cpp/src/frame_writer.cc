@@ -31,9 +31,15 @@ std::string AckFrame(std::string_view id, Seq seq, std::string_view result_json)
 }
 
 namespace {
+// An INTERNAL status carries text from SQLite or the runtime (table names,
+// statements, limits): the client gets a fixed sentence, and the shell's SQL
+// bridge has already logged the detail in the Durable Object.
+constexpr char kInternalMessage[] = "internal error; the Durable Object logged the detail";
+
 std::string ErrorFields(const Status& why) {
+  const std::string& message = why.code() == Code::kInternal ? kInternalMessage : why.message();
   return "\"code\":" + std::to_string(static_cast<int>(why.code())) +
-         ",\"error\":\"" + CodeName(why.code()) + "\",\"message\":" + JsonQuote(why.message()) + "}";
+         ",\"error\":\"" + CodeName(why.code()) + "\",\"message\":" + JsonQuote(message) + "}";
 }
 }  // namespace
 
@@ -68,12 +74,26 @@ void ChunkedFrames::AddChunk(std::string_view elements) {
   bodies_.emplace_back(elements);
 }
 
+void ChunkedFrames::TakeReady(std::vector<std::string>* out) {
+  // The last completed body stays while nothing follows it: it may yet be
+  // the frame that ends the unit.
+  std::size_t ready = current_.empty() && !bodies_.empty() ? bodies_.size() - 1 : bodies_.size();
+  for (std::size_t i = 0; i < ready; ++i) {
+    std::string f = head_;
+    f += bodies_[i];
+    f += "],\"more\":true}";
+    out->push_back(std::move(f));
+  }
+  bodies_.erase(bodies_.begin(), bodies_.begin() + static_cast<std::ptrdiff_t>(ready));
+  taken_ += ready;
+}
+
 void ChunkedFrames::Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out) {
   if (!current_.empty()) {
     bodies_.push_back(std::move(current_));
     current_.clear();
   }
-  if (bodies_.empty() && emit_if_empty) bodies_.emplace_back();
+  if (bodies_.empty() && taken_ == 0 && emit_if_empty) bodies_.emplace_back();
   for (size_t i = 0; i < bodies_.size(); ++i) {
     bool last = i + 1 == bodies_.size();
     std::string f = head_;

@@ -48,7 +48,11 @@ class ChunkedFrames {
   // one chunk, e.g. rows built by SQLite.
   void AddChunk(std::string_view elements);
 
-  bool empty() const { return bodies_.empty() && current_.empty(); }
+  bool empty() const { return bodies_.empty() && current_.empty() && taken_ == 0; }
+
+  // Appends to `out` the frames that are complete and cannot be the unit's
+  // last (all carry "more":true), so a long snapshot leaves as it is read.
+  void TakeReady(std::vector<std::string>* out);
 
   // Appends the frames to `out`. If `ends_unit`, the last frame has no
   // "more". If there were no elements and `emit_if_empty`, emits one frame
@@ -60,6 +64,7 @@ class ChunkedFrames {
   std::size_t chunk_bytes_;
   std::string current_;
   std::vector<std::string> bodies_;
+  std::size_t taken_ = 0;  // frames already handed out by TakeReady
 };
 
 }  // namespace seqsync

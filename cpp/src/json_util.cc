@@ -1,7 +1,9 @@
-// Bounded JSON parsing. RapidJSON's DOM parser has no depth limit, so the
-// reader drives a handler that counts depth and forwards every event to the
-// document; returning false past the limit stops the parse with
-// kParseErrorTermination, which we report as kTooDeep.
+// Bounded JSON parsing. RapidJSON's DOM parser has no depth or size limit,
+// so the reader drives a handler that counts depth and values and forwards
+// every event to the document; returning false past a limit stops the parse
+// with kParseErrorTermination, which we report as kTooDeep or kTooLarge.
+// The value count matters as much as the depth: each value costs ~16 bytes
+// of document on top of the text, so `[0,0,0,…]` is 8x its own size.
 
 #include "json_util.h"
 
@@ -12,33 +14,42 @@ namespace {
 
 class DepthLimitedHandler {
  public:
-  DepthLimitedHandler(JsonDocument* doc, int max_depth)
-      : doc_(doc), max_depth_(max_depth) {}
+  DepthLimitedHandler(JsonDocument* doc, int max_depth, std::size_t max_values)
+      : doc_(doc), max_depth_(max_depth), max_values_(max_values) {}
 
-  bool Null() { return doc_->Null(); }
-  bool Bool(bool b) { return doc_->Bool(b); }
-  bool Int(int i) { return doc_->Int(i); }
-  bool Uint(unsigned u) { return doc_->Uint(u); }
-  bool Int64(int64_t i) { return doc_->Int64(i); }
-  bool Uint64(uint64_t u) { return doc_->Uint64(u); }
-  bool Double(double d) { return doc_->Double(d); }
+  bool Null() { return Count() && doc_->Null(); }
+  bool Bool(bool b) { return Count() && doc_->Bool(b); }
+  bool Int(int i) { return Count() && doc_->Int(i); }
+  bool Uint(unsigned u) { return Count() && doc_->Uint(u); }
+  bool Int64(int64_t i) { return Count() && doc_->Int64(i); }
+  bool Uint64(uint64_t u) { return Count() && doc_->Uint64(u); }
+  bool Double(double d) { return Count() && doc_->Double(d); }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc_->RawNumber(s, n, copy);
+    return Count() && doc_->RawNumber(s, n, copy);
   }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc_->String(s, n, copy);
+    return Count() && doc_->String(s, n, copy);
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
     return doc_->Key(s, n, copy);
   }
-  bool StartObject() { return Enter() && doc_->StartObject(); }
+  bool StartObject() { return Count() && Enter() && doc_->StartObject(); }
   bool EndObject(rapidjson::SizeType n) { --depth_; return doc_->EndObject(n); }
-  bool StartArray() { return Enter() && doc_->StartArray(); }
+  bool StartArray() { return Count() && Enter() && doc_->StartArray(); }
   bool EndArray(rapidjson::SizeType n) { --depth_; return doc_->EndArray(n); }
 
   bool too_deep() const { return too_deep_; }
+  bool too_many() const { return too_many_; }
 
  private:
+  bool Count() {
+    if (++values_ > max_values_) {
+      too_many_ = true;
+      return false;
+    }
+    return true;
+  }
+
   bool Enter() {
     if (++depth_ > max_depth_) {
       too_deep_ = true;
@@ -49,19 +60,23 @@ class DepthLimitedHandler {
 
   JsonDocument* doc_;
   int max_depth_;
+  std::size_t max_values_;
   int depth_ = 0;
+  std::size_t values_ = 0;
   bool too_deep_ = false;
+  bool too_many_ = false;
 };
 
 }  // namespace
 
-Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc) {
+Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc,
+                    std::size_t max_values) {
   constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
                               rapidjson::kParseValidateEncodingFlag |
                               rapidjson::kParseStopWhenDoneFlag;
   rapidjson::MemoryStream ms(text.data(), text.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
-  DepthLimitedHandler handler(doc, max_depth);
+  DepthLimitedHandler handler(doc, max_depth, max_values);
   rapidjson::ParseResult parsed;
   auto generate = [&](JsonDocument&) {
     rapidjson::Reader reader;
@@ -72,6 +87,9 @@ Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc) {
   if (handler.too_deep()) {
     return Status::TooDeep("JSON nesting exceeds " + std::to_string(max_depth) +
                            " levels");
+  }
+  if (handler.too_many()) {
+    return Status::TooLarge("JSON holds more than " + std::to_string(max_values) + " values");
   }
   if (!parsed) {
     return Status::MalformedFrame(

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "rapidjson_config.h"
+#include "seqsync/limits.h"
 #include "seqsync/result.h"
 
 namespace seqsync {
@@ -18,10 +19,15 @@ using JsonValue = rapidjson::Value;
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Parses untrusted `text` into `doc`. Fails with kMalformedFrame (message
-// holds RapidJSON's reason and the byte offset) or kTooDeep when nesting
-// exceeds `max_depth`. Parsing is iterative and validates UTF-8, so hostile
-// input can neither overflow the stack nor smuggle bad bytes.
-Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc);
+// holds RapidJSON's reason and the byte offset), kTooDeep when nesting
+// exceeds `max_depth`, or kTooLarge when it holds more than `max_values`
+// values (scalars, arrays and objects each count one). Parsing is iterative
+// and validates UTF-8, so hostile input can neither overflow the stack,
+// grow the document far beyond its own size, nor smuggle bad bytes. Text
+// the core read from its own SQLite needs no value bound (its size is
+// bounded by SQLite's 2 MB string limit); inbound frames always pass one.
+Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc,
+                    std::size_t max_values = SIZE_MAX);
 
 // Writes `v` (any JSON value) to `w`. REQUIRES: `v`'s depth was bounded by
 // ParseBounded, as Accept recurses.

@@ -39,11 +39,17 @@ Result<Options> ParseOptions(std::string_view json) {
     else if (!std::strcmp(k, "maxKeyBytes")) s = ReadCount(v, k, kBig, &o.max_key_bytes);
     else if (!std::strcmp(k, "maxIdBytes")) s = ReadCount(v, k, kBig, &o.max_id_bytes);
     else if (!std::strcmp(k, "maxJsonDepth")) s = ReadCount(v, k, kCeilingMaxJsonDepth, &o.max_json_depth);
+    else if (!std::strcmp(k, "maxJsonValues")) s = ReadCount(v, k, kCeilingMaxJsonValues, &o.max_json_values);
     else if (!std::strcmp(k, "maxOpsPerMutation")) s = ReadCount(v, k, kBig, &o.max_ops_per_mutation);
     else if (!std::strcmp(k, "maxSubsPerSocket")) s = ReadCount(v, k, kBig, &o.max_subs_per_socket);
     else if (!std::strcmp(k, "maxInFlightPerSocket")) s = ReadCount(v, k, kBig, &o.max_in_flight_per_socket);
     else if (!std::strcmp(k, "maxPredicateDepth")) s = ReadCount(v, k, kCeilingMaxPredicateDepth, &o.max_predicate_depth);
     else if (!std::strcmp(k, "maxPredicateNodes")) s = ReadCount(v, k, kBig, &o.max_predicate_nodes);
+    else if (!std::strcmp(k, "maxPredicateLiteralBytes")) s = ReadCount(v, k, kCeilingMaxValueBytes, &o.max_predicate_literal_bytes);
+    else if (!std::strcmp(k, "maxLikePatternBytes")) s = ReadCount(v, k, std::size_t{4096}, &o.max_like_pattern_bytes);
+    else if (!std::strcmp(k, "maxLikeWildcards")) s = ReadCount(v, k, std::size_t{64}, &o.max_like_wildcards);
+    else if (!std::strcmp(k, "subRateBurst")) s = ReadCount(v, k, kBig, &o.sub_rate_burst);
+    else if (!std::strcmp(k, "subRatePerSecond")) s = ReadCount(v, k, kBig, &o.sub_rate_per_second);
     else if (!std::strcmp(k, "snapshotChunkBytes")) s = ReadCount(v, k, kBig, &o.snapshot_chunk_bytes);
     else if (!std::strcmp(k, "readPageRows")) s = ReadCount(v, k, kBig, &o.read_page_rows);
     else if (!std::strcmp(k, "retentionMs")) s = ReadCount<std::int64_t>(v, k, kMaxSeq, &o.retention_ms);
@@ -55,6 +61,7 @@ Result<Options> ParseOptions(std::string_view json) {
   if (o.max_json_depth < 2) o.max_json_depth = 2;
   if (o.read_page_rows < 1) o.read_page_rows = 1;
   if (o.compact_every < 1) o.compact_every = 1;
+  if (o.max_json_values < 16) o.max_json_values = 16;
   return o;
 }
 

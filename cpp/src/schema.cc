@@ -219,8 +219,10 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
       return Status::Schema("table and pk names must match [A-Za-z_][A-Za-z0-9_]*: '" +
                             c.table + "." + c.pk + "'");
     }
-    if (c.table.rfind("_sync_", 0) == 0 || c.table.rfind("_cf_", 0) == 0 ||
-        c.table.rfind("sqlite_", 0) == 0) {
+    // SQLite identifiers are case-insensitive: _SYNC_changes is _sync_changes.
+    std::string lower = c.table;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower.rfind("_sync_", 0) == 0 || lower.rfind("_cf_", 0) == 0 || lower.rfind("sqlite_", 0) == 0) {
       return Status::Schema("table name '" + c.table + "' is reserved");
     }
     if (collections.count(c.table)) {

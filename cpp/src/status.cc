@@ -23,13 +23,14 @@ const char* CodeName(Code code) {
     case Code::kNotRegistered: return "NOT_REGISTERED";
     case Code::kSchema: return "SCHEMA";
     case Code::kInternal: return "INTERNAL";
+    case Code::kRateLimited: return "RATE_LIMITED";
   }
   return "INTERNAL";
 }
 
 bool IsKnownCode(int value) {
   return value >= static_cast<int>(Code::kOk) &&
-         value <= static_cast<int>(Code::kInternal);
+         value <= static_cast<int>(Code::kRateLimited);
 }
 
 std::string Status::ToString() const {

@@ -1,9 +1,11 @@
 // Typings for the Emscripten module core.mjs (3.1.6 cannot emit them). The
 // shape is cpp/wasm/bindings.cc; the typed wrapper is worker/src/do/core.ts.
 
-/** The bridge the core calls for every SQL statement. Never throws. */
+/** The bridge the core calls for every SQL statement, and to send frames early. Never throws. */
 export interface SqlBridge {
   exec(sql: string, params: unknown[]): { rows: unknown[][] } | { error: string }
+  /** Sends `frame` now to the sockets `to` (ids one per line), ahead of the plan being built. */
+  send(to: string, frame: string): void
 }
 
 export interface CoreStatus {

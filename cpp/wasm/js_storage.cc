@@ -50,4 +50,14 @@ Result<std::vector<SqlRow>> JsStorage::Exec(std::string_view sql,
   return result;
 }
 
+bool JsStorage::Send(const std::vector<std::string>& to, std::string_view frame) {
+  std::string ids;
+  for (const std::string& id : to) {
+    if (!ids.empty()) ids.push_back('\n');
+    ids += id;
+  }
+  bridge_.call<void>("send", val(ids), val(std::string(frame)));
+  return true;
+}
+
 }  // namespace seqsync

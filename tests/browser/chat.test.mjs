@@ -2,12 +2,16 @@
 // playwright-core, against the example's Worker + DO under `wrangler dev`.
 // Two tabs; a message typed in one appears in the other; the server is
 // stopped and restarted under them and both converge. Screenshots go to
-// test-output/.
+// test-output/. Then the trust boundary: upgrades without a valid session,
+// or into a room the user is not a member of, are refused; so are malformed
+// or spoofed writes.
 import assert from 'node:assert/strict'
+import { createHmac } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { after, before, test } from 'node:test'
 
 import { startWrangler } from '../support/wrangler.mjs'
-import { openTab, startExample, statusOf, waitFor } from './support.mjs'
+import { openTab, sessionCookie, startExample, statusOf, upgrade, waitFor } from './support.mjs'
 
 let env
 
@@ -60,4 +64,74 @@ test('two tabs chat live, and converge after the server is cut and restored', { 
   await waitFor(async () => (await ann.locator('[data-pending=true]').count()) === 0, 'no pending writes left')
   await ann.screenshot({ path: 'test-output/chat-ann.png' })
   await bob.screenshot({ path: 'test-output/chat-bob.png' })
+})
+
+// A session cookie signed here with the dev key the chat example runs with
+// (.dev.vars next to its wrangler.toml), so the test can mint an expired one.
+const DEV_SECRET = readFileSync('.dev.vars', 'utf8').match(/^AUTH_SECRET=(.+)$/m)[1]
+function signedCookie(user, expiresAtSeconds) {
+  const payload = `${user}.${expiresAtSeconds}`
+  return `seqsync_session=${payload}.${createHmac('sha256', DEV_SECRET).update(payload).digest('hex')}`
+}
+const UNAUTHORIZED = { code: 4401, reason: 'unauthorized' }
+
+test('an upgrade without a valid session is refused with a terminal 4401', { timeout: 60_000 }, async () => {
+  const room = '/sync/lobby'
+  assert.deepEqual(await upgrade(env, room), UNAUTHORIZED, 'no cookie')
+  assert.deepEqual(await upgrade(env, room, { 'x-claims': '{"userId":"ann"}' }), UNAUTHORIZED, 'client-sent claims are not a credential')
+  const ann = await sessionCookie(env, 'ann')
+  assert.equal(await upgrade(env, room, { cookie: ann }), 'welcome', 'a signed-in user gets in')
+  assert.deepEqual(await upgrade(env, room, { cookie: ann.replace('=ann.', '=bob.') }), UNAUTHORIZED, "ann's signature does not make her bob")
+  const now = Math.floor(Date.now() / 1000)
+  assert.equal(await upgrade(env, room, { cookie: signedCookie('ann', now + 60) }), 'welcome', 'the test signs as the Worker does')
+  assert.deepEqual(await upgrade(env, room, { cookie: signedCookie('ann', now - 60) }), UNAUTHORIZED, 'an expired session')
+
+  // In the browser, a page of this origin that never signed in is refused too.
+  const page = await openTab(env, '/app.js', 'anonymous') // same origin, but the app (and its sign-in) never runs
+  const code = await page.evaluate(
+    (url) => new Promise((resolve) => { new WebSocket(url).onclose = (e) => resolve(e.code) }),
+    `${env.server.wsUrl}${room}`,
+  )
+  assert.equal(code, 4401)
+})
+
+test('a signed-in user who is not a member of the room is refused with 4403', { timeout: 60_000 }, async () => {
+  // The demo rule (examples/shared/auth.ts): private-ann-bob admits ann and bob only.
+  const room = 'private-ann-bob'
+  const eve = await sessionCookie(env, 'eve')
+  assert.deepEqual(await upgrade(env, `/sync/${room}`, { cookie: eve }), { code: 4403, reason: 'not a member of this room' })
+  assert.deepEqual(
+    await upgrade(env, `/sync/${room}`, { cookie: await sessionCookie(env, 'ann'), origin: 'https://evil.example' }),
+    { code: 4403, reason: 'cross-origin upgrade' },
+    "another site cannot open a socket with ann's cookie",
+  )
+
+  const ann = await openTab(env, `/?room=${room}&user=ann`, 'ann')
+  await waitFor(async () => (await statusOf(ann)) === 'live', 'ann is live in her room')
+  await send(ann, 'for bob only')
+  await waitFor(async () => (await ann.locator('[data-pending=true]').count()) === 0, 'the message is confirmed')
+  const evesTab = await openTab(env, `/?room=${room}&user=eve`, 'eve')
+  await waitFor(async () => (await statusOf(evesTab)) === 'closed', "eve's tab is refused for good")
+  assert.deepEqual(await messageTexts(evesTab), [], 'eve sees nothing of the room')
+})
+
+test('writes with missing, mistyped or spoofed fields are refused with a reason', { timeout: 60_000 }, async () => {
+  const room = `checks-${Date.now().toString(36)}`
+  const ann = await openTab(env, `/?room=${room}&user=ann`, 'ann')
+  await waitFor(async () => (await statusOf(ann)) === 'live', 'ann is live')
+  const refusal = (message) => ann.evaluate(async (m) => {
+    const tx = window.seqsync.messages.insert({ id: `m${Math.random().toString(36).slice(2)}`, ...m })
+    try {
+      await tx.isPersisted.promise
+      return 'accepted'
+    } catch (error) {
+      return error.message
+    }
+  }, message)
+  const now = Date.now()
+  assert.match(await refusal({ author: 'ann', created_at: now }), /UNAUTHORIZED: content must be a string/, 'no content')
+  assert.match(await refusal({ author: 'ann', content: 42, created_at: now }), /UNAUTHORIZED: content must be a string/, 'a number')
+  assert.match(await refusal({ author: 'ann', content: 'hi', created_at: 'now' }), /UNAUTHORIZED: created_at must be an integer/)
+  assert.match(await refusal({ author: 'bob', content: 'hi', created_at: now }), /UNAUTHORIZED: author must be the signed-in user/)
+  assert.equal(await refusal({ author: 'ann', content: 'hi', created_at: now }), 'accepted')
 })

@@ -1,9 +1,10 @@
 // examples/on-demand in Chromium: only opened categories sync; closing a
-// panel releases its rows; a write in one tab appears in another's open panel.
+// panel releases its rows; a write in one tab appears in another's open panel;
+// only the user who added an item may delete it.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
-import { openTab, startExample, statusOf, waitFor } from './support.mjs'
+import { openTab, startExample, statusOf, upgrade, waitFor } from './support.mjs'
 
 const PER_CATEGORY = 25
 let env
@@ -53,4 +54,44 @@ test('each panel loads only its category; unopened categories never sync', { tim
   // Closing a panel releases its subset and its rows.
   await a.click('[data-testid=toggle-games]')
   await waitFor(async () => (await synced(a)) === PER_CATEGORY + 1, 'games rows released', 20_000)
+})
+
+// What a write from `page` came to: 'accepted', or the rejection's message.
+const outcome = (page, write, arg) => page.evaluate(async ([write, arg]) => {
+  const { items } = window.seqsync
+  const tx = write === 'delete' ? items.delete(arg) : items.insert(arg)
+  try {
+    await tx.isPersisted.promise
+    return 'accepted'
+  } catch (error) {
+    return error.message
+  }
+}, [write, arg])
+
+test('only the user who added an item may delete it; the catalog needs a session', { timeout: 60_000 }, async () => {
+  assert.deepEqual(await upgrade(env, '/sync/shop'), { code: 4401, reason: 'unauthorized' }, 'no session, no catalog')
+  const room = `owners-${Date.now().toString(36)}`
+  const ann = await openTab(env, `/?room=${room}&user=ann`, 'ann')
+  const bob = await openTab(env, `/?room=${room}&user=bob`, 'bob')
+  await waitFor(async () => (await statusOf(ann)) === 'live' && (await statusOf(bob)) === 'live', 'both live')
+  await ann.click('[data-testid=toggle-books]')
+  await bob.click('[data-testid=toggle-books]')
+  await bob.fill('[data-testid=new-books]', 'Bob’s book')
+  await bob.click('[data-testid=add-books]')
+  const booksText = (page) => page.locator('[data-testid=panel-books]').textContent()
+  await waitFor(async () => (await booksText(ann)).includes('Bob’s book'), 'ann sees bob’s book')
+  const bobsId = await bob.evaluate(() => window.seqsync.items.toArray.find((i) => i.name === 'Bob’s book').id)
+
+  assert.match(await outcome(ann, 'delete', bobsId), /UNAUTHORIZED: only the owner may delete/, 'not ann’s to delete')
+  assert.match(await outcome(ann, 'delete', 'books-001'), /UNAUTHORIZED: only the owner may delete/, 'the seeded items are nobody’s')
+  // In a category no panel shows: the page renders only well-typed rows.
+  const item = { id: `tools-${Date.now()}`, category: 'tools', name: 'x', price: 1, created_at: Date.now() }
+  assert.match(await outcome(ann, 'insert', { ...item, owner: 'bob' }), /UNAUTHORIZED: owner must be the signed-in user/)
+  assert.match(await outcome(ann, 'insert', { ...item, owner: 'ann', price: '1' }), /UNAUTHORIZED: price must be a number/)
+  assert.ok((await booksText(ann)).includes('Bob’s book'), 'the refused delete rolled back')
+  assert.equal(await ann.locator('[data-testid=panel-books] [data-testid=delete]').count(), 0, 'ann gets no delete buttons')
+
+  // Bob deletes his own, with the button on his item.
+  await bob.click('[data-testid=panel-books] [data-testid=delete]')
+  await waitFor(async () => !(await booksText(ann)).includes('Bob’s book'), 'the delete reaches ann')
 })

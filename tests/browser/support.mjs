@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 
 import { chromium } from 'playwright-core'
+import WebSocket from 'ws'
 
 import { startWrangler } from '../support/wrangler.mjs'
 
@@ -21,6 +22,38 @@ export async function startExample(name) {
     await env.server?.stop()
   }
   return env
+}
+
+/**
+ * Signs `user` in through the examples' demo login (examples/shared/auth.ts)
+ * and returns the session cookie as a `Cookie` header value.
+ */
+export async function sessionCookie(env, user) {
+  const res = await fetch(`${env.server.url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user }),
+  })
+  if (!res.ok) throw new Error(`login as ${user}: ${res.status} ${await res.text()}`)
+  return res.headers.get('set-cookie').split(';')[0]
+}
+
+/**
+ * Opens a raw WebSocket to `path` with `headers` and sends `hello`. Resolves
+ * to 'welcome' if the Durable Object took the socket, or else to the close
+ * that refused it ({ code, reason }).
+ */
+export function upgrade(env, path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${env.server.wsUrl}${path}`, { headers })
+    ws.on('open', () => ws.send(JSON.stringify({ t: 'hello', v: 1 })))
+    ws.on('message', (data) => {
+      if (JSON.parse(String(data)).t === 'welcome') resolve('welcome')
+      ws.close()
+    })
+    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }))
+    ws.on('error', reject)
+  })
 }
 
 /** A new browser context (a separate tab with its own storage) at `path`. */

@@ -3,6 +3,9 @@
 #include <functional>
 #include <random>
 #include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "test_util.h"
 
@@ -51,6 +54,97 @@ std::string Fn(const std::string& name, const std::vector<std::string>& args) {
   return s + "]}";
 }
 std::string Val(const std::string& json) { return R"({"type":"val","value":)" + json + "}"; }
+
+// like(body, pattern); `pattern` must need no JSON escaping.
+std::string Like(const std::string& pattern) {
+  return Fn("like", {Ref("body"), Val("\"" + pattern + "\"")});
+}
+
+// The reference for LikeMatch: its definition (predicate.cc) written out
+// as a memoized recursion, too slow for production and plainly correct.
+size_t ReferenceSequenceLength(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if ((lead >> 5) == 0x6) return 2;
+  if ((lead >> 4) == 0xE) return 3;
+  if ((lead >> 3) == 0x1E) return 4;
+  return 1;  // a continuation byte or 0xF8-0xFF stands alone
+}
+
+bool ReferenceLike(std::string_view text, std::string_view pattern) {
+  const size_t n = text.size();
+  const size_t m = pattern.size();
+  // memo[t * (m + 1) + p]: 0 not yet known, 1 no match, 2 match. t runs to
+  // n + 3: a truncated sequence at the end reaches past the text.
+  std::vector<signed char> memo((n + 4) * (m + 1), 0);
+  std::function<bool(size_t, size_t)> match = [&](size_t t, size_t p) -> bool {
+    signed char& known = memo[t * (m + 1) + p];
+    if (known != 0) return known == 2;
+    bool r;
+    if (p == m) {
+      r = t >= n;
+    } else if (pattern[p] == '%') {  // an empty run, or one more sequence
+      r = match(t, p + 1) ||
+          (t < n && match(t + ReferenceSequenceLength(static_cast<unsigned char>(text[t])), p));
+    } else if (t >= n) {
+      r = false;
+    } else if (pattern[p] == '_') {  // exactly one sequence
+      r = match(t + ReferenceSequenceLength(static_cast<unsigned char>(text[t])), p + 1);
+    } else {  // one byte, itself
+      r = pattern[p] == text[t] && match(t + 1, p + 1);
+    }
+    known = r ? 2 : 1;
+    return r;
+  };
+  return match(0, 0);
+}
+
+// The backtracking matcher LikeMatch replaced (quadratic on '%aaa…ab').
+// It agrees with the definition on valid UTF-8, which is what the
+// differential test checks, so the new matcher changed nothing there.
+bool LegacyLikeMatch(std::string_view text, std::string_view pattern) {
+  size_t t = 0, p = 0, star_p = std::string_view::npos, star_t = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '%') {
+      star_p = ++p;
+      star_t = t;
+    } else if (p < pattern.size() && pattern[p] == '_') {
+      t += ReferenceSequenceLength(static_cast<unsigned char>(text[t]));
+      ++p;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++t;
+      ++p;
+    } else if (star_p != std::string_view::npos) {
+      star_t += ReferenceSequenceLength(static_cast<unsigned char>(text[star_t]));
+      t = star_t;
+      p = star_p;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '%') ++p;
+  return p == pattern.size();
+}
+
+// An or of isNull/isUndefined tests whose SQL is exactly `sql_bytes` long:
+// "(" c1 " OR " c2 … ")", where isUndefined compiles to "0" (1 byte),
+// isNull(id) to ("id" IS NULL) (14) and isNull(body) to ("body" IS NULL)
+// (16). The test checks the arithmetic against ToSql.
+std::string OrWithSqlBytes(size_t sql_bytes) {
+  // sql_bytes = sum over children of (length + 4) - 2.
+  const size_t total = sql_bytes + 2;
+  for (size_t ids = 0; ids < 5; ++ids) {
+    for (size_t zeros = 0; zeros < 4; ++zeros) {
+      size_t rest = total - 18 * ids - 5 * zeros;
+      if (rest % 20 != 0) continue;
+      std::vector<std::string> children(rest / 20, Fn("isNull", {Ref("body")}));
+      children.insert(children.end(), ids, Fn("isNull", {Ref("id")}));
+      children.insert(children.end(), zeros, Fn("isUndefined", {Ref("id")}));
+      return Fn("or", children);
+    }
+  }
+  FAIL("no or has " << sql_bytes << " bytes of SQL");
+  return "";
+}
 
 }  // namespace
 
@@ -101,6 +195,191 @@ TEST_CASE("like treats its specials and GLOB's literally, matches code points, a
   CHECK(LikeMatch("line1\nline2", "%line2"));
   CHECK(LikeMatch("", "%"));
   CHECK(LikeMatch("abcabd", "%ab_"));
+}
+
+TEST_CASE("like matches exactly what its definition matches, on random patterns and texts (fixed seed)") {
+  const unsigned seed = 20260806;
+  CAPTURE(seed);
+  std::mt19937 rng(seed);
+  auto below = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  // Units patterns and texts are drawn from: the wildcards (in a text they
+  // are plain bytes), ASCII, and "é" (C3 A9). The second set adds invalid
+  // UTF-8: a stray continuation byte, a 3- and a 4-byte lead that swallow
+  // what follows, and a byte that is never UTF-8.
+  const std::vector<std::string> valid = {"%", "_", "a", "b", "\xc3\xa9"};
+  const std::vector<std::string> invalid = {"%", "_", "a", "b", "\xc3", "\xa9", "\xe0", "\xf0", "\xff"};
+  auto draw = [&](const std::vector<std::string>& units, size_t count) {
+    std::string out;
+    for (size_t i = 0; i < count; ++i) out += units[below(units.size())];
+    return out;
+  };
+  // Half the texts are made to fit the pattern (each % a random run, each _
+  // one unit), sometimes with one byte changed, so that matches are common.
+  auto fit = [&](const std::string& pattern, const std::vector<std::string>& units) {
+    std::string out;
+    for (char c : pattern) {
+      if (c == '%') out += draw(units, below(4));
+      else if (c == '_') out += draw(units, 1);
+      else out += c;
+    }
+    if (!out.empty() && below(3) == 0) out[below(out.size())] = draw(units, 1)[0];
+    return out;
+  };
+  int matches = 0;
+  int cases = 0;
+  for (const auto* units : {&valid, &invalid}) {
+    const bool is_valid = units == &valid;
+    for (int i = 0; i < 20000; ++i) {
+      // Mostly short; some longer than 64 bytes, so state sets span words.
+      const bool long_case = i % 40 == 0;
+      std::string pattern = draw(*units, long_case ? 20 + below(100) : below(8));
+      std::string text = below(2) == 0 ? fit(pattern, *units)
+                                       : draw(*units, long_case ? below(200) : below(10));
+      CAPTURE(pattern);
+      CAPTURE(text);
+      const bool expected = ReferenceLike(text, pattern);
+      REQUIRE(LikeMatch(text, pattern) == expected);
+      if (is_valid) REQUIRE(LegacyLikeMatch(text, pattern) == expected);
+      matches += expected;
+      ++cases;
+    }
+  }
+  // Not degenerate: both answers are common.
+  CHECK(matches > cases / 5);
+  CHECK(matches < cases * 4 / 5);
+}
+
+TEST_CASE("like on invalid UTF-8 follows its definition where the backtracking matcher did not") {
+  // %, then C3 at 0 or 5. The C3 at 0 is the earliest end (1), but from 1
+  // sequences fall at 1, 3, 5, 7: the E0 at 6 is never reached. From the C3
+  // at 5 it is. The old matcher committed to the earliest C3 and said no.
+  const std::string text("\xc3\xc3\xe0\xc3_\xc3\xe0" "a");
+  const std::string pattern("%\xc3%\xe0%");
+  CHECK(ReferenceLike(text, pattern));
+  CHECK(LikeMatch(text, pattern));
+  CHECK_FALSE(LegacyLikeMatch(text, pattern));
+  // A lead byte takes the bytes after it, valid or not: E0 swallows the a.
+  CHECK_FALSE(LikeMatch("\xe0" "a", "%a"));
+  CHECK(LikeMatch("\xe0" "a", "_"));
+  // A truncated sequence at the end is one character.
+  CHECK(LikeMatch("a\xf0", "a_"));
+  CHECK_FALSE(LikeMatch("a\xf0", "a__"));
+}
+
+TEST_CASE("like is linear: the '%aaa…ab' attack on a 1 MB row costs a few state words a byte") {
+  // Steps count the 64-bit words of automaton state advanced: one word per
+  // 64 pattern bytes (plus one) per text byte, so at most 5 a byte under
+  // the default 256-byte cap. The backtracking matcher spent ~cap steps a
+  // byte here (2.5e8 in all; 37 s in the DO).
+  const size_t cap = kDefaultMaxLikePatternBytes;
+  const std::string text(1000000, 'a');
+  const std::vector<std::string> attacks = {
+      "%" + std::string(cap - 2, 'a') + "b",
+      // Every wildcard the cap allows, each followed by a long run.
+      [] {
+        std::string p;
+        for (size_t i = 0; i < kDefaultMaxLikeWildcards - 1; ++i) p += "%" + std::string(14, 'a');
+        return p + "%b";
+      }(),
+      // Most of them _.
+      "%" + std::string(kDefaultMaxLikeWildcards - 2, '_') +
+          std::string(cap - kDefaultMaxLikeWildcards - 1, 'a') + "%b",
+  };
+  for (const std::string& pattern : attacks) {
+    CAPTURE(pattern);
+    REQUIRE(pattern.size() <= cap);
+    auto parsed = ParseWhere(Like(pattern));
+    REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());  // within the caps
+    size_t steps = 0;
+    CHECK_FALSE(LikeMatch(text, pattern, &steps));
+    CHECK(steps > 0);
+    CHECK(steps <= 8 * text.size());
+    steps = 0;
+    CHECK(LikeMatch(text + "b", pattern, &steps));
+    CHECK(steps <= 8 * (text.size() + 1));
+  }
+}
+
+TEST_CASE("limits: a like pattern of maxLikePatternBytes parses; one byte more is TOO_LARGE") {
+  const size_t n = kDefaultMaxLikePatternBytes;
+  auto at = ParseWhere(Like(std::string(n - 1, 'a') + "%"));
+  CHECK_MESSAGE(at.ok(), at.status().ToString());
+  auto over = ParseWhere(Like(std::string(n, 'a') + "%"));
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().code() == Code::kTooLarge);
+  CHECK(over.status().message().find("maxLikePatternBytes") != std::string::npos);
+}
+
+TEST_CASE("limits: maxLikeWildcards % and _ in a pattern parse; one more is TOO_MANY") {
+  auto pattern = [](size_t wildcards) {
+    std::string p;
+    for (size_t i = 0; i < wildcards; ++i) p += i % 2 ? "%x" : "_x";
+    return p;
+  };
+  const size_t n = kDefaultMaxLikeWildcards;
+  auto at = ParseWhere(Like(pattern(n)));
+  CHECK_MESSAGE(at.ok(), at.status().ToString());
+  auto over = ParseWhere(Like(pattern(n + 1)));
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().code() == Code::kTooMany);
+  CHECK(over.status().message().find("maxLikeWildcards") != std::string::npos);
+  // A run of % is still that many wildcards.
+  CHECK(ParseWhere(Like(std::string(n + 1, '%'))).status().code() == Code::kTooMany);
+}
+
+TEST_CASE("limits: literals of maxPredicateLiteralBytes in all parse; one byte more is TOO_LARGE") {
+  const size_t n = kDefaultMaxPredicateLiteralBytes;
+  auto at = ParseWhere(Fn("eq", {Ref("body"), Val("\"" + std::string(n, 'x') + "\"")}));
+  CHECK_MESSAGE(at.ok(), at.status().ToString());
+  auto over = ParseWhere(Fn("eq", {Ref("body"), Val("\"" + std::string(n + 1, 'x') + "\"")}));
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().code() == Code::kTooLarge);
+  CHECK(over.status().message().find("maxPredicateLiteralBytes") != std::string::npos);
+  // Summed over the whole tree; a number counts 8.
+  auto with_number = [&](size_t text_bytes) {
+    std::string text = "\"" + std::string(text_bytes, 'x') + "\"";
+    return ParseWhere(Fn("and", {Fn("eq", {Ref("body"), Val(text)}), Fn("lt", {Ref("n"), Val("1")})}));
+  };
+  CHECK(with_number(n - 8).ok());
+  CHECK(with_number(n - 7).status().code() == Code::kTooLarge);
+  // A null or a bool counts 8 too, in an in list (where a null is dropped)
+  // as anywhere, and so does a like pattern's text.
+  PredicateLimits small{16, 256};
+  small.max_literal_bytes = 3 * 8 + 4;
+  auto mixed = [&](const std::string& pattern) {
+    JsonDocument d = Json(Fn("or", {Fn("in", {Ref("n"), Val("[1,null,true]")}), Like(pattern)}));
+    return Predicate::Parse(d, kColumns, small);
+  };
+  CHECK(mixed("ab%%").ok());
+  CHECK(mixed("ab%%%").status().code() == Code::kTooLarge);
+}
+
+TEST_CASE("limits: a where whose SQL is kMaxPredicateSqlBytes parses; one byte more is TOO_LARGE") {
+  PredicateLimits roomy{16, 8192};  // enough nodes to build SQL this long
+  auto parse = [&](const std::string& ir) {
+    JsonDocument d = Json(ir);
+    return Predicate::Parse(d, kColumns, roomy);
+  };
+  auto at = parse(OrWithSqlBytes(kMaxPredicateSqlBytes));
+  REQUIRE_MESSAGE(at.ok(), at.status().ToString());
+  std::string literals;
+  CHECK(at->ToSql(1, &literals).size() == kMaxPredicateSqlBytes);
+  auto over = parse(OrWithSqlBytes(kMaxPredicateSqlBytes + 1));
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().code() == Code::kTooLarge);
+  CHECK(over.status().message().find(std::to_string(kMaxPredicateSqlBytes + 1) + " bytes of SQL") !=
+        std::string::npos);
+
+  // The way there under the default limits: in lists, which compile to one
+  // test per value (~100 bytes each), while each number costs only 8 bytes
+  // of literals. Two lists of 256 fit; a third would go past 64 KiB.
+  std::string in = "[";
+  for (int i = 0; i < 256; ++i) in += (i ? "," : "") + std::to_string(100000 + i);
+  in += "]";
+  const std::string list = Fn("in", {Ref("body"), Val(in)});
+  auto two = ParseWhere(Fn("and", {list, list}));
+  CHECK_MESSAGE(two.ok(), two.status().ToString());
+  CHECK(ParseWhere(Fn("and", {list, list, list})).status().code() == Code::kTooLarge);
 }
 
 TEST_CASE("random predicates select exactly the rows SQLite selects (fixed seed)") {

@@ -4,12 +4,13 @@
 // ProbeDO registers whatever schema a test hands it.
 import { DurableObject } from 'cloudflare:workers'
 
-import { refuseConnection, SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
+import { refuseConnection, SyncDenied, SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
 
 export interface Env {
   TEST_DO: DurableObjectNamespace<TestDO>
   PROBE_DO: DurableObjectNamespace<ProbeDO>
   SHORT_DO: DurableObjectNamespace<ShortRetentionDO>
+  HUGE_DO: DurableObjectNamespace<HugeFramesDO>
   UNREGISTERED_DO: DurableObjectNamespace<UnregisteredDO>
 }
 
@@ -58,7 +59,7 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
             collection: 'messages',
             type: 'insert',
             authorize: ({ user, op }) => {
-              if (op.cols.author !== user.userId) throw new Error('author mismatch')
+              if (op.cols.author !== user.userId) throw new SyncDenied('author mismatch')
             },
             execute: ({ op, sql }) => {
               const m = op.cols
@@ -91,7 +92,9 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
             // Async on purpose: authorize may await (a lookup, a fetch).
             authorize: async ({ op }) => {
               await scheduler.wait(1)
-              if (op.cols.title === 'forbidden') throw new Error('no forbidden tasks')
+              // Held until a test calls releaseHeld(): a write that is in flight for as long as the test needs.
+              if (op.cols.title === 'held') await this.#held.promise
+              if (op.cols.title === 'forbidden') throw new SyncDenied('no forbidden tasks')
             },
             execute: ({ op, sql }) => {
               sql.exec('INSERT INTO tasks(id, title, done, rank, category) VALUES (?, ?, ?, ?, ?)',
@@ -120,6 +123,11 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
           .defineMutation({
             collection: 'notes',
             type: 'insert',
+            // Buggy on purpose, as apps ship them: an id starting 'buggy'
+            // makes it read a field of undefined (a TypeError, not a verdict).
+            authorize: ({ op }) => {
+              if (op.cols.id.startsWith('buggy')) void (op.cols as unknown as { meta: { size: number } }).meta.size
+            },
             execute: ({ op, sql }) => {
               sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', op.cols.id, op.cols.body)
             },
@@ -141,7 +149,7 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
               const row = sql
                 .exec<{ rank: number }>('UPDATE tasks SET rank = coalesce(rank, 0) + 1 WHERE id = ? RETURNING rank', args.id)
                 .toArray()[0]
-              if (!row) throw new Error('no such task')
+              if (!row) throw new SyncDenied('no such task')
               return { rank: row.rank }
             },
           })
@@ -212,6 +220,18 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
       sql.exec("UPDATE messages SET mood = 'happy'")
     })
   }
+  #held = gate()
+  /** Lets every `held` task insert's authorize finish. */
+  releaseHeld(): void {
+    this.#held.resolve()
+    this.#held = gate()
+  }
+
+  /** The single number `query` selects (a COUNT, say). */
+  count(query: string): number {
+    return Number(this.sql.exec(query).raw().next().value?.[0] ?? 0)
+  }
+
   rows(table: 'messages' | 'tasks' | 'notes'): Record<string, SqlStorageValue>[] {
     return this.sql.exec(`SELECT * FROM ${table} ORDER BY id`).toArray()
   }
@@ -227,6 +247,13 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   whoAmI(): string {
     return this.instanceId
   }
+}
+
+/** A promise and the function that resolves it. */
+function gate(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {}
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
 }
 
 /** `registry` as a later deploy that no longer registers the `dropped` tables would register it. */
@@ -245,6 +272,16 @@ function asDeployedWithout<R extends { toRegistrationJson(): string }>(dropped: 
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
+}
+
+/**
+ * TestDO whose frame limits are raised to their ceilings, so that one frame
+ * can exhaust the wasm heap: the trap-and-reset path.
+ */
+export class HugeFramesDO extends TestDO {
+  protected override syncOptions(): SyncOptions {
+    return { maxJsonValues: 1_000_000, maxFrameBytes: 32 << 20 }
+  }
 }
 
 /** TestDO with a 1-second change log, for resumes from before the window. */
@@ -286,8 +323,9 @@ export class UnregisteredDO extends SyncDurableObject<Env, Claims> {
   }
 }
 
-// Demo authentication, as in the examples: `?user=` names the user. The
-// claims header is always overwritten, so a client cannot forge it.
+// Test-only authentication: `?user=` names the user (the examples show a
+// real credential check). The claims header is always overwritten, so a
+// client cannot forge it.
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url)
@@ -296,13 +334,16 @@ export default {
       const namespace = (admin[1] === 'short' ? env.SHORT_DO : env.TEST_DO) as DurableObjectNamespace<TestDO>
       return adminRequest(namespace, admin[2]!, admin[3]!, req)
     }
-    const match = url.pathname.match(/^\/(sync|short|unregistered)\/([A-Za-z0-9_-]{1,64})$/)
+    const match = url.pathname.match(/^\/(sync|short|huge|unregistered)\/([A-Za-z0-9_-]{1,64})$/)
     if (!match) return new Response('not found', { status: 404 })
     const user = url.searchParams.get('user') ?? ''
     if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
     const headers = new Headers(req.headers)
-    headers.set('x-claims', JSON.stringify({ userId: user }))
-    const namespace = match[1] === 'short' ? env.SHORT_DO : match[1] === 'unregistered' ? env.UNREGISTERED_DO : env.TEST_DO
+    // `?exp=` stands for a token's expiry, which changes at every refresh.
+    const exp = url.searchParams.get('exp')
+    headers.set('x-claims', JSON.stringify(exp ? { userId: user, exp: Number(exp) } : { userId: user }))
+    const namespaces = { sync: env.TEST_DO, short: env.SHORT_DO, huge: env.HUGE_DO, unregistered: env.UNREGISTERED_DO }
+    const namespace = namespaces[match[1] as keyof typeof namespaces]
     return namespace.get(namespace.idFromName(match[2]!)).fetch(new Request(req, { headers }))
   },
 } satisfies ExportedHandler<Env>

@@ -352,11 +352,20 @@ describe('exactly-once mutation ids', () => {
     const name = freshRoom()
     const a = await subscribed(name)
     const b = await subscribed(name)
-    // tasks.insert authorizes asynchronously, so the duplicate arrives while the first is in flight.
-    const op = { c: 'tasks', op: 'insert', k: 'dup', cols: { id: 'dup', title: 'once' } }
+    // A 'held' task's authorize waits for releaseHeld(), so the duplicates
+    // surely arrive while the first is in flight.
+    const op = { c: 'tasks', op: 'insert', k: 'dup', cols: { id: 'dup', title: 'held' } }
     a.socket.send({ t: 'mut', id: 'race', ops: [op] })
     a.socket.send({ t: 'mut', id: 'race', ops: [op] })
     b.socket.send({ t: 'mut', id: 'race', ops: [op] })
+    // A socket's frames are handled in order: its answer to a bad frame
+    // means the duplicates before it were seen.
+    for (const s of [a.socket, b.socket]) {
+      s.send({ t: 'nope' })
+      await s.next('error', (f) => f.code === ErrorCode.UNKNOWN_FRAME)
+    }
+    expect(a.socket.all('ack')).toHaveLength(0)
+    await room(name).releaseHeld()
     const acks = [
       await a.socket.next('ack', (f) => f.id === 'race'),
       await b.socket.next('ack', (f) => f.id === 'race'),

@@ -29,8 +29,8 @@ export class TestSocket {
   }
 
   /** Opens /<kind>/<room>?user=<user> through the fixture Worker. */
-  static async open(room: string, user = 'ann', kind: 'sync' | 'short' | 'unregistered' = 'sync', headers: Record<string, string> = {}) {
-    const res = await exports.default.fetch(`http://test/${kind}/${room}?user=${user}`, {
+  static async open(room: string, user = 'ann', kind: 'sync' | 'short' | 'huge' | 'unregistered' = 'sync', headers: Record<string, string> = {}, query = '') {
+    const res = await exports.default.fetch(`http://test/${kind}/${room}?user=${user}${query}`, {
       headers: { Upgrade: 'websocket', ...headers },
     })
     if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`)
@@ -39,8 +39,8 @@ export class TestSocket {
   }
 
   /** Opens a socket and completes the hello; returns it with the welcome frame. */
-  static async connect(room: string, user = 'ann', hello: Record<string, unknown> = {}, kind: 'sync' | 'short' = 'sync') {
-    const socket = await TestSocket.open(room, user, kind)
+  static async connect(room: string, user = 'ann', hello: Record<string, unknown> = {}, kind: 'sync' | 'short' | 'huge' = 'sync', query = '') {
+    const socket = await TestSocket.open(room, user, kind, {}, query)
     socket.send({ t: 'hello', v: 1, ...hello })
     const welcome = await socket.next('welcome')
     return { socket, welcome }

@@ -39,6 +39,27 @@ inline constexpr std::size_t kDefaultMaxIdBytes = 128;
 inline constexpr int kDefaultMaxJsonDepth = 32;
 inline constexpr int kCeilingMaxJsonDepth = 128;
 
+// Values (scalars, arrays and objects) in one inbound frame. The parsed
+// document costs about 16 bytes a value on top of the frame's own bytes, so
+// without this bound a 3 MB frame of `[0,0,0,…]` grows the heap by ~25 MB.
+// Ceiling: the wasm heap (kMaxHeapBytes) must hold the document.
+inline constexpr std::size_t kDefaultMaxJsonValues = 100000;
+inline constexpr std::size_t kCeilingMaxJsonValues = 1000000;
+
+// The wasm core's whole heap. Several Durable Objects may share one isolate
+// and its 128 MB, and wasm memory never shrinks, so one object pushed to its
+// limit must leave room for three others. An allocation past it aborts the
+// core (it never returns NULL), and the shell then restarts the object.
+inline constexpr std::size_t kMaxHeapBytes = 32u << 20;
+
+// A plan (the frames one core call produces) is handed to the shell to send
+// as soon as it holds this many bytes, so a large snapshot never sits whole
+// in the heap.
+inline constexpr std::size_t kPlanFlushBytes = 1u << 20;
+
+// Sockets waiting on one in-flight mutation id (its owner's reconnects, say).
+inline constexpr std::size_t kMaxWaitersPerMutation = 8;
+
 // Ops in one mutation: one transaction must stay well inside the DO's 30 s
 // CPU budget per message.
 inline constexpr std::size_t kDefaultMaxOpsPerMutation = 500;
@@ -52,6 +73,20 @@ inline constexpr std::size_t kDefaultMaxInFlightPerSocket = 32;
 inline constexpr int kDefaultMaxPredicateDepth = 16;
 inline constexpr int kCeilingMaxPredicateDepth = 64;
 inline constexpr std::size_t kDefaultMaxPredicateNodes = 256;
+
+// Bytes of all the literals of one predicate together (each live change is
+// compared against them), and of one like pattern and its wildcards (% and
+// _). The core's matcher is linear in the text, but SQLite's GLOB, which
+// runs the same pattern over every row of a snapshot, costs up to
+// text x pattern.
+inline constexpr std::size_t kDefaultMaxPredicateLiteralBytes = 64u << 10;
+inline constexpr std::size_t kDefaultMaxLikePatternBytes = 256;
+inline constexpr std::size_t kDefaultMaxLikeWildcards = 16;
+
+// sub and unsub frames per socket: a burst, then a steady rate (each one is
+// a SQLite write and maybe a snapshot).
+inline constexpr std::size_t kDefaultSubRateBurst = 128;
+inline constexpr std::size_t kDefaultSubRatePerSecond = 16;
 
 // Target bytes of one outbound snapshot or catch-up frame. A single larger
 // row still goes out whole, alone in its frame.

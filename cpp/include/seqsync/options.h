@@ -21,11 +21,20 @@ struct Options {
   std::size_t max_key_bytes = kDefaultMaxKeyBytes;
   std::size_t max_id_bytes = kDefaultMaxIdBytes;
   int max_json_depth = kDefaultMaxJsonDepth;
+  // Default: kDefaultMaxJsonValues. Clamped to kCeilingMaxJsonValues.
+  std::size_t max_json_values = kDefaultMaxJsonValues;
   std::size_t max_ops_per_mutation = kDefaultMaxOpsPerMutation;
   std::size_t max_subs_per_socket = kDefaultMaxSubsPerSocket;
   std::size_t max_in_flight_per_socket = kDefaultMaxInFlightPerSocket;
   int max_predicate_depth = kDefaultMaxPredicateDepth;
   std::size_t max_predicate_nodes = kDefaultMaxPredicateNodes;
+  std::size_t max_predicate_literal_bytes = kDefaultMaxPredicateLiteralBytes;
+  std::size_t max_like_pattern_bytes = kDefaultMaxLikePatternBytes;
+  std::size_t max_like_wildcards = kDefaultMaxLikeWildcards;
+  // A socket may send sub_rate_burst sub/unsub frames at once, then
+  // sub_rate_per_second; past that they are refused with RATE_LIMITED.
+  std::size_t sub_rate_burst = kDefaultSubRateBurst;
+  std::size_t sub_rate_per_second = kDefaultSubRatePerSecond;
   std::size_t snapshot_chunk_bytes = kDefaultSnapshotChunkBytes;
   std::size_t read_page_rows = kDefaultReadPageRows;
   // Change-log entries older than this are pruned; a client whose cursor is

@@ -12,11 +12,13 @@
 #ifndef SEQSYNC_PREDICATE_H_
 #define SEQSYNC_PREDICATE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "seqsync/limits.h"
 #include "seqsync/result.h"
 
 namespace rapidjson {
@@ -32,9 +34,19 @@ using JsonValueRef =
     rapidjson::GenericValue<rapidjson::UTF8<char>,
                             rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator>>;
 
+// Bytes of the SQL text ToSql may produce. The DO refuses SQL statements
+// over 100 KB (SQLITE_TOOBIG); a predicate is refused at parse well below
+// that, leaving room for the query around it (columns, ORDER BY, a window's
+// bound). Literals are bound, not spliced, so it is the tree's size that
+// counts: mostly `in` lists, which compile to one test per value.
+inline constexpr std::size_t kMaxPredicateSqlBytes = 64u << 10;
+
 struct PredicateLimits {
   int max_depth = 16;
   std::size_t max_nodes = 256;
+  std::size_t max_literal_bytes = kDefaultMaxPredicateLiteralBytes;  // all literals together
+  std::size_t max_pattern_bytes = kDefaultMaxLikePatternBytes;       // one like pattern
+  std::size_t max_pattern_wildcards = kDefaultMaxLikeWildcards;      // % and _ in one pattern
 };
 
 class Predicate {
@@ -44,7 +56,9 @@ class Predicate {
 
   // Parses `ir`. Every column reference must be one of `columns`.
   // Errors: kUnsupportedPredicate (unknown operator or operand form),
-  // kUnknownColumn, kTooDeep, kTooMany.
+  // kUnknownColumn, kTooDeep, kTooMany (nodes, in values, like wildcards),
+  // kTooLarge (a like pattern, all literals together, or the SQL over
+  // kMaxPredicateSqlBytes).
   static Result<Predicate> Parse(const JsonValueRef& ir,
                                  const std::vector<std::string>& columns,
                                  PredicateLimits limits);
@@ -119,8 +133,11 @@ class Predicate {
 
 // True iff `text` matches the LIKE `pattern`: % is any run, _ is one
 // character (UTF-8 code point), everything else is literal and
-// case-sensitive. Exposed for tests.
-bool LikeMatch(std::string_view text, std::string_view pattern);
+// case-sensitive; there is no escape. Time O(text × (pattern / 64 + 1)).
+// If `steps` is not null, the words of state the scan advanced are added to
+// it (tests bound it to prove the matcher linear). Exposed for tests.
+bool LikeMatch(std::string_view text, std::string_view pattern,
+               std::size_t* steps = nullptr);
 
 }  // namespace seqsync
 

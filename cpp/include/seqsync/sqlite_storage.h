@@ -6,6 +6,8 @@
 #define SEQSYNC_SQLITE_STORAGE_H_
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "seqsync/storage.h"
 
@@ -39,6 +41,19 @@ class SqliteStorage : public Storage {
   long exec_count() const { return exec_count_; }
 
   sqlite3* db() { return db_; }
+
+  // Test hook: when set, Send appends here (as the shell would send) and
+  // succeeds, so tests see frames a core flushed ahead of its plan.
+  struct Sent {
+    std::vector<std::string> to;
+    std::string frame;
+  };
+  std::vector<Sent>* sent = nullptr;
+  bool Send(const std::vector<std::string>& to, std::string_view frame) override {
+    if (sent == nullptr) return false;
+    sent->push_back({to, std::string(frame)});
+    return true;
+  }
 
  private:
   sqlite3* db_ = nullptr;

@@ -35,6 +35,7 @@ enum class Code : int {
   kNotRegistered = 16,
   kSchema = 17,
   kInternal = 18,
+  kRateLimited = 19,
 };
 
 // The wire name of `code`, e.g. "TOO_LARGE". Never null.
@@ -69,6 +70,7 @@ class [[nodiscard]] Status {
   static Status NotRegistered(std::string m) { return {Code::kNotRegistered, std::move(m)}; }
   static Status Schema(std::string m) { return {Code::kSchema, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status RateLimited(std::string m) { return {Code::kRateLimited, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

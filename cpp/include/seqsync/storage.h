@@ -48,6 +48,16 @@ class Storage {
   // `sql` and `params` are only borrowed for the duration of the call.
   virtual Result<std::vector<SqlRow>> Exec(std::string_view sql,
                                            const std::vector<SqlValue>& params) = 0;
+
+  // Sends `frame` to the sockets `to` now, ahead of the rest of the plan
+  // being built, so a long snapshot never sits whole in the core's heap.
+  // Returns false iff this storage cannot send (the frame then stays in the
+  // plan). Frames sent this way precede the plan's own, in order.
+  virtual bool Send(const std::vector<std::string>& to, std::string_view frame) {
+    (void)to;
+    (void)frame;
+    return false;
+  }
 };
 
 }  // namespace seqsync

@@ -8,16 +8,16 @@ import { useEffect, useRef, useState, useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
 import { doCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
-import { type Task, TASK_COUNT, taskId } from './shared'
+import { signIn } from '../../shared/sign-in'
+import { type Task, TASK_COUNT, taskId, type VoteArgs } from './shared'
 
 const params = new URLSearchParams(location.search)
 const room = params.get('room') ?? 'board'
-const user = params.get('user') ?? 'guest'
+// The demo sign-in (see ../../shared/auth.ts): the upgrade carries its cookie.
+await signIn(params.get('user') ?? 'guest')
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 
-const transport = new WebSocketTransport({
-  url: `${scheme}://${location.host}/sync/${room}?user=${encodeURIComponent(user)}`,
-})
+const transport = new WebSocketTransport({ url: `${scheme}://${location.host}/sync/${room}` })
 const tasks = createCollection(
   doCollectionOptions<Task>({ transport, table: 'tasks', getKey: (t) => t.id, syncMode: 'on-demand' }),
 )
@@ -37,6 +37,13 @@ function useLoadedCount(): number {
   return count
 }
 
+// Votes go through the server's `vote` command, one vote per call. The DO
+// refuses any client update to `votes`. A failed vote changes nothing: the
+// count on screen is always the server's.
+function vote(id: string, delta: VoteArgs['delta']): void {
+  transport.call('vote', { id, delta } satisfies VoteArgs).catch((error) => console.warn(error))
+}
+
 // While on, votes for random tasks (loaded or not) every 50 ms.
 function useFirehose(on: boolean): number {
   const [sent, setSent] = useState(0)
@@ -44,7 +51,7 @@ function useFirehose(on: boolean): number {
   useEffect(() => {
     if (!on) return
     timer.current = setInterval(() => {
-      void transport.call('vote', { id: taskId(Math.floor(Math.random() * TASK_COUNT)) }).catch(() => {})
+      vote(taskId(Math.floor(Math.random() * TASK_COUNT)), 1)
       setSent((n) => n + 1)
     }, 50)
     return () => clearInterval(timer.current)
@@ -61,10 +68,11 @@ function Board() {
     (q) => q.from({ t: tasks }).orderBy(({ t }) => t.votes, 'desc'),
     { pageSize: 20 },
   )
-  const vote = (t: Task) => tasks.update(t.id, (d) => {
-    d.votes = t.votes + 1
-    d.updated_at = Date.now()
-  })
+  // A title is the one field a client may update.
+  const rename = (t: Task) => {
+    const title = prompt('Rename task', t.title)?.trim()
+    if (title && title !== t.title) tasks.update(t.id, (d) => { d.title = title })
+  }
   return (
     <main>
       <header>
@@ -84,7 +92,9 @@ function Board() {
           <li key={t.id} data-testid="task" data-id={t.id} data-votes={t.votes}>
             <span className="votes">{t.votes}</span>
             <span className="title">{t.title}</span>
-            <button data-testid={`vote-${t.id}`} onClick={() => vote(t)}>▲</button>
+            <button data-testid={`vote-${t.id}`} onClick={() => vote(t.id, 1)}>▲</button>
+            <button data-testid={`down-${t.id}`} onClick={() => vote(t.id, -1)}>▼</button>
+            <button data-testid={`rename-${t.id}`} onClick={() => rename(t)}>✎</button>
           </li>
         ))}
       </ol>

@@ -1,18 +1,25 @@
 // The board example: 5,000 tasks on one Durable Object, ranked by votes.
 // The page shows a window of the top tasks (useLiveInfiniteQuery over an
 // on-demand collection), so only the rows on screen reach the browser; a
-// vote that lifts a task into the window moves it in live.
-import { refuseConnection, SyncDurableObject, SyncRegistry } from 'seqsync'
+// vote that lifts a task into the window moves it in live. Sign-in and
+// room access are decided in ../../shared/auth.ts, as in the chat example.
+// Votes change only through the `vote` command, by one at a time. A
+// client update may change only a title.
+import { SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-import { type Task, TASK_COUNT, taskId } from './shared'
+import { admit, type AuthEnv, type Claims, login, readClaims } from '../../shared/auth'
+import { type Task, TASK_COUNT, taskId, type VoteArgs } from './shared'
 
-export interface Env {
+export interface Env extends AuthEnv {
   BOARD: DurableObjectNamespace<Board>
   ASSETS: Fetcher
 }
 
-interface Claims {
-  userId: string
+// Arguments arrive as whatever JSON the client sent: check their shape, not
+// just their TypeScript type.
+function isVote(args: unknown): args is VoteArgs {
+  const a = args as { id?: unknown; delta?: unknown } | null
+  return typeof a?.id === 'string' && a.id.length <= 64 && (a.delta === 1 || a.delta === -1)
 }
 
 export class Board extends SyncDurableObject<Env, Claims> {
@@ -33,29 +40,33 @@ export class Board extends SyncDurableObject<Env, Claims> {
           .defineMutation({
             collection: 'tasks',
             type: 'update',
+            // Any member of the board (admit() checked the room) may rename
+            // a task. Nothing else is a client's to set: votes move only by
+            // `vote`, and updated_at is the server's clock.
             authorize: ({ op }) => {
-              const allowed = ['votes', 'updated_at']
-              if (Object.keys(op.cols).some((c) => !allowed.includes(c))) throw new Error('only votes change')
+              if (Object.keys(op.cols).some((c) => c !== 'title')) throw new SyncDenied("only a task's title may be edited")
+              const { title } = op.cols
+              if (typeof title !== 'string' || title.trim().length < 1 || title.length > 200) {
+                throw new SyncDenied('title must be a string of 1 to 200 characters')
+              }
             },
             execute: ({ op, sql }) => {
-              sql.exec('UPDATE tasks SET votes = ?, updated_at = ? WHERE id = ?',
-                op.cols.votes ?? 0, op.cols.updated_at ?? Date.now(), op.key)
+              sql.exec('UPDATE tasks SET title = ?, updated_at = ? WHERE id = ?', op.cols.title, Date.now(), op.key)
             },
           })
-          // The firehose and the "bump" button vote server-side: an atomic
-          // increment, on any task, loaded or not.
-          .defineCommand<{ id: string; amount?: number }, { votes: number }>({
+          // Votes are cast server-side as an atomic increment, on any task,
+          // loaded or not. Each call is exactly one vote, up or down.
+          .defineCommand<VoteArgs, { votes: number }>({
             name: 'vote',
             authorize: ({ args }) => {
-              if (typeof args?.id !== 'string') throw new Error('vote needs a task id')
+              if (!isVote(args)) throw new SyncDenied('a vote is { id: string, delta: 1 or -1 }')
             },
             execute: ({ args, sql }) => {
-              const amount = Math.max(-1_000_000, Math.min(1_000_000, Math.trunc(args.amount ?? 1)))
               const row = sql
                 .exec<{ votes: number }>('UPDATE tasks SET votes = votes + ?, updated_at = ? WHERE id = ? RETURNING votes',
-                  amount, Date.now(), args.id)
+                  args.delta, Date.now(), args.id)
                 .toArray()[0]
-              if (!row) throw new Error('no such task')
+              if (!row) throw new SyncDenied('no such task')
               return { votes: row.votes }
             },
           }),
@@ -65,7 +76,7 @@ export class Board extends SyncDurableObject<Env, Claims> {
   }
 
   protected parseAttachment(req: Request): Claims {
-    return JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+    return readClaims(req) // throws (→ a 4401 close) without the claims admit() forged
   }
 
   // TASK_COUNT tasks with distinct vote counts (7919 is coprime with 5,000).
@@ -83,13 +94,11 @@ export class Board extends SyncDurableObject<Env, Claims> {
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url)
-    const match = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)
-    if (!match) return env.ASSETS.fetch(req)
-    const user = url.searchParams.get('user') ?? ''
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
-    const headers = new Headers(req.headers)
-    headers.set('x-claims', JSON.stringify({ userId: user }))
-    const stub = env.BOARD.get(env.BOARD.idFromName(match[1]!))
-    return stub.fetch(new Request(req, { headers }))
+    if (url.pathname === '/auth/login') return login(req, env)
+    const room = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)?.[1]
+    if (!room) return env.ASSETS.fetch(req)
+    const admitted = await admit(req, env, room) // the request with forged claims, or a refusal
+    if (admitted instanceof Response) return admitted
+    return env.BOARD.get(env.BOARD.idFromName(room)).fetch(admitted)
   },
 } satisfies ExportedHandler<Env>

@@ -5,21 +5,26 @@ import { useState, useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
 import { doCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
+import { signIn } from '../../shared/sign-in'
 import type { Message } from './worker'
 
 const params = new URLSearchParams(location.search)
 const room = params.get('room') ?? 'lobby'
-const user =
-  params.get('user') ?? localStorage.getItem('seqsync-user') ?? `guest${Math.floor(Math.random() * 1e4)}`
+// The demo sign-in stands in for a login form: `?user=` picks the name.
+// The server signs that name into a session cookie, and the upgrade
+// carries the cookie.
+const user = await signIn(
+  params.get('user') ?? localStorage.getItem('seqsync-user') ?? `guest${Math.floor(Math.random() * 1e4)}`,
+)
 localStorage.setItem('seqsync-user', user)
 
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
-const transport = new WebSocketTransport({
-  url: `${scheme}://${location.host}/sync/${room}?user=${encodeURIComponent(user)}`,
-})
+const transport = new WebSocketTransport({ url: `${scheme}://${location.host}/sync/${room}` })
 const messages = createCollection(
   doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id }),
 )
+// For the browser tests: the transport and what the client holds.
+Object.assign(window, { seqsync: { transport, messages } })
 
 // Time-ordered ids (like ULIDs): the client mints the key, so the optimistic
 // row and the confirmed row are the same row.

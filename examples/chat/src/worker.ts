@@ -1,16 +1,15 @@
 // The chat example's Worker and Durable Object: seed 000's quick start,
-// runnable. Every /sync/<room> WebSocket upgrade is authenticated here, the
-// claims header is forged (overwriting anything the client sent), and the
-// request goes to the room's Durable Object. Everything else is the page.
-import { refuseConnection, SyncDurableObject, SyncRegistry } from 'seqsync'
+// runnable. Who the user is and which rooms they may open is decided in one
+// place, ../../shared/auth.ts. This Worker routes /auth/login there, lets
+// every /sync/<room> upgrade through only via admit() (which forges the
+// claims header), and serves the page otherwise.
+import { SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-export interface Env {
+import { admit, type AuthEnv, type Claims, login, readClaims } from '../../shared/auth'
+
+export interface Env extends AuthEnv {
   CHAT_ROOM: DurableObjectNamespace<ChatRoom>
   ASSETS: Fetcher
-}
-
-interface Claims {
-  userId: string
 }
 
 export interface Message {
@@ -36,9 +35,16 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
           .defineMutation({
             collection: 'messages',
             type: 'insert',
+            // op.cols holds whatever JSON the client sent, whatever its
+            // TypeScript type says. Check each field, so that a bad write is
+            // refused with a reason, not a TypeError.
             authorize: ({ user, op }) => {
-              if (op.cols.author !== user.userId) throw new Error('author mismatch')
-              if (op.cols.content.length > 2000) throw new Error('message too long')
+              const m = op.cols
+              if (m.author !== user.userId) throw new SyncDenied('author must be the signed-in user')
+              if (typeof m.content !== 'string' || m.content.length < 1 || m.content.length > 2000) {
+                throw new SyncDenied('content must be a string of 1 to 2000 characters')
+              }
+              if (!Number.isSafeInteger(m.created_at)) throw new SyncDenied('created_at must be an integer (ms since the epoch)')
             },
             execute: ({ op, sql }) => {
               const m = op.cols
@@ -54,14 +60,14 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
           .defineMutation({
             collection: 'messages',
             type: 'delete',
-            authorize: ({ user, op }) => {
-              const row = this.sql
-                .exec<{ author: string }>('SELECT author FROM messages WHERE id = ?', op.key)
-                .toArray()[0]
-              if (row && row.author !== user.userId) throw new Error('only the author may delete')
+            authorize: ({ user, op, sql }) => {
+              const row = sql.exec<{ author: string }>('SELECT author FROM messages WHERE id = ?', op.key).toArray()[0]
+              if (row && row.author !== user.userId) throw new SyncDenied('only the author may delete a message')
             },
-            execute: ({ op, sql }) => {
-              sql.exec('DELETE FROM messages WHERE id = ?', op.key)
+            // The author condition is repeated here, so the rule holds even if
+            // the row changed after authorize looked at it.
+            execute: ({ user, op, sql }) => {
+              sql.exec('DELETE FROM messages WHERE id = ? AND author = ?', op.key, user.userId)
             },
           }),
       )
@@ -69,27 +75,18 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
   }
 
   protected parseAttachment(req: Request): Claims {
-    return JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+    return readClaims(req) // throws (→ a 4401 close) without the claims admit() forged
   }
-}
-
-// Demo authentication: the `user` query parameter names the user. A real app
-// verifies a token here; what matters is that the claims are set by the
-// Worker, never taken from the client.
-function verifyUser(req: Request): Claims | null {
-  const user = new URL(req.url).searchParams.get('user') ?? ''
-  return /^[A-Za-z0-9_-]{1,32}$/.test(user) ? { userId: user } : null
 }
 
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
-    const match = new URL(req.url).pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)
-    if (!match) return env.ASSETS.fetch(req)
-    const claims = verifyUser(req)
-    if (!claims) return refuseConnection(req) // a terminal 4401 close: the client stops retrying
-    const headers = new Headers(req.headers)
-    headers.set('x-claims', JSON.stringify(claims)) // overwrites any client-sent value
-    const stub = env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(match[1]!))
-    return stub.fetch(new Request(req, { headers }))
+    const url = new URL(req.url)
+    if (url.pathname === '/auth/login') return login(req, env)
+    const room = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)?.[1]
+    if (!room) return env.ASSETS.fetch(req)
+    const admitted = await admit(req, env, room) // the request with forged claims, or a refusal
+    if (admitted instanceof Response) return admitted
+    return env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(room)).fetch(admitted)
   },
 } satisfies ExportedHandler<Env>

@@ -7,16 +7,16 @@ import { useEffect, useState, useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
 import { doCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
+import { signIn } from '../../shared/sign-in'
 import { CATEGORIES, type Item } from './shared'
 
 const params = new URLSearchParams(location.search)
 const room = params.get('room') ?? 'shop'
-const user = params.get('user') ?? 'guest'
+// The demo sign-in (see ../../shared/auth.ts): the upgrade carries its cookie.
+const user = await signIn(params.get('user') ?? 'guest')
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 
-const transport = new WebSocketTransport({
-  url: `${scheme}://${location.host}/sync/${room}?user=${encodeURIComponent(user)}`,
-})
+const transport = new WebSocketTransport({ url: `${scheme}://${location.host}/sync/${room}` })
 const items = createCollection(
   doCollectionOptions<Item>({ transport, table: 'items', getKey: (i) => i.id, syncMode: 'on-demand' }),
 )
@@ -49,6 +49,7 @@ function Panel({ category }: { category: string }) {
       category,
       name: name.trim(),
       price: 9.99,
+      owner: user,
       created_at: Date.now(),
     })
     setName('')
@@ -59,6 +60,9 @@ function Panel({ category }: { category: string }) {
         {data.map((item) => (
           <li key={item.id} data-testid="item">
             {item.name} <small>${item.price.toFixed(2)}</small>
+            {item.owner === user && (
+              <button data-testid="delete" onClick={() => items.delete(item.id)} aria-label="Delete">×</button>
+            )}
           </li>
         ))}
       </ul>

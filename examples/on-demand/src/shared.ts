@@ -4,6 +4,8 @@ export interface Item {
   category: string
   name: string
   price: number
+  /** Who added it. The seeded catalog's own items have '' (nobody may delete them). */
+  owner: string
   created_at: number
 }
 

@@ -1,17 +1,15 @@
 // The on-demand example's Worker and Durable Object: a catalog of items in
 // categories. The page syncs a category only while its panel is open, so
-// the rows of unopened categories never leave the Durable Object.
-import { refuseConnection, SyncDurableObject, SyncRegistry } from 'seqsync'
+// the rows of unopened categories never leave the Durable Object. Sign-in
+// and room access are decided in ../../shared/auth.ts, as in the chat example.
+import { SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
+import { admit, type AuthEnv, type Claims, login, readClaims } from '../../shared/auth'
 import { CATEGORIES, type Item, ITEMS_PER_CATEGORY } from './shared'
 
-export interface Env {
+export interface Env extends AuthEnv {
   CATALOG: DurableObjectNamespace<Catalog>
   ASSETS: Fetcher
-}
-
-interface Claims {
-  userId: string
 }
 
 export class Catalog extends SyncDurableObject<Env, Claims> {
@@ -23,8 +21,13 @@ export class Catalog extends SyncDurableObject<Env, Claims> {
         category TEXT NOT NULL,
         name TEXT NOT NULL,
         price REAL NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
         created_at INTEGER NOT NULL
       )`)
+      // A catalog stored before items had an owner (an earlier dev database).
+      if (!this.sql.exec(`SELECT 1 FROM pragma_table_info('items') WHERE name = 'owner'`).toArray().length) {
+        this.sql.exec(`ALTER TABLE items ADD COLUMN owner TEXT NOT NULL DEFAULT ''`)
+      }
       this.sql.exec('CREATE INDEX IF NOT EXISTS items_by_category ON items(category)')
       this.registerSync(
         new SyncRegistry<Claims, Env, { items: Item }>()
@@ -32,21 +35,36 @@ export class Catalog extends SyncDurableObject<Env, Claims> {
           .defineMutation({
             collection: 'items',
             type: 'insert',
-            authorize: ({ op }) => {
-              if (!(CATEGORIES as readonly string[]).includes(op.cols.category)) throw new Error('unknown category')
-              if (!op.cols.name || op.cols.name.length > 200) throw new Error('a name of 1 to 200 characters')
+            // op.cols holds whatever JSON the client sent: check each field's type.
+            authorize: ({ user, op }) => {
+              const i = op.cols
+              if (i.owner !== user.userId) throw new SyncDenied('owner must be the signed-in user')
+              if (!(CATEGORIES as readonly unknown[]).includes(i.category)) throw new SyncDenied('unknown category')
+              if (typeof i.name !== 'string' || i.name.length < 1 || i.name.length > 200) {
+                throw new SyncDenied('name must be a string of 1 to 200 characters')
+              }
+              if (typeof i.price !== 'number' || i.price < 0 || i.price > 1e6) throw new SyncDenied('price must be a number from 0 to 1,000,000')
+              if (!Number.isSafeInteger(i.created_at)) throw new SyncDenied('created_at must be an integer (ms since the epoch)')
             },
             execute: ({ op, sql }) => {
               const i = op.cols
-              sql.exec('INSERT INTO items(id, category, name, price, created_at) VALUES (?, ?, ?, ?, ?)',
-                i.id, i.category, i.name, i.price, i.created_at)
+              sql.exec('INSERT INTO items(id, category, name, price, owner, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+                i.id, i.category, i.name, i.price, i.owner, i.created_at)
             },
           })
           .defineMutation({
             collection: 'items',
             type: 'delete',
-            execute: ({ op, sql }) => {
-              sql.exec('DELETE FROM items WHERE id = ?', op.key)
+            // Only the user who added an item may delete it. The seeded items
+            // (owner '') belong to nobody. An item already gone is a no-op.
+            authorize: ({ user, op, sql }) => {
+              const row = sql.exec<{ owner: string }>('SELECT owner FROM items WHERE id = ?', op.key).toArray()[0]
+              if (row && row.owner !== user.userId) throw new SyncDenied('only the owner may delete an item')
+            },
+            // The owner condition is repeated here, so the rule holds even if
+            // the row changed after authorize looked at it.
+            execute: ({ user, op, sql }) => {
+              sql.exec('DELETE FROM items WHERE id = ? AND owner = ?', op.key, user.userId)
             },
           }),
       )
@@ -55,7 +73,7 @@ export class Catalog extends SyncDurableObject<Env, Claims> {
   }
 
   protected parseAttachment(req: Request): Claims {
-    return JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+    return readClaims(req) // throws (→ a 4401 close) without the claims admit() forged
   }
 
   // A fresh catalog gets ITEMS_PER_CATEGORY items in each category.
@@ -75,17 +93,14 @@ export class Catalog extends SyncDurableObject<Env, Claims> {
   }
 }
 
-// Demo authentication, as in the chat example: `?user=` names the user.
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url)
-    const match = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)
-    if (!match) return env.ASSETS.fetch(req)
-    const user = url.searchParams.get('user') ?? ''
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
-    const headers = new Headers(req.headers)
-    headers.set('x-claims', JSON.stringify({ userId: user }))
-    const stub = env.CATALOG.get(env.CATALOG.idFromName(match[1]!))
-    return stub.fetch(new Request(req, { headers }))
+    if (url.pathname === '/auth/login') return login(req, env)
+    const room = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)?.[1]
+    if (!room) return env.ASSETS.fetch(req)
+    const admitted = await admit(req, env, room) // the request with forged claims, or a refusal
+    if (admitted instanceof Response) return admitted
+    return env.CATALOG.get(env.CATALOG.idFromName(room)).fetch(admitted)
   },
 } satisfies ExportedHandler<Env>

@@ -39,17 +39,29 @@ export function instantiateCoreModule(): CoreModule {
 }
 
 /**
- * The DO's SQLite as the core sees it. A JS exception must never unwind
- * through C++ frames (it would leak), so errors come back as values.
+ * The DO's SQLite as the core sees it, plus a way to send frames while a
+ * call is still building its plan (a long snapshot leaves as it is read).
+ * A JS exception must never unwind through C++ frames (it would leak), so
+ * errors come back as values. SQLite's own message is logged here, in the
+ * DO: the core sends clients a fixed sentence for INTERNAL errors.
  */
-export function sqlBridge(sql: SqlStorage): SqlBridge {
+export function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void): SqlBridge {
   return {
     exec(query: string, params: unknown[]) {
       try {
         const cursor = sql.exec(query, ...(params as SqlStorageValue[]))
         return { rows: Array.from(cursor.raw()) as unknown[][] }
       } catch (error) {
-        return { error: error instanceof Error ? error.message : String(error) }
+        const message = error instanceof Error ? error.message : String(error)
+        console.error(`seqsync: SQL failed: ${message} (in: ${query.slice(0, 200)})`)
+        return { error: message }
+      }
+    },
+    send(to: string, frame: string) {
+      try {
+        send(to, frame)
+      } catch (error) {
+        console.error('seqsync: send failed:', error)
       }
     },
   }

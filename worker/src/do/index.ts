@@ -14,4 +14,5 @@ export {
   type SyncOp,
 } from './registry.js'
 export { refuseConnection } from './refuse.js'
+export { SyncDenied } from './denied.js'
 export { ErrorCode, CloseCode } from '../protocol/codes.js'

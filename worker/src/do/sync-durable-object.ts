@@ -10,7 +10,8 @@ import { DurableObject } from 'cloudflare:workers'
 
 import { CloseCode, ErrorCode } from '../protocol/codes.js'
 import type { WireOp } from '../protocol/frames.js'
-import { instantiateCoreModule, sqlBridge, type RawCore, type RawPlan } from './core.js'
+import { coreBridge, instantiateCoreModule, type RawCore, type RawPlan } from './core.js'
+import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
 import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
 
@@ -25,11 +26,21 @@ export interface SyncOptions {
   maxKeyBytes?: number
   maxIdBytes?: number
   maxJsonDepth?: number
+  /** Values (scalars, arrays, objects) in one inbound frame. Default 100,000. */
+  maxJsonValues?: number
   maxOpsPerMutation?: number
   maxSubsPerSocket?: number
   maxInFlightPerSocket?: number
   maxPredicateDepth?: number
   maxPredicateNodes?: number
+  /** Bytes of all literals of one `where` together. Default 64 KiB. */
+  maxPredicateLiteralBytes?: number
+  /** Bytes of one `like` pattern (default 256) and its `%`/`_` wildcards (default 16). */
+  maxLikePatternBytes?: number
+  maxLikeWildcards?: number
+  /** sub/unsub frames per socket: a burst (default 128), then a rate (default 16/s). */
+  subRateBurst?: number
+  subRatePerSecond?: number
   snapshotChunkBytes?: number
   readPageRows?: number
   compactEvery?: number
@@ -64,6 +75,11 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   // Each socket's attachment and mutation scope, read once per instance
   // rather than deserialized and canonicalized on every frame.
   #coreOptions = '{}'
+  // The core's frame limit, checked before a frame is copied into wasm.
+  #maxFrameBytes = 0
+  // Set when a core call threw: its heap may be corrupt, so it is never
+  // called again (see #coreTrapped).
+  #coreBroken = false
   #identities = new WeakMap<WebSocket, { socketId: string; claims: Claims; scope: string }>()
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -84,10 +100,14 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
   /**
    * The identity that scopes mutation ids: another identity presenting the
-   * same id is an unrelated mutation. Default: the claims as canonical JSON.
+   * same id is an unrelated mutation. It must stay the same across a token
+   * refresh, or a write replayed after the refresh would run twice. Default:
+   * the claims as canonical JSON without the claims a refresh changes
+   * (`exp`, `iat`, `nbf`, `jti`, `auth_time`). Override it to return your
+   * user id if your claims carry other per-token fields.
    */
   protected mutationScope(claims: Claims): string {
-    return canonicalJson(claims)
+    return canonicalJson(withoutTokenTimes(claims))
   }
 
   /**
@@ -96,14 +116,14 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * the constructor, inside ctx.blockConcurrencyWhile, after your migrations.
    */
   protected registerSync(registry: RegistryHandle, options: SyncOptions = {}): void {
-    const core = this.#ensureCore(options)
+    this.#ensureCore(options)
     const registration = registry.toRegistrationJson()
     this.ctx.storage.transactionSync(() => {
-      const status = core.register(registration, crypto.randomUUID())
+      const status = this.#withCore((core) => core.register(registration, crypto.randomUUID()))
       if (status.code !== ErrorCode.OK) throw new SyncRegistrationError(status.code, status.message)
     })
     this.#registry = registry
-    const restored = core.restoreSockets([...this.#socketMap().keys()])
+    const restored = this.#withCore((core) => core.restoreSockets([...this.#socketMap().keys()]))
     if (restored.code !== ErrorCode.OK) throw new SyncRegistrationError(restored.code, restored.message)
     // Subscriptions a deploy made invalid (a dropped collection or column) are refused, not left hanging.
     this.#deliver(restored)
@@ -116,7 +136,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    */
   protected runSyncedWrite<T>(write: (sql: SqlStorage) => T): T {
     const result = this.ctx.storage.transactionSync(() => write(this.sql))
-    this.#deliver(this.#ensureCore().drain(Date.now()))
+    this.#deliver(this.#withCore((core) => core.drain(Date.now())))
     return result
   }
 
@@ -126,15 +146,16 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * the clock the retention window is measured against.
    */
   protected syncHousekeep(nowMs: number = Date.now()): void {
-    const status = this.#ensureCore().housekeep(nowMs)
+    const status = this.#withCore((core) => core.housekeep(nowMs))
     if (status.code !== ErrorCode.OK) throw new Error(`seqsync: housekeeping failed: ${status.message}`)
   }
 
   /** Head, retention floor and log size, for logs, health checks and tests. */
   protected syncState(): { head: number; floor: number; rows: number; epoch: string } {
-    const core = this.#ensureCore()
-    const { head, floor, rows } = core.state()
-    return { head, floor, rows, epoch: core.epoch() }
+    return this.#withCore((core) => {
+      const { head, floor, rows } = core.state()
+      return { head, floor, rows, epoch: core.epoch() }
+    })
   }
 
   /** Accepts the WebSocket upgrade. Override to serve other requests too. */
@@ -172,12 +193,21 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const identity = this.#identity(ws)
     if (!identity) return // not a seqsync socket
     const { socketId, claims, scope } = identity
-    const core = this.#ensureCore()
+    this.#ensureCore()
+    // An oversize frame is refused before it is copied into the wasm heap.
+    const bytes = frameBytes(message, this.#maxFrameBytes)
+    if (bytes > this.#maxFrameBytes) {
+      sendQuietly(ws, JSON.stringify({
+        t: 'error', code: ErrorCode.TOO_LARGE, error: 'TOO_LARGE',
+        message: `frame is ${bytes} bytes; the limit is ${this.#maxFrameBytes}`,
+      }))
+      return
+    }
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
-    const plan = core.onMessage(socketId, scope, frame, Date.now())
+    const plan = this.#withCore((core) => core.onMessage(socketId, scope, frame, Date.now()))
     this.#deliver(plan, ws)
-    if (plan.mutation) await this.#runMutation(core, scope, claims, plan.mutation, ws)
+    if (plan.mutation) await this.#runMutation(scope, claims, plan.mutation, ws)
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -196,8 +226,37 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
   // ---- internals -----------------------------------------------------------
 
+  /**
+   * Runs `call` on the core. A core call that throws has trapped (its heap
+   * exhausted, or a bug): whatever it was deciding cannot be trusted, and
+   * neither can its memory, so it is never called again.
+   */
+  #withCore<T>(call: (core: RawCore) => T): T {
+    const core = this.#ensureCore()
+    try {
+      return call(core)
+    } catch (error) {
+      return this.#coreTrapped(error)
+    }
+  }
+
+  /**
+   * Drops a trapped core by resetting the object: its sockets are closed,
+   * and the next request starts a fresh instance whose core is rebuilt from
+   * SQLite. Nothing the trapped core decided was committed (a trap inside a
+   * mutation's transaction rolls it back), and clients resume by cursor.
+   */
+  #coreTrapped(error: unknown): never {
+    this.#coreBroken = true
+    this.#core = undefined
+    console.error('seqsync: the wasm core trapped; resetting the Durable Object:', error)
+    this.ctx.abort('seqsync: the wasm core trapped')
+    throw error instanceof Error ? error : new Error(String(error))
+  }
+
   /** The core, started with `options` if it is not running yet. @param options only from registerSync */
   #ensureCore(options?: SyncOptions): RawCore {
+    if (this.#coreBroken) throw new Error('seqsync: the wasm core trapped; this object is being reset')
     const optionsJson = JSON.stringify(options ?? {})
     if (this.#core) {
       if (options !== undefined && optionsJson !== this.#coreOptions) {
@@ -207,7 +266,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return this.#core
     }
     const module = instantiateCoreModule()
-    const core = new module.RawCore(sqlBridge(this.sql), optionsJson)
+    const core = new module.RawCore(coreBridge(this.sql, (to, frame) => this.#sendTo(to, frame)), optionsJson)
     const status = core.status()
     if (status.code !== ErrorCode.OK) {
       core.delete()
@@ -215,6 +274,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     }
     this.#core = core
     this.#coreOptions = optionsJson
+    this.#maxFrameBytes = (JSON.parse(core.limitsJson()) as { maxFrameBytes: number }).maxFrameBytes
     return core
   }
 
@@ -246,21 +306,22 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     if (socketId === undefined) return
     this.#identities.delete(ws)
     this.#socketMap().delete(socketId)
-    this.#core?.onClose(socketId)
+    if (this.#core) this.#withCore((core) => core.onClose(socketId))
+  }
+
+  /** Sends `frame` to the sockets `to` (ids one per line). */
+  #sendTo(to: string, frame: string): void {
+    const sockets = this.#socketMap()
+    for (const id of to.split('\n')) {
+      const ws = sockets.get(id)
+      if (ws) sendQuietly(ws, frame)
+    }
   }
 
   /** Sends the plan's frames, then closes what it says to close (`sender` by default). */
   #deliver(plan: Pick<RawPlan, 'deliveries'> & Partial<Pick<RawPlan, 'closeCode' | 'closeReason' | 'close'>>, sender?: WebSocket): void {
     const sockets = this.#socketMap()
-    for (const { to, frame } of plan.deliveries) {
-      for (const id of to.split('\n')) {
-        try {
-          sockets.get(id)?.send(frame)
-        } catch {
-          // The socket closed under us; webSocketClose will forget it.
-        }
-      }
-    }
+    for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
     if (!plan.closeCode) return
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
     for (const ws of targets) {
@@ -273,7 +334,6 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   async #runMutation(
-    core: RawCore,
     scope: string,
     claims: Claims,
     mutation: NonNullable<RawPlan['mutation']>,
@@ -281,7 +341,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   ): Promise<void> {
     const registry = this.#registry
     const reject = (code: number, message: string) =>
-      this.#deliver(core.rejectMutation(scope, mutation.id, code, message, Date.now()))
+      this.#deliver(this.#withCore((core) => core.rejectMutation(scope, mutation.id, code, message, Date.now())))
     if (!registry) return reject(ErrorCode.NOT_REGISTERED, 'registerSync was not called')
 
     // Resolve every handler first: the core checked collections and ops
@@ -306,7 +366,11 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
         if (verdict) await verdict
       }
     } catch (error) {
-      return reject(ErrorCode.UNAUTHORIZED, errorMessage(error))
+      if (error instanceof SyncDenied) return reject(ErrorCode.UNAUTHORIZED, error.message)
+      // A bug or an outage in authorize, not a verdict: log it, and send the
+      // client the core's fixed INTERNAL sentence. Nothing ran.
+      console.error(`seqsync: authorize threw for mutation ${mutation.id}:`, error)
+      return reject(ErrorCode.INTERNAL, 'authorize threw')
     }
 
     // execute: all ops in one transaction with the core's dedup record.
@@ -325,13 +389,16 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
           }
         }
         const resultJson = mutation.command ? JSON.stringify(result ?? null) : ''
-        const committed = core.commitMutation(scope, mutation.id, resultJson, Date.now())
+        // A trap here throws out of the transaction, which rolls it back.
+        const committed = this.#withCore((core) => core.commitMutation(scope, mutation.id, resultJson, Date.now()))
         if (committed.code !== ErrorCode.OK) throw new CoreRefusal(committed.code, committed.message)
         return committed.seq
       })
     } catch (error) {
       scoped.end()
+      if (this.#coreBroken) throw error
       if (error instanceof CoreRefusal) return reject(error.code, error.message)
+      if (error instanceof SyncDenied) return reject(ErrorCode.EXECUTE_FAILED, error.message)
       if (error instanceof AsyncExecuteError) {
         console.error(`seqsync: ${error.message} (mutation ${mutation.id}); rolled back`)
         return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
@@ -340,7 +407,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
     }
     scoped.end()
-    this.#deliver(core.finishMutation(scope, mutation.id, Date.now()), sender)
+    this.#deliver(this.#withCore((core) => core.finishMutation(scope, mutation.id, Date.now())), sender)
 
     // afterCommit: after the confirmation went out, fire-and-forget.
     for (const { handler, op } of steps) {
@@ -405,8 +472,32 @@ function readAttachment<Claims>(ws: WebSocket): SocketAttachment<Claims> | undef
   return value && typeof value === 'object' && value.seqsync ? value : undefined
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
+/** Sends without throwing: a socket that closed under us is forgotten by webSocketClose. */
+function sendQuietly(ws: WebSocket, frame: string): void {
+  try {
+    ws.send(frame)
+  } catch {
+    // already closed
+  }
+}
+
+/**
+ * The UTF-8 size of an inbound message, exact when it could be over
+ * `limit`. A UTF-16 unit is 1 to 3 bytes, so most strings are decided by
+ * their length alone, without encoding them.
+ */
+function frameBytes(message: string | ArrayBuffer, limit: number): number {
+  if (typeof message !== 'string') return message.byteLength
+  if (message.length > limit || message.length * 3 <= limit) return message.length
+  return utf8.encode(message).byteLength
+}
+
+// JWT claims that change with every token of the same user.
+const TOKEN_TIME_CLAIMS = new Set(['exp', 'iat', 'nbf', 'jti', 'auth_time'])
+
+function withoutTokenTimes(claims: unknown): unknown {
+  if (!claims || typeof claims !== 'object' || Array.isArray(claims)) return claims
+  return Object.fromEntries(Object.entries(claims).filter(([key]) => !TOKEN_TIME_CLAIMS.has(key)))
 }
 
 /** JSON with object keys sorted, so equal claims give equal scopes. */

@@ -20,6 +20,7 @@ export const ErrorCode = {
   NOT_REGISTERED: 16,
   SCHEMA: 17,
   INTERNAL: 18,
+  RATE_LIMITED: 19,
 } as const
 
 export type ErrorName = keyof typeof ErrorCode
