@@ -97,6 +97,10 @@ struct Core::Impl {
   Seq drained = 0;
   Seq floor = 0;
   std::int64_t last_mark_ms = -1;
+  // When `drained` last advanced, and the highest seq a mark holds; -1: not
+  // known in this instance (a wake).
+  std::int64_t last_drain_ms = -1;
+  Seq marked = 0;
   std::size_t appended_since_compaction = 0;
   std::map<std::string, Socket, std::less<>> sockets;
   std::map<std::string, InFlight, std::less<>> in_flight;
@@ -654,6 +658,7 @@ struct Core::Impl {
       // Persisted by housekeeping, not here: after a wake a stale watermark
       // only re-sends changes, which clients apply idempotently.
       drained = head;
+      last_drain_ms = now_ms;
     }
     return MaybeHousekeep(now_ms, head);
   }
@@ -670,6 +675,7 @@ struct Core::Impl {
                              {SqlValue::Integer(static_cast<std::int64_t>(head)), SqlValue::Integer(now_ms)});
       if (!r.ok()) return r.status();
       last_mark_ms = now_ms;
+      marked = std::max(marked, head);
       return Housekeep(now_ms);
     }
     if (appended_since_compaction >= options.compact_every) return Housekeep(now_ms);
@@ -678,6 +684,16 @@ struct Core::Impl {
 
   Status Housekeep(std::int64_t now_ms) {
     SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(drained))));
+    // Marks are laid at most once an interval, so a burst that ends inside
+    // one is covered by no mark, and would never be pruned until a later
+    // write laid one. The last drain is a mark too: every entry up to
+    // `drained` had committed by `last_drain_ms`.
+    if (last_drain_ms >= 0 && drained > marked) {
+      auto r = storage->Exec("INSERT OR REPLACE INTO _sync_marks(seq,ts) VALUES(?1,?2)",
+                             {SqlValue::Integer(static_cast<std::int64_t>(drained)), SqlValue::Integer(last_drain_ms)});
+      if (!r.ok()) return r.status();
+      marked = drained;
+    }
     // Compaction: keep each key's latest entry. The head entry is the latest
     // for its key, so MAX(seq) never drops.
     auto compact = storage->Exec(

@@ -26,6 +26,10 @@ Result<std::vector<SqlRow>> SqliteStorage::Exec(std::string_view sql,
   ++exec_count_;
   if (fail_after_ == 0) return Status::Internal("injected storage fault");
   if (fail_after_ > 0) --fail_after_;
+  if (!fail_matching_.empty() && sql.find(fail_matching_) != std::string_view::npos) {
+    fail_matching_.clear();
+    return Status::Internal("injected storage fault");
+  }
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);

@@ -80,20 +80,47 @@ TEST_CASE("retention prunes by marks: a mark exactly at the cutoff survives, an 
   o.retention_ms = 1000;  // marks at most every 1000/64 ms
   Harness h(o);
   h.Connect("w");
+  const std::int64_t t = h.now;
   h.SendAndRun("w", InsertMessage("m1", "a"));
   h.now += 100;
   h.core->Drain(h.now);  // marks (1, t+100)
-  h.SendAndRun("w", InsertMessage("m2", "b"));
-  REQUIRE(h.core->Housekeep(h.now + 1000).ok());  // cutoff == the mark: kept
+  h.now += 100;
+  h.SendAndRun("w", InsertMessage("m2", "b"));  // drained (2) at t+200
+  REQUIRE(h.core->Housekeep(t + 100 + 1000).ok());  // cutoff == the mark: kept
   CHECK(h.core->State()->floor == 0);
   CHECK(h.Count("SELECT COUNT(*) FROM _sync_changes") == 2);
-  REQUIRE(h.core->Housekeep(h.now + 1001).ok());
+  REQUIRE(h.core->Housekeep(t + 100 + 1001).ok());
   CHECK(h.core->State()->floor == 1);
   CHECK(h.Count("SELECT COUNT(*) FROM _sync_changes") == 1);
+  REQUIRE(h.core->Housekeep(t + 200 + 1001).ok());  // the last drain's mark
+  CHECK(h.core->State()->floor == 2);
   CHECK(h.core->State()->head == 2);
   // New seqs continue past pruned ones.
   h.SendAndRun("w", InsertMessage("m3", "c"));
   CHECK(h.core->State()->head == 3);
+}
+
+TEST_CASE("a burst of writes inside one mark interval, then silence, is pruned once it is older than the window") {
+  // All four writes fall in one interval (retention/64 = 15 ms), so only the
+  // first laid a mark. Housekeeping must still be able to cut at the last
+  // drain: the burst must not wait for a later write to lay a mark.
+  Options o;
+  o.retention_ms = 1000;
+  Harness h(o);
+  h.Connect("w");
+  for (int i = 0; i < 4; ++i) h.SendAndRun("w", InsertMessage("m" + std::to_string(i), "k" + std::to_string(i)));
+  CHECK(h.core->State()->head == 4);
+  REQUIRE(h.core->Housekeep(h.now + 10'000).ok());
+  CHECK(h.core->State()->floor == 4);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_changes") == 0);
+  // The same after a wake: the stored drained watermark is all it knows.
+  Harness w(o);
+  w.Connect("w");
+  for (int i = 0; i < 3; ++i) w.SendAndRun("w", InsertMessage("m" + std::to_string(i), "k" + std::to_string(i)));
+  REQUIRE(w.core->Housekeep(w.now).ok());  // persists drained = 3 and its mark
+  w.Reopen();
+  REQUIRE(w.core->Housekeep(w.now + 10'000).ok());
+  CHECK(w.core->State()->floor == 3);
 }
 
 TEST_CASE("mutation outcomes are kept for dedupRetentionMs, survive a wake, and are swept after") {

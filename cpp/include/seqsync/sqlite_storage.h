@@ -36,6 +36,8 @@ class SqliteStorage : public Storage {
   // Test hooks for fault injection: the next `n` Exec calls succeed, then
   // every call fails until the budget is reset with -1 (no faults).
   void FailAfter(int n) { fail_after_ = n; }
+  // The next Exec whose SQL contains `needle` fails, once; "" disarms it.
+  void FailNextMatching(std::string needle) { fail_matching_ = std::move(needle); }
 
   // Counts Exec calls, to check that the core crosses in batches.
   long exec_count() const { return exec_count_; }
@@ -58,6 +60,7 @@ class SqliteStorage : public Storage {
  private:
   sqlite3* db_ = nullptr;
   int fail_after_ = -1;
+  std::string fail_matching_;
   long exec_count_ = 0;
 };
 

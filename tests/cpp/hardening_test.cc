@@ -1,0 +1,198 @@
+// What one hostile socket can make the core do: every bound on its cost, at
+// N (accepted) and N+1 (refused with a typed error, nothing changed).
+
+#include "frame_writer.h"
+#include "test_util.h"
+
+namespace seqsync {
+namespace {
+
+// The code of the first error-carrying frame `socket` got, or -1.
+int FirstCode(const Plan& plan, const std::string& socket) {
+  for (const std::string& f : Harness::FramesFor(plan, socket)) {
+    JsonDocument d = Json(f);
+    if (d.HasMember("code")) return d["code"].GetInt();
+  }
+  return -1;
+}
+
+std::string Zeros(std::size_t n) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < n; ++i) s += i ? ",0" : "0";
+  return s + "]";
+}
+
+int Wire(Code c) { return static_cast<int>(c); }
+
+}  // namespace
+
+TEST_SUITE("hardening") {
+
+TEST_CASE("a frame of maxJsonValues values is parsed; one value more is TOO_LARGE before any work") {
+  Options o;
+  o.max_json_values = 100;
+  Harness h(o);
+  // The object, "nope" and the array are 3 values; the zeros the rest.
+  CHECK(FirstCode(h.Send("s", R"({"t":"nope","x":)" + Zeros(97) + "}"), "s") == Wire(Code::kUnknownFrame));
+  CHECK(FirstCode(h.Send("s", R"({"t":"nope","x":)" + Zeros(98) + "}"), "s") == Wire(Code::kTooLarge));
+  // The attack's shape at the default bound: a sub of 1.5M zeros.
+  Harness d;
+  Plan p = d.Send("s", R"({"t":"sub","id":"x","c":"messages","where":)" + Zeros(1500000) + "}");
+  CHECK(FirstCode(p, "s") == Wire(Code::kTooLarge));
+}
+
+TEST_CASE("hello.subs: the cap and unique ids are checked before any entry is parsed") {
+  Options o;
+  o.max_subs_per_socket = 2;
+  Harness h(o);
+  SUBCASE("a list longer than the cap is one TOO_MANY, and the hello is not accepted") {
+    // Entries that would each be refused if they were parsed.
+    Plan p = h.Send("s", R"({"t":"hello","v":1,"subs":[{"id":"a","c":"x"},{"id":"b","c":"y"},{"id":"c","c":"z"}]})");
+    auto frames = Harness::FramesFor(p, "s");
+    REQUIRE(frames.size() == 1);
+    CHECK(FirstCode(p, "s") == Wire(Code::kTooMany));
+    CHECK(FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s") == Wire(Code::kProtocolOrder));
+    CHECK(TypeOf(h.Connect("s", R"([{"id":"a","c":"messages"},{"id":"b","c":"tasks"}])")[0]) == "welcome");
+  }
+  SUBCASE("a repeated id is INVALID_FIELD; nothing is stored or snapshotted") {
+    Plan p = h.Send("s", R"({"t":"hello","v":1,"subs":[{"id":"a","c":"messages"},{"id":"a","c":"messages"}]})");
+    auto frames = Harness::FramesFor(p, "s");
+    REQUIRE(frames.size() == 1);
+    CHECK(FirstCode(p, "s") == Wire(Code::kInvalidField));
+    CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 0);
+  }
+}
+
+TEST_CASE("a sub past the cap is refused before its where is parsed") {
+  Options o;
+  o.max_subs_per_socket = 1;
+  Harness h(o);
+  h.Connect("s", R"([{"id":"a","c":"messages"}])");
+  // An unknown collection would be UNKNOWN_COLLECTION if it were parsed.
+  CHECK(FirstCode(h.Send("s", R"({"t":"sub","id":"b","c":"nope"})"), "s") == Wire(Code::kTooMany));
+  // A replacement of the one it holds is still fine.
+  CHECK(FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"tasks"})"), "s") == -1);
+}
+
+TEST_CASE("a hello sub whose snapshot fails holds nothing: no changes, nothing stored") {
+  Harness h;
+  h.db.FailNextMatching("MAX(_sync_rowid)");  // the snapshot's read
+  Plan p = h.Send("s", R"({"t":"hello","v":1,"subs":[{"id":"m","c":"messages"},{"id":"t","c":"tasks"}]})");
+  auto frames = Harness::FramesFor(p, "s");
+  int sub_errors = 0, snapshots = 0;
+  for (const std::string& f : frames) {
+    sub_errors += TypeOf(f) == "sub-error";
+    snapshots += TypeOf(f) == "snapshot";
+  }
+  CHECK(sub_errors == 1);
+  CHECK(snapshots == 1);
+  CHECK(TypeOf(frames.back()) == "synced");
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs WHERE sub='m'") == 0);
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs WHERE sub='t'") == 1);
+  // A message (only the refused sub would cover it) reaches nobody.
+  Plan w = h.SendAndRun("s", InsertMessage("m1", "k1"));
+  for (const std::string& f : Harness::FramesFor(w, "s")) CHECK(TypeOf(f) != "changes");
+}
+
+TEST_CASE("sub/unsub: a burst of subRateBurst, then subRatePerSecond; past it RATE_LIMITED") {
+  Options o;
+  o.sub_rate_burst = 4;
+  o.sub_rate_per_second = 2;
+  Harness h(o);
+  h.Connect("s");
+  auto sub = [&] { return FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s"); };
+  for (int i = 0; i < 4; ++i) CHECK(sub() == -1);
+  CHECK(sub() == Wire(Code::kRateLimited));
+  CHECK(FirstCode(h.Send("s", R"({"t":"unsub","id":"a"})"), "s") == Wire(Code::kRateLimited));
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 1);  // the refused unsub changed nothing
+  h.now += 500;  // one token back
+  CHECK(sub() == -1);
+  CHECK(sub() == Wire(Code::kRateLimited));
+  h.now += 60'000;  // never more than the burst
+  for (int i = 0; i < 4; ++i) CHECK(sub() == -1);
+  CHECK(sub() == Wire(Code::kRateLimited));
+}
+
+TEST_CASE("at most kMaxWaitersPerMutation sockets wait on one in-flight id; the next gets an error, not a reject") {
+  Harness h;
+  std::string mut = InsertMessage("m1", "k1");
+  for (std::size_t i = 0; i <= kMaxWaitersPerMutation + 1; ++i) h.Connect("s" + std::to_string(i));
+  REQUIRE(h.Send("s0", mut).mutation.has_value());
+  CHECK(h.Send("s0", mut).deliveries.empty());  // the owner already waits: once
+  for (std::size_t i = 1; i <= kMaxWaitersPerMutation; ++i) {
+    CHECK(h.Send("s" + std::to_string(i), mut).deliveries.empty());
+  }
+  std::string last = "s" + std::to_string(kMaxWaitersPerMutation + 1);
+  auto refused = Harness::FramesFor(h.Send(last, mut), last);
+  REQUIRE(refused.size() == 1);
+  CHECK(TypeOf(refused[0]) == "error");
+  CHECK(FirstCode(h.Send(last, mut), last) == Wire(Code::kTooMany));
+}
+
+TEST_CASE("rejections are not recorded: refused writes with fresh ids store nothing") {
+  Harness h;
+  h.Connect("s");
+  for (int i = 0; i < 20; ++i) {
+    std::string id = "bad" + std::to_string(i);
+    Plan p = h.Send("s", R"({"t":"mut","id":")" + id + R"(","ops":[{"c":"nope","op":"insert","k":"k","cols":{}}]})");
+    CHECK(FirstCode(p, "s") == Wire(Code::kUnknownCollection));
+  }
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_mutations") == 0);
+  // Committed outcomes still are.
+  h.SendAndRun("s", InsertMessage("good", "k1"));
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_mutations") == 1);
+}
+
+TEST_CASE("an INTERNAL error reaches the client as a fixed sentence; other codes keep their message") {
+  std::string internal = ErrorFrame(Status::Internal("no such table: secret_table: SQLITE_ERROR"));
+  CHECK(internal.find("secret_table") == std::string::npos);
+  CHECK(internal.find("internal error; the Durable Object logged the detail") != std::string::npos);
+  CHECK(RejectFrame("m", Status::Unauthorized("not yours")).find("not yours") != std::string::npos);
+}
+
+TEST_CASE("reserved table prefixes are refused in any case") {
+  for (const char* table : {"_sync_x", "_SYNC_x", "_Sync_X", "_CF_x"}) {
+    CAPTURE(table);
+    SqliteStorage db;
+    db.MustExec(std::string("CREATE TABLE \"") + table + "\"(id TEXT PRIMARY KEY)");
+    Core core(&db, Options());
+    Status s = core.Register(std::string(R"({"collections":[{"table":")") + table + R"(","pk":"id"}]})", "e");
+    CHECK(s.code() == Code::kSchema);
+  }
+}
+
+TEST_CASE("a snapshot larger than kPlanFlushBytes leaves as it is read: the plan never holds it whole") {
+  Options o;
+  o.snapshot_chunk_bytes = 64 << 10;
+  Harness h(o);
+  std::string body(1000, 'x');
+  h.db.MustExec("BEGIN");
+  for (int i = 0; i < 6000; ++i) {
+    h.db.MustExec("INSERT INTO notes(id, body) VALUES('n" + std::to_string(i) + "','" + body + "')");
+  }
+  h.db.MustExec("COMMIT");
+  std::vector<SqliteStorage::Sent> sent;
+  h.db.sent = &sent;
+  Plan p = h.Send("s", R"({"t":"hello","v":1,"subs":[{"id":"n","c":"notes"}]})");
+  h.db.sent = nullptr;
+  std::size_t held = 0, early = 0, rows = 0;
+  for (const Delivery& d : p.deliveries) held += d.frame.size();
+  for (const SqliteStorage::Sent& s : sent) early += s.frame.size();
+  CHECK(early > 4 * kPlanFlushBytes);  // ~6 MB went out early, in order
+  CHECK(held < kPlanFlushBytes + 2 * o.snapshot_chunk_bytes);
+  // Together they are the whole unit, in order, ending in synced.
+  std::vector<std::string> unit;
+  for (const auto& s : sent) unit.push_back(s.frame);
+  for (const Delivery& d : p.deliveries) unit.push_back(d.frame);
+  CHECK(TypeOf(unit.front()) == "welcome");
+  CHECK(TypeOf(unit.back()) == "synced");
+  for (const std::string& f : unit) {
+    JsonDocument d = Json(f);
+    if (View(d["t"]) == "snapshot") rows += d["rows"].Size();
+  }
+  CHECK(rows == 6000);
+}
+
+}  // TEST_SUITE
+
+}  // namespace seqsync
