@@ -35,6 +35,8 @@ export function freshRoom(prefix = 'e2e'): string {
 export class Network {
   #sockets = new Set<WebSocket>()
   #cut = false
+  /** Every frame the client received, in order, as text. */
+  readonly received: string[] = []
   readonly WebSocket: WebSocketConstructor
 
   constructor() {
@@ -46,6 +48,7 @@ export class Network {
         super(network.#cut ? 'ws://127.0.0.1:9/' : url)
         network.#sockets.add(this)
         this.on('close', () => network.#sockets.delete(this))
+        this.on('message', (data) => network.received.push(String(data)))
       }
     }
     this.WebSocket = CuttableWebSocket as unknown as WebSocketConstructor
