@@ -68,9 +68,11 @@ struct Socket {
   bool hello = false;
   std::vector<Subscription> subs;
   std::size_t in_flight = 0;
+  std::size_t in_flight_bytes = 0;  // of the pending mutations' ops and args, held by the shell
   // Token bucket for sub/unsub frames; -1: not started (full).
   double sub_tokens = -1;
   std::int64_t sub_tokens_ms = 0;
+  std::size_t sub_bytes = 0;  // bodies of `subs`, see Impl::sub_bytes
 };
 
 struct InFlight {
@@ -78,6 +80,7 @@ struct InFlight {
   std::vector<std::string> waiters;
   std::string ack;  // set by CommitMutation
   Seq head = 0;     // the head right after its writes, set by CommitMutation
+  std::size_t bytes = 0;  // its ops and args, counted against the owner's in-flight bytes
 };
 
 // One entry of the change log.
@@ -107,6 +110,10 @@ struct Core::Impl {
   // Deliveries handed to the shell early by MaybeFlush, in all; a plan
   // index i stands for the (flushed + i)-th delivery of the current call.
   std::uint64_t flushed = 0;
+  // Bytes of every socket's subscription bodies. A body costs the heap a few
+  // times its size (the where text, its parsed literals), so the per-socket
+  // and per-object budgets on it are what bound subscription memory.
+  std::size_t sub_bytes = 0;
 
   Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {}
 
@@ -155,7 +162,7 @@ struct Core::Impl {
 
   Status RateLimited() const {
     return Status::RateLimited("more than " + std::to_string(options.sub_rate_burst) +
-                               " sub/unsub frames at once or " + std::to_string(options.sub_rate_per_second) +
+                               " sub frames at once or " + std::to_string(options.sub_rate_per_second) +
                                " a second on this socket");
   }
 
@@ -597,21 +604,39 @@ struct Core::Impl {
   }
 
   // Forgets subscription `id` of `socket_id`, in memory and in SQLite.
+  // An unknown id costs nothing: no statement runs for it.
   void RemoveSub(std::string_view socket_id, Socket* sock, std::string_view id) {
-    sock->subs.erase(std::remove_if(sock->subs.begin(), sock->subs.end(),
-                                    [&](const Subscription& s) { return s.id == id; }),
-                     sock->subs.end());
+    auto it = std::find_if(sock->subs.begin(), sock->subs.end(), [&](const Subscription& s) { return s.id == id; });
+    if (it == sock->subs.end()) return;
+    Account(sock, 0, it->body.size());
+    sock->subs.erase(it);
     auto r = storage->Exec("DELETE FROM _sync_subs WHERE socket=?1 AND sub=?2",
                            {SqlValue::Text(std::string(socket_id)), SqlValue::Text(std::string(id))});
     (void)r;  // an orphan row is swept on the next wake
   }
 
-  // Adds or replaces `s` on `sock`; kTooMany past the cap.
+  void Account(Socket* sock, std::size_t added, std::size_t removed) {
+    sock->sub_bytes = sock->sub_bytes + added - removed;
+    sub_bytes = sub_bytes + added - removed;
+  }
+
+  // Adds or replaces `s` on `sock`; kTooMany past the cap or the object's
+  // budget, kTooLarge past the socket's.
   Status AddSub(std::string_view socket_id, Socket* sock, Subscription s) {
     auto it = std::find_if(sock->subs.begin(), sock->subs.end(),
                            [&](const Subscription& x) { return x.id == s.id; });
     if (it == sock->subs.end() && sock->subs.size() >= options.max_subs_per_socket) return TooManySubs();
+    std::size_t replaced = it == sock->subs.end() ? 0 : it->body.size();
+    if (sock->sub_bytes - replaced + s.body.size() > options.max_sub_bytes_per_socket) {
+      return Status::TooLarge("this socket's subscriptions would hold more than " +
+                              std::to_string(options.max_sub_bytes_per_socket) + " bytes of where");
+    }
+    if (sub_bytes - replaced + s.body.size() > kMaxSubBytesPerObject) {
+      return Status::TooMany("this Durable Object holds " + std::to_string(sub_bytes) +
+                             " bytes of subscriptions; the limit is " + std::to_string(kMaxSubBytesPerObject));
+    }
     SEQSYNC_RETURN_IF_ERROR(PersistSub(socket_id, s));
+    Account(sock, s.body.size(), replaced);
     if (it != sock->subs.end()) *it = std::move(s);
     else sock->subs.push_back(std::move(s));
     return Status::Ok();
@@ -920,8 +945,19 @@ struct Core::Impl {
       if (!valid.ok()) return RejectEarly(socket_id, mid, valid);
       pending.ops_json.assign(sb.GetString(), sb.GetSize());
     }
-    in_flight[key] = InFlight{std::string(socket_id), {}, {}};
+    // The shell holds the pending ops (parsed, a few times their size)
+    // while authorize awaits, so their bytes are bounded per socket too.
+    std::size_t bytes = pending.ops_json.size() + pending.args_json.size();
+    if (sock->in_flight > 0 && sock->in_flight_bytes + bytes > options.max_in_flight_bytes_per_socket) {
+      return RejectEarly(socket_id, mid,
+                         Status::TooMany("more than " + std::to_string(options.max_in_flight_bytes_per_socket) +
+                                         " bytes of mutations in flight on this socket"));
+    }
+    InFlight entry{std::string(socket_id), {}, {}};
+    entry.bytes = bytes;
+    in_flight[key] = std::move(entry);
     ++sock->in_flight;
+    sock->in_flight_bytes += bytes;
     plan.mutation = std::move(pending);
     return plan;
   }
@@ -937,6 +973,7 @@ struct Core::Impl {
     }
     if (auto s = sockets.find(it->second.owner); s != sockets.end() && s->second.in_flight > 0) {
       --s->second.in_flight;
+      s->second.in_flight_bytes -= std::min(s->second.in_flight_bytes, it->second.bytes);
     }
     in_flight.erase(it);
     return to;
@@ -1115,35 +1152,34 @@ struct Core::Impl {
       plan.deliveries.push_back({to, SubErrorFrame(s->id, resolved)});
       return plan;
     }
-    std::uint64_t mark = Mark(plan);
-    Status snap = Snapshot(*s, *head, /*ends_unit=*/true, to, &plan);
-    if (!snap.ok()) {
-      if (!Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
-      plan.deliveries.push_back({to, SubErrorFrame(s->id, snap)});
-      return plan;
-    }
+    // Held before its snapshot is read, so a refusal sends nothing; dropped
+    // again if the snapshot fails.
     std::string sub_id = s->id;
+    Subscription sub = *s;
     Status added = AddSub(socket_id, sock, std::move(s).value());
     if (!added.ok()) {
-      // Its snapshot may have left already; the sub-error tells the client
-      // to drop it, and no change is ever sent for it.
-      (void)Unsend(&plan, mark);
       plan.deliveries.push_back({to, SubErrorFrame(sub_id, added)});
+      return plan;
+    }
+    std::uint64_t mark = Mark(plan);
+    Status snap = Snapshot(sub, *head, /*ends_unit=*/true, to, &plan);
+    if (!snap.ok()) {
+      RemoveSub(socket_id, sock, sub_id);
+      if (!Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
+      plan.deliveries.push_back({to, SubErrorFrame(sub_id, snap)});
     }
     return plan;
   }
 
-  Plan OnUnsub(std::string_view socket_id, Socket* sock, const JsonValue& frame, std::int64_t now_ms) {
+  Plan OnUnsub(std::string_view socket_id, Socket* sock, const JsonValue& frame) {
     Plan plan;
     const JsonValue* id = Member(frame, "id");
     if (id == nullptr || !id->IsString()) {
       plan.deliveries.push_back({{std::string(socket_id)}, ErrorFrame(Status::InvalidField("unsub needs a string id"))});
       return plan;
     }
-    if (!TakeSubToken(sock, now_ms)) {
-      plan.deliveries.push_back({{std::string(socket_id)}, ErrorFrame(RateLimited())});
-      return plan;
-    }
+    // Not rate limited: it only frees what a rate-limited sub took, and an
+    // unknown id runs no statement.
     RemoveSub(socket_id, sock, View(*id));
     return plan;
   }
@@ -1245,7 +1281,9 @@ Status Core::RestoreSockets(const std::vector<std::string>& live, Plan* refusals
       }
       continue;
     }
-    impl_->sockets[socket].subs.push_back(std::move(sub).value());
+    Socket& restored = impl_->sockets[socket];
+    impl_->Account(&restored, sub->body.size(), 0);  // admitted under the budgets before the wake
+    restored.subs.push_back(std::move(sub).value());
   }
   return Status::Ok();
 }
@@ -1292,7 +1330,7 @@ Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::st
     return plan;
   }
   if (type == "sub") return impl_->OnSub(socket_id, &sock, doc, now_ms);
-  if (type == "unsub") return impl_->OnUnsub(socket_id, &sock, doc, now_ms);
+  if (type == "unsub") return impl_->OnUnsub(socket_id, &sock, doc);
   return impl_->OnMutation(socket_id, &sock, scope, doc, type == "call");
 }
 
@@ -1361,7 +1399,10 @@ Plan Core::Drain(std::int64_t now_ms) {
 
 void Core::OnClose(std::string_view socket_id) {
   auto it = impl_->sockets.find(socket_id);
-  if (it != impl_->sockets.end()) impl_->sockets.erase(it);
+  if (it != impl_->sockets.end()) {
+    impl_->sub_bytes -= it->second.sub_bytes;
+    impl_->sockets.erase(it);
+  }
   for (auto& [key, f] : impl_->in_flight) {
     f.waiters.erase(std::remove(f.waiters.begin(), f.waiters.end(), socket_id), f.waiters.end());
   }
@@ -1398,7 +1439,9 @@ std::string LimitsJson(const Options& o) {
          ",\"maxJsonValues\":" + std::to_string(o.max_json_values) +
          ",\"maxOpsPerMutation\":" + std::to_string(o.max_ops_per_mutation) +
          ",\"maxSubsPerSocket\":" + std::to_string(o.max_subs_per_socket) +
+         ",\"maxSubBytesPerSocket\":" + std::to_string(o.max_sub_bytes_per_socket) +
          ",\"maxInFlightPerSocket\":" + std::to_string(o.max_in_flight_per_socket) +
+         ",\"maxInFlightBytesPerSocket\":" + std::to_string(o.max_in_flight_bytes_per_socket) +
          ",\"maxPredicateDepth\":" + std::to_string(o.max_predicate_depth) +
          ",\"maxPredicateNodes\":" + std::to_string(o.max_predicate_nodes) +
          ",\"maxPredicateLiteralBytes\":" + std::to_string(o.max_predicate_literal_bytes) +

@@ -42,7 +42,9 @@ Result<Options> ParseOptions(std::string_view json) {
     else if (!std::strcmp(k, "maxJsonValues")) s = ReadCount(v, k, kCeilingMaxJsonValues, &o.max_json_values);
     else if (!std::strcmp(k, "maxOpsPerMutation")) s = ReadCount(v, k, kBig, &o.max_ops_per_mutation);
     else if (!std::strcmp(k, "maxSubsPerSocket")) s = ReadCount(v, k, kBig, &o.max_subs_per_socket);
+    else if (!std::strcmp(k, "maxSubBytesPerSocket")) s = ReadCount(v, k, kMaxSubBytesPerObject, &o.max_sub_bytes_per_socket);
     else if (!std::strcmp(k, "maxInFlightPerSocket")) s = ReadCount(v, k, kBig, &o.max_in_flight_per_socket);
+    else if (!std::strcmp(k, "maxInFlightBytesPerSocket")) s = ReadCount(v, k, kBig, &o.max_in_flight_bytes_per_socket);
     else if (!std::strcmp(k, "maxPredicateDepth")) s = ReadCount(v, k, kCeilingMaxPredicateDepth, &o.max_predicate_depth);
     else if (!std::strcmp(k, "maxPredicateNodes")) s = ReadCount(v, k, kBig, &o.max_predicate_nodes);
     else if (!std::strcmp(k, "maxPredicateLiteralBytes")) s = ReadCount(v, k, kCeilingMaxValueBytes, &o.max_predicate_literal_bytes);
@@ -62,6 +64,8 @@ Result<Options> ParseOptions(std::string_view json) {
   if (o.read_page_rows < 1) o.read_page_rows = 1;
   if (o.compact_every < 1) o.compact_every = 1;
   if (o.max_json_values < 16) o.max_json_values = 16;
+  // Mutation outcomes live as long as the change log unless told otherwise.
+  if (doc.HasMember("retentionMs") && !doc.HasMember("dedupRetentionMs")) o.dedup_retention_ms = o.retention_ms;
   return o;
 }
 

@@ -94,7 +94,7 @@ TEST_CASE("a hello sub whose snapshot fails holds nothing: no changes, nothing s
   for (const std::string& f : Harness::FramesFor(w, "s")) CHECK(TypeOf(f) != "changes");
 }
 
-TEST_CASE("sub/unsub: a burst of subRateBurst, then subRatePerSecond; past it RATE_LIMITED") {
+TEST_CASE("sub: a burst of subRateBurst, then subRatePerSecond; past it RATE_LIMITED; unsub is free") {
   Options o;
   o.sub_rate_burst = 4;
   o.sub_rate_per_second = 2;
@@ -103,8 +103,13 @@ TEST_CASE("sub/unsub: a burst of subRateBurst, then subRatePerSecond; past it RA
   auto sub = [&] { return FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s"); };
   for (int i = 0; i < 4; ++i) CHECK(sub() == -1);
   CHECK(sub() == Wire(Code::kRateLimited));
-  CHECK(FirstCode(h.Send("s", R"({"t":"unsub","id":"a"})"), "s") == Wire(Code::kRateLimited));
-  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 1);  // the refused unsub changed nothing
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 1);
+  // unsub is never limited: it frees; an unknown id runs no statement.
+  long before = h.db.exec_count();
+  CHECK(h.Send("s", R"({"t":"unsub","id":"nope"})").deliveries.empty());
+  CHECK(h.db.exec_count() == before);
+  CHECK(h.Send("s", R"({"t":"unsub","id":"a"})").deliveries.empty());
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 0);
   h.now += 500;  // one token back
   CHECK(sub() == -1);
   CHECK(sub() == Wire(Code::kRateLimited));
@@ -191,6 +196,60 @@ TEST_CASE("a snapshot larger than kPlanFlushBytes leaves as it is read: the plan
     if (View(d["t"]) == "snapshot") rows += d["rows"].Size();
   }
   CHECK(rows == 6000);
+}
+
+TEST_CASE("subscription bodies are budgeted per socket and per object, so many sockets cannot fill the heap") {
+  // A where of `n` bytes of literal text.
+  auto sub = [](const std::string& id, std::size_t n) {
+    return R"({"t":"sub","id":")" + id + R"(","c":"messages","where":{"type":"func","name":"eq","args":[)"
+           R"({"type":"ref","path":["content"]},{"type":"val","value":")" + std::string(n, 'x') + R"("}]}})";
+  };
+  SUBCASE("per socket: maxSubBytesPerSocket") {
+    Options o;
+    o.max_sub_bytes_per_socket = 4096;
+    Harness h(o);
+    h.Connect("s");
+    CHECK(FirstCode(h.Send("s", sub("a", 1500)), "s") == -1);
+    CHECK(FirstCode(h.Send("s", sub("b", 1500)), "s") == -1);
+    CHECK(FirstCode(h.Send("s", sub("c", 1500)), "s") == Wire(Code::kTooLarge));
+    CHECK(FirstCode(h.Send("s", sub("b", 100)), "s") == -1);  // a smaller replacement frees room
+    CHECK(FirstCode(h.Send("s", sub("c", 1500)), "s") == -1);
+    h.Send("s", R"({"t":"unsub","id":"a"})");
+    CHECK(FirstCode(h.Send("s", sub("d", 1500)), "s") == -1);
+  }
+  SUBCASE("per object: kMaxSubBytesPerObject, freed when a socket closes") {
+    Options o;
+    o.max_predicate_literal_bytes = 64 << 10;
+    Harness h(o);
+    const std::size_t per_sub = 60 << 10;
+    const std::size_t fit = kMaxSubBytesPerObject / (per_sub + 200);
+    int refused = 0;
+    for (std::size_t i = 0; i < fit + 4; ++i) {
+      std::string socket = "s" + std::to_string(i / 4);
+      if (i % 4 == 0) h.Connect(socket);
+      int code = FirstCode(h.Send(socket, sub("x" + std::to_string(i), per_sub)), socket);
+      if (code == Wire(Code::kTooMany)) ++refused;
+      else CHECK(code == -1);
+    }
+    CHECK(refused >= 4);
+    CHECK(refused <= 5);
+    h.core->OnClose("s0");
+    h.Connect("late");
+    CHECK(FirstCode(h.Send("late", sub("y", per_sub)), "late") == -1);
+  }
+}
+
+TEST_CASE("mutations in flight are bounded in bytes per socket; one alone always gets in") {
+  Options o;
+  o.max_in_flight_bytes_per_socket = 1000;
+  Harness h(o);
+  h.Connect("s");
+  std::string big(600, 'x');
+  REQUIRE(h.Send("s", InsertMessage("m1", "k1", "u1", big)).mutation.has_value());  // alone: in
+  Plan second = h.Send("s", InsertMessage("m2", "k2", "u1", big));
+  CHECK_FALSE(second.mutation.has_value());
+  CHECK(FirstCode(second, "s") == Wire(Code::kTooMany));
+  CHECK(h.Send("s", InsertMessage("m3", "k3", "u1", "small")).mutation.has_value());  // 600 + ~100
 }
 
 }  // TEST_SUITE

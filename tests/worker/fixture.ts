@@ -41,7 +41,12 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
-    ctx.blockConcurrencyWhile(async () => {
+    ctx.blockConcurrencyWhile(async () => this.#setUp())
+  }
+
+  /** The app's migrations and registerSync, as a constructor runs them. */
+  #setUp(): void {
+    {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS messages (
         id TEXT PRIMARY KEY, author TEXT NOT NULL, content TEXT NOT NULL, created_at INTEGER NOT NULL)`)
       // tests/vectors/schema.sql, plus a category column for tasks.
@@ -159,7 +164,13 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
           })),
         this.syncOptions(),
       )
-    })
+    }
+  }
+
+  /** Wipes the storage in place and sets up again in the same instance, as an app's reset would. */
+  async resetStorage(): Promise<void> {
+    await this.ctx.storage.deleteAll()
+    this.#setUp()
   }
 
   protected parseAttachment(req: Request): Claims {

@@ -57,6 +57,14 @@ inline constexpr std::size_t kMaxHeapBytes = 32u << 20;
 // in the heap.
 inline constexpr std::size_t kPlanFlushBytes = 1u << 20;
 
+// Bytes of subscription bodies (id, collection and where as stored) one
+// socket, and all sockets of one object together, may hold. A body costs
+// the heap about four times its size (the text and its parsed literals),
+// so the object's budget keeps all subscriptions within ~16 MB of the heap
+// however many sockets share them out.
+inline constexpr std::size_t kDefaultMaxSubBytesPerSocket = 256u << 10;
+inline constexpr std::size_t kMaxSubBytesPerObject = 4u << 20;
+
 // Sockets waiting on one in-flight mutation id (its owner's reconnects, say).
 inline constexpr std::size_t kMaxWaitersPerMutation = 8;
 
@@ -67,6 +75,10 @@ inline constexpr std::size_t kDefaultMaxOpsPerMutation = 500;
 // Per-socket caps that keep one client from starving a shared DO.
 inline constexpr std::size_t kDefaultMaxSubsPerSocket = 64;
 inline constexpr std::size_t kDefaultMaxInFlightPerSocket = 32;
+// Bytes of one socket's mutations in flight together. The shell holds each
+// one's ops, parsed, while its authorize awaits: 32 frames of 4 MiB would be
+// far more than the isolate's 128 MB. One mutation alone is always let in.
+inline constexpr std::size_t kDefaultMaxInFlightBytesPerSocket = 8u << 20;
 
 // Predicate trees: the evaluator recurses, so depth is bounded well below the
 // wasm stack; nodes bound the work per row.
@@ -83,7 +95,7 @@ inline constexpr std::size_t kDefaultMaxPredicateLiteralBytes = 64u << 10;
 inline constexpr std::size_t kDefaultMaxLikePatternBytes = 256;
 inline constexpr std::size_t kDefaultMaxLikeWildcards = 16;
 
-// sub and unsub frames per socket: a burst, then a steady rate (each one is
+// sub frames per socket: a burst, then a steady rate (each one is
 // a SQLite write and maybe a snapshot).
 inline constexpr std::size_t kDefaultSubRateBurst = 128;
 inline constexpr std::size_t kDefaultSubRatePerSecond = 16;

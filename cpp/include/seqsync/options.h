@@ -25,13 +25,17 @@ struct Options {
   std::size_t max_json_values = kDefaultMaxJsonValues;
   std::size_t max_ops_per_mutation = kDefaultMaxOpsPerMutation;
   std::size_t max_subs_per_socket = kDefaultMaxSubsPerSocket;
+  // Bytes of one socket's subscription bodies together. Clamped to
+  // kMaxSubBytesPerObject.
+  std::size_t max_sub_bytes_per_socket = kDefaultMaxSubBytesPerSocket;
   std::size_t max_in_flight_per_socket = kDefaultMaxInFlightPerSocket;
+  std::size_t max_in_flight_bytes_per_socket = kDefaultMaxInFlightBytesPerSocket;
   int max_predicate_depth = kDefaultMaxPredicateDepth;
   std::size_t max_predicate_nodes = kDefaultMaxPredicateNodes;
   std::size_t max_predicate_literal_bytes = kDefaultMaxPredicateLiteralBytes;
   std::size_t max_like_pattern_bytes = kDefaultMaxLikePatternBytes;
   std::size_t max_like_wildcards = kDefaultMaxLikeWildcards;
-  // A socket may send sub_rate_burst sub/unsub frames at once, then
+  // A socket may send sub_rate_burst sub frames at once, then
   // sub_rate_per_second; past that they are refused with RATE_LIMITED.
   std::size_t sub_rate_burst = kDefaultSubRateBurst;
   std::size_t sub_rate_per_second = kDefaultSubRatePerSecond;

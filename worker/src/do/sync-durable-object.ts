@@ -19,7 +19,7 @@ import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registr
 export interface SyncOptions {
   /** Change-log entries older than this are pruned. Default: 2 days. */
   retentionMs?: number
-  /** How long mutation outcomes are kept for exactly-once replays. Default: retentionMs. */
+  /** How long committed mutation outcomes are kept for exactly-once replays. Default: retentionMs. */
   dedupRetentionMs?: number
   maxFrameBytes?: number
   maxValueBytes?: number
@@ -30,7 +30,11 @@ export interface SyncOptions {
   maxJsonValues?: number
   maxOpsPerMutation?: number
   maxSubsPerSocket?: number
+  /** Bytes of one socket's subscription bodies (id, collection, where) together. Default 256 KiB. */
+  maxSubBytesPerSocket?: number
   maxInFlightPerSocket?: number
+  /** Bytes of one socket's mutations in flight together (one alone is always let in). Default 8 MiB. */
+  maxInFlightBytesPerSocket?: number
   maxPredicateDepth?: number
   maxPredicateNodes?: number
   /** Bytes of all literals of one `where` together. Default 64 KiB. */
@@ -38,7 +42,7 @@ export interface SyncOptions {
   /** Bytes of one `like` pattern (default 256) and its `%`/`_` wildcards (default 16). */
   maxLikePatternBytes?: number
   maxLikeWildcards?: number
-  /** sub/unsub frames per socket: a burst (default 128), then a rate (default 16/s). */
+  /** sub frames per socket: a burst (default 128), then a rate (default 16/s). unsub is not limited. */
   subRateBurst?: number
   subRatePerSecond?: number
   snapshotChunkBytes?: number
@@ -116,6 +120,11 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * the constructor, inside ctx.blockConcurrencyWhile, after your migrations.
    */
   protected registerSync(registry: RegistryHandle, options: SyncOptions = {}): void {
+    // Called again in a running instance (after ctx.storage.deleteAll(),
+    // say): what the running core holds in memory describes the old
+    // storage, so a fresh core is started over the new one.
+    const previousEpoch = this.#registry && this.#core ? this.#withCore((core) => core.epoch()) : undefined
+    if (previousEpoch !== undefined) this.#dropCore()
     this.#ensureCore(options)
     const registration = registry.toRegistrationJson()
     this.ctx.storage.transactionSync(() => {
@@ -123,6 +132,13 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       if (status.code !== ErrorCode.OK) throw new SyncRegistrationError(status.code, status.message)
     })
     this.#registry = registry
+    if (previousEpoch !== undefined && previousEpoch !== this.#withCore((core) => core.epoch())) {
+      // A new epoch under live sockets: their cursors mean nothing here.
+      // A retryable close makes each client reconnect, see the new epoch,
+      // and replace what it holds with a snapshot.
+      for (const ws of this.#socketMap().values()) closeQuietly(ws, CloseCode.RESET, 'storage was reset; reconnect to resync')
+      return
+    }
     const restored = this.#withCore((core) => core.restoreSockets([...this.#socketMap().keys()]))
     if (restored.code !== ErrorCode.OK) throw new SyncRegistrationError(restored.code, restored.message)
     // Subscriptions a deploy made invalid (a dropped collection or column) are refused, not left hanging.
@@ -254,6 +270,12 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     throw error instanceof Error ? error : new Error(String(error))
   }
 
+  /** Stops the running core; the next use starts a fresh one. */
+  #dropCore(): void {
+    this.#core?.delete()
+    this.#core = undefined
+  }
+
   /** The core, started with `options` if it is not running yet. @param options only from registerSync */
   #ensureCore(options?: SyncOptions): RawCore {
     if (this.#coreBroken) throw new Error('seqsync: the wasm core trapped; this object is being reset')
@@ -324,13 +346,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
     if (!plan.closeCode) return
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
-    for (const ws of targets) {
-      try {
-        ws?.close(plan.closeCode, plan.closeReason)
-      } catch {
-        // already closed
-      }
-    }
+    for (const ws of targets) if (ws) closeQuietly(ws, plan.closeCode, plan.closeReason ?? '')
   }
 
   async #runMutation(
@@ -470,6 +486,14 @@ function toSyncOp(wire: WireOp): SyncOp<Record<string, unknown>> {
 function readAttachment<Claims>(ws: WebSocket): SocketAttachment<Claims> | undefined {
   const value = ws.deserializeAttachment() as SocketAttachment<Claims> | null
   return value && typeof value === 'object' && value.seqsync ? value : undefined
+}
+
+function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason)
+  } catch {
+    // already closed
+  }
 }
 
 /** Sends without throwing: a socket that closed under us is forgotten by webSocketClose. */

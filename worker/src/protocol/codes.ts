@@ -41,6 +41,8 @@ export const CloseCode = {
   NORMAL: 1000,
   TOO_LARGE: 1009,
   INTERNAL: 1011,
+  /** The object's storage was reset under the socket (a new epoch): reconnect, and resync. */
+  RESET: 1012,
   PROTOCOL: 4400,
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
