@@ -25,6 +25,8 @@ set -euo pipefail
 # -fno-sanitize=pointer-overflow.
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
+# (-max_total_time=0 would mean no limit at all.)
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: seconds must be a positive integer, not '$seconds'" >&2; exit 2; }
 out=build/fuzz
 obj="$out/obj"
 mkdir -p "$obj"
@@ -35,7 +37,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize=pointer-over
        -fno-sanitize-recover=undefined -Icpp/include -Icpp/src)
 flags_id=$(echo "clang++-14 ${flags[*]}" | md5sum | cut -c1-8)
 declare -A run_flags=(
-  [frame]="-max_len=4096 -malloc_limit_mb=16 -rss_limit_mb=1024"
+  [frame]="-max_len=4096 -malloc_limit_mb=16 -rss_limit_mb=1024 -dict=$out/frame.dict"
   [predicate]="-max_len=4096 -rss_limit_mb=1024"
 )
 
@@ -53,13 +55,17 @@ stale() {
 
 start=$SECONDS
 pids=() objs=()
+# Objects take the time the build began, so a source edited while it
+# compiles is newer than its object and is built again next time.
+stamp="$obj/.stamp"
+touch "$stamp"
 for src in "${srcs[@]}"; do
   o="$obj/$(basename "${src%.cc}").o"
   objs+=("$o")
   if stale "$o"; then
     echo "+ clang++ $src"
     ( clang++-14 "${flags[@]}" -fsanitize=fuzzer-no-link -MMD -MF "${o%.o}.d" -c "$src" -o "$o" &&
-      echo "$flags_id" >"$o.flags" ) &
+      touch -r "$stamp" "$o" && echo "$flags_id" >"$o.flags" ) &
     pids+=($!)
   fi
 done
@@ -89,6 +95,27 @@ node -e '
       if (s && s.where) fs.writeFileSync(`${out}/predicate-corpus/seed${n++}`, JSON.stringify(s.where))
     }
   }
+  // Writes with keys of their own (the harness binds the id of an insert from k),
+  // so mutants of k make new rows, and a resume for the second socket.
+  const more = [
+    {t: "mut", id: "w1", ops: [{c: "tasks", op: "insert", k: "t1", cols: {title: "a", done: 0, rank: 1.5}}]},
+    {t: "mut", id: "w2", ops: [{c: "tasks", op: "update", k: "t1", cols: {done: 1}},
+                              {c: "tasks", op: "insert", k: "t2", cols: {title: "b"}}]},
+    {t: "mut", id: "w3", ops: [{c: "tasks", op: "delete", k: "t1"}]},
+    {t: "mut", id: "w4", ops: [{c: "notes", op: "insert", k: "n1", cols: {body: "x"}}]},
+    {t: "mut", id: "w5", ops: [{c: "messages", op: "insert", k: "m9", cols: {author: "a", content: "c", created_at: 3}}]},
+    {t: "call", id: "w6", name: "echo", args: {x: [1, 2]}},
+    {t: "sub", id: "t", c: "tasks", where: {type: "func", name: "eq", args: [{type: "ref", path: ["done"]}, {type: "val", value: 1}]}},
+    {t: "unsub", id: "t"},
+    {t: "hello", v: 1, epoch: "fuzz", since: 0, subs: [{id: "t", c: "tasks", resume: true}]},
+  ]
+  more.forEach((f, i) => fs.writeFileSync(`${out}/frame-corpus/write${i}`, JSON.stringify(f)))
+  // Inputs of several frames (0x1e between them): writes to one key in turn,
+  // and the golden session from one socket.
+  const RS = "\x1e"
+  fs.writeFileSync(`${out}/frame-corpus/sequence-writes`, [0, 1, 6, 2, 8, 7, 0, 1]
+    .map((i, n) => JSON.stringify({...more[i], ...(more[i].t === "mut" ? {id: `q${n}`} : {})})).join(RS))
+  fs.writeFileSync(`${out}/frame-corpus/sequence-session`, steps.slice(0, 8).map((s) => s.send).join(RS))
   // Expanding seeds (frame_fuzz.cc): 0x7f, r (2 bytes, big-endian), then
   // prefix 0x7f element 0x7f suffix; the element is repeated 1 + 32*r times.
   const M = 0x7f
@@ -113,6 +140,16 @@ node -e '
   repeat("long-string", 70000, "{\"t\":\"mut\",\"id\":\"s\",\"ops\":[{\"c\":\"notes\",\"op\":\"insert\",\"k\":\"b\",\"cols\":{\"id\":\"b\",\"body\":\"",
          "x", "\"}}]}")
   repeat("over-frame-limit", 1200000, sub, "1.5", "]}")  // 4.8 MB: TOO_LARGE
+  // A dictionary of the protocol words, so mutations splice whole fields.
+  const words = ["{\"t\":\"", "\"t\"", "\"v\":1", "\"id\":\"", "\"c\":\"", "\"k\":\"", "\"op\":\"",
+    "\"ops\":[", "\"cols\":{", "\"subs\":[", "\"where\":", "\"orderBy\":[", "\"col\"", "\"dir\"",
+    "\"desc\"", "\"nulls\"", "\"first\"", "\"limit\":", "\"offset\":", "\"since\":", "\"epoch\":",
+    "\"resume\":true", "\"args\":", "\"name\":", "hello", "sub", "unsub", "mut", "call", "echo",
+    "insert", "update", "delete", "messages", "tasks", "notes", "author", "content", "created_at", "title",
+    "done", "rank", "body", "{\"type\":\"func\",\"name\":\"", "{\"type\":\"ref\",\"path\":[\"",
+    "{\"type\":\"val\",\"value\":", "eq", "gt", "gte", "lt", "lte", "in", "like", "and", "or", "not",
+    "isNull", "isUndefined", "null", "true", "false", "1e308", "-0", "\\u0000", "\\ud800", "\x7f"]
+  fs.writeFileSync(`${out}/frame.dict`, words.map((w) => JSON.stringify(w).replace(/\x7f/g, "\\x7F")).join("\n") + "\n")
   ' "$out"
 
 # run TARGET: fuzzes TARGET for $seconds; the log is build/fuzz/TARGET.log.

@@ -3,12 +3,14 @@
 // normal reply, anything else with a typed error) while the tables and the
 // change log stay consistent. Seeded from tests/vectors/ by scripts/fuzz.sh.
 //
-// Input. Bytes are the frame as is, unless they start with kRepeat (0x7f):
-// then the next two bytes are a big-endian r, the rest is
-// prefix 0x7f element 0x7f suffix, and the frame is prefix, then element
-// 1 + 32*r times joined by ',', then suffix (capped just past the frame
-// limit). So a 60-byte input is a 3 MB `[0,0,0,…]`: frames with far more
-// JSON values than the core allows are reachable at a small -max_len.
+// Input: up to 8 frames, separated by 0x1e (never part of JSON text), sent
+// in turn (a 0x1e anywhere splits, even in r below). A frame is its bytes as
+// is, unless they start with kRepeat (0x7f): then the next two bytes are a
+// big-endian r, the rest is prefix 0x7f element 0x7f suffix, and the frame
+// is prefix, then element 1 + 32*r times joined by ',', then suffix (capped
+// just past the frame limit). So a 60-byte input is a 3 MB `[0,0,0,…]`:
+// frames with far more JSON values than the core allows are reachable at a
+// small -max_len.
 //
 // Checks, each a __builtin_trap() after a message saying which failed:
 //  - The parse limits, against an independent SAX scan of the frame: one
@@ -32,8 +34,9 @@
 //    and is the log's highest seq; after Housekeep the log holds at most one
 //    entry per (tbl, key).
 // Mutations run for real: the harness plays the shell and the user's
-// execute (ops as plain SQL, values over 1 KB refused), so the tables and
-// the log change with the fuzzer's writes.
+// execute (ops as plain SQL, an insert's id from k unless given, values
+// over 1 KB refused), so the tables and the log change with the fuzzer's
+// writes.
 
 #include <sanitizer/allocator_interface.h>
 
@@ -77,17 +80,23 @@ std::string Head(std::string_view s) {
 }
 
 constexpr unsigned char kRepeat = 0x7f;
+constexpr std::uint8_t kFrameSeparator = 0x1e;  // never in JSON text, not even in a string
+constexpr std::size_t kMaxFramesPerInput = 8;
 constexpr std::size_t kRepeatUnit = 32;
 // The parsed document costs ~16 bytes a value (a member ~32), RapidJSON's
 // parse stack as much again while it grows; 64 leaves headroom for both.
 constexpr std::int64_t kBytesPerValue = 64;
 constexpr std::size_t kMaxHarnessValueBytes = 1024;  // the execute refuses more
 constexpr std::int64_t kMaxTableRows = 512;          // then the tables are emptied
-constexpr std::uint64_t kSocketResetEvery = 1024;    // inputs; s re-hellos
-constexpr std::int64_t kStepMs = 100;                // clock per input
+// Every this many inputs s reconnects under a fresh scope (the identity that
+// scopes mutation ids): otherwise the seeds' few ids are soon all recorded,
+// every mut is a replay, and nothing new is written.
+constexpr std::uint64_t kSocketResetEvery = 256;
+constexpr std::int64_t kStepMs = 100;                // clock per frame
 constexpr std::size_t kMaxSecondSocketBytes = 64u << 10;
+constexpr std::uint64_t kHousekeepEvery = 4;
 
-// ---- heap accounting: bytes held by the calls inside a Meter's scope ----
+// ---- heap accounting: bytes held by the calls inside PeakDuring ----
 
 std::atomic<bool> g_metering{false};
 std::atomic<std::int64_t> g_live{0};
@@ -344,7 +353,8 @@ struct Fixture {
   std::unique_ptr<seqsync::Core> core;
   std::int64_t now = 1'000;
   std::uint64_t inputs = 0;
-  std::uint64_t commits = 0;
+  std::uint64_t frames = 0;
+  std::string scope = "u0";
   seqsync::Seq last_head = 0;
 
   Fixture() {
@@ -366,7 +376,7 @@ struct Fixture {
   }
 
   void Hello() {
-    seqsync::Plan p = core->OnMessage("s", "u", R"({"t":"hello","v":1,"subs":[{"id":"m","c":"messages"}]})", now);
+    seqsync::Plan p = core->OnMessage("s", scope, R"({"t":"hello","v":1,"subs":[{"id":"m","c":"messages"}]})", now);
     if (p.deliveries.empty() || p.deliveries[0].frame.rfind(R"({"t":"welcome",)", 0) != 0) {
       Fail("the fixture's hello got no welcome");
     }
@@ -424,6 +434,12 @@ struct Fixture {
           bind(m->value);
         }
         if (kind == "insert") {
+          if (!op["cols"].HasMember("id")) {  // the execute binds the key itself
+            if (!names.empty()) { names += ","; marks += ","; }
+            names += "id";
+            marks += "?" + std::to_string(params.size() + 1);
+            bind(op["k"]);
+          }
           sql = "INSERT INTO \"" + table + "\"(" + names + ") VALUES(" + marks + ")";
         } else {
           if (names.empty()) continue;  // an update of nothing writes nothing
@@ -447,11 +463,10 @@ struct Fixture {
     db.MustExec("BEGIN");
     bool executed = m.command.empty() ? Execute(m.ops_json) : true;
     seqsync::Result<seqsync::Seq> seq = seqsync::Status::ExecuteFailed("the execute refused the ops");
-    if (executed) seq = core->CommitMutation("u", m.id, m.command.empty() ? "" : m.args_json, now);
+    if (executed) seq = core->CommitMutation(scope, m.id, m.command.empty() ? "" : m.args_json, now);
     db.MustExec(seq.ok() ? "COMMIT" : "ROLLBACK");
-    if (seq.ok()) ++commits;
-    seqsync::Plan done = seq.ok() ? core->FinishMutation("u", m.id, now)
-                                  : core->RejectMutation("u", m.id, seq.status(), now);
+    seqsync::Plan done = seq.ok() ? core->FinishMutation(scope, m.id, now)
+                                  : core->RejectMutation(scope, m.id, seq.status(), now);
     // Exactly one answer to the sender, unless the core closes it to resume.
     if (done.close_code == 0 && To(done, "s").empty()) Fail("mutation '%s' got no answer", m.id.c_str());
     if (seq.ok() && done.close_code == 0) {
@@ -507,21 +522,10 @@ struct Fixture {
   }
 };
 
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  __sanitizer_install_malloc_and_free_hooks(OnMalloc, OnFree);
-  return 0;
-}
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static Fixture f;
+// One frame from s (then, if short, from r), with every check.
+void RunFrame(Fixture& f, const std::uint8_t* data, std::size_t size) {
   const seqsync::Options& o = f.core->options();
   f.now += kStepMs;
-  if (++f.inputs % kSocketResetEvery == 0) {  // s fills up with subs otherwise
-    f.core->OnClose("s");
-    f.Hello();
-  }
   std::string frame = Expand(data, size, o.max_frame_bytes + 64);
   Scan scan;
   if (frame.size() <= o.max_frame_bytes) scan = ScanFrame(frame, o);
@@ -532,7 +536,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   };
 
   seqsync::Plan plan;
-  std::int64_t peak = PeakDuring([&] { plan = f.core->OnMessage("s", "u", frame, f.now); });
+  std::int64_t peak = PeakDuring([&] { plan = f.core->OnMessage("s", f.scope, frame, f.now); });
   CheckPeak(peak, allowance(plan), frame, plan, "s");
   CheckAnswer(o, frame, &scan, plan, "s", /*hello=*/true);
   if (plan.mutation) f.RunMutation(*plan.mutation);
@@ -542,16 +546,42 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // frames: their parse was just checked, and it halves the exec rate.)
   if (frame.size() <= kMaxSecondSocketBytes) {
     seqsync::Plan other;
-    peak = PeakDuring([&] { other = f.core->OnMessage("r", "u", frame, f.now); });
+    peak = PeakDuring([&] { other = f.core->OnMessage("r", f.scope, frame, f.now); });
     CheckPeak(peak, allowance(other), frame, other, "r");
     CheckAnswer(o, frame, &scan, other, "r", /*hello=*/false);
     f.core->OnClose("r");
   }
 
-  bool compact = plan.mutation && f.commits % 4 == 0;
+  // Housekeep every kHousekeepEvery frames: often enough to check the
+  // compaction, seldom enough to leave the log uncompacted in between.
+  bool compact = ++f.frames % kHousekeepEvery == 0;
   if (compact) {
     if (seqsync::Status h = f.core->Housekeep(f.now); !h.ok()) Fail("Housekeep: %s", h.ToString().c_str());
   }
   f.CheckLog(compact);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  __sanitizer_install_malloc_and_free_hooks(OnMalloc, OnFree);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static Fixture f;
+  if (++f.inputs % kSocketResetEvery == 0) {  // also: s fills up with subs otherwise
+    f.core->OnClose("s");
+    f.scope = "u" + std::to_string(f.inputs / kSocketResetEvery);
+    f.Hello();
+  }
+  // Up to kMaxFramesPerInput frames, split at kFrameSeparator.
+  const std::uint8_t* end = data + size;
+  for (std::size_t n = 1;; ++n) {
+    const std::uint8_t* cut = n < kMaxFramesPerInput ? std::find(data, end, kFrameSeparator) : end;
+    RunFrame(f, data, static_cast<std::size_t>(cut - data));
+    if (cut == end) break;
+    data = cut + 1;
+  }
   return 0;
 }
