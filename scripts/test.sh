@@ -34,6 +34,7 @@ run client-unit npx vitest run --config tests/client/vitest.config.ts
 run client-e2e npx vitest run --config tests/e2e/vitest.config.ts
 run typecheck-tests npx tsc --noEmit -p tests/tsconfig.json
 run typecheck-examples npx tsc --noEmit -p examples/tsconfig.json
+run wire-tables node --test tests/wire-tables.test.mjs
 run browser node --test --test-reporter=spec tests/browser/
 run chaos-short env CHAOS_MODE=short npx vitest run --config tests/chaos/vitest.config.ts
 run bench-smoke bash scripts/bench.sh --smoke
