@@ -140,6 +140,10 @@ node -e '
   repeat("long-string", 70000, "{\"t\":\"mut\",\"id\":\"s\",\"ops\":[{\"c\":\"notes\",\"op\":\"insert\",\"k\":\"b\",\"cols\":{\"id\":\"b\",\"body\":\"",
          "x", "\"}}]}")
   repeat("over-frame-limit", 1200000, sub, "1.5", "]}")  // 4.8 MB: TOO_LARGE
+  // 4 MB strings: the RapidJSON writer would reserve 6x each before writing.
+  repeat("call-args-4mb-string", 3980000, "{\"t\":\"call\",\"id\":\"c3\",\"name\":\"echo\",\"args\":\"", "x", "\"}")
+  repeat("mut-value-1.9mb-string", 1900000, "{\"t\":\"mut\",\"id\":\"v\",\"ops\":[{\"c\":\"notes\",\"op\":\"insert\",\"k\":\"c\",\"cols\":{\"id\":\"c\",\"body\":\"",
+         "x", "\"}}]}")
   // A dictionary of the protocol words, so mutations splice whole fields.
   const words = ["{\"t\":\"", "\"t\"", "\"v\":1", "\"id\":\"", "\"c\":\"", "\"k\":\"", "\"op\":\"",
     "\"ops\":[", "\"cols\":{", "\"subs\":[", "\"where\":", "\"orderBy\":[", "\"col\"", "\"dir\"",

@@ -109,7 +109,86 @@ Status ParseBounded(std::string_view text, int max_depth, JsonDocument* doc,
   return Status::Ok();
 }
 
-void WriteValue(const JsonValue& v, JsonWriter* w) { v.Accept(*w); }
+namespace {
+
+// Strings up to this size go through RapidJSON's writer (its 6x reserve is
+// small); longer ones are escaped by AppendEscaped.
+constexpr std::size_t kEscapeHereBytes = 1024;
+
+// RapidJSON's escaping: " and \ backslashed; \b \t \n \f \r short; other
+// bytes below 0x20 as \u00XX (uppercase hex); everything else as is.
+void AppendEscaped(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out->push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\b': out->append("\\b"); break;
+      case '\t': out->append("\\t"); break;
+      case '\n': out->append("\\n"); break;
+      case '\f': out->append("\\f"); break;
+      case '\r': out->append("\\r"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xF]);
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+// A SAX handler that forwards to a JsonWriter, with strings and keys written
+// by WriteString, so that writing a parsed document stays near its size.
+class StringSafeWriter {
+ public:
+  explicit StringSafeWriter(JsonWriter* w) : w_(w) {}
+  bool Null() { return w_->Null(); }
+  bool Bool(bool b) { return w_->Bool(b); }
+  bool Int(int i) { return w_->Int(i); }
+  bool Uint(unsigned u) { return w_->Uint(u); }
+  bool Int64(int64_t i) { return w_->Int64(i); }
+  bool Uint64(uint64_t u) { return w_->Uint64(u); }
+  bool Double(double d) { return w_->Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return w_->RawNumber(s, n, copy); }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    WriteString({s, n}, w_);
+    return true;
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return String(s, n, copy); }
+  bool StartObject() { return w_->StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { return w_->EndObject(n); }
+  bool StartArray() { return w_->StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return w_->EndArray(n); }
+
+ private:
+  JsonWriter* w_;
+};
+
+}  // namespace
+
+void WriteString(std::string_view s, JsonWriter* w) {
+  if (s.size() <= kEscapeHereBytes) {
+    w->String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    return;
+  }
+  std::string text;
+  text.reserve(s.size() + s.size() / 16 + 2);
+  AppendEscaped(s, &text);
+  // A raw string value: RapidJSON places it as it would a String (a key in
+  // an object, a member value, an array element), reserving only its size.
+  w->RawValue(text.data(), text.size(), rapidjson::kStringType);
+}
+
+void WriteValue(const JsonValue& v, JsonWriter* w) {
+  StringSafeWriter safe(w);
+  v.Accept(safe);
+}
 
 const JsonValue* Member(const JsonValue& obj, const char* name) {
   if (!obj.IsObject()) return nullptr;
@@ -129,7 +208,7 @@ bool IsSafeUnsigned(const JsonValue& v) {
 std::string ToJson(const JsonValue& v) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
-  v.Accept(w);
+  WriteValue(v, &w);
   return std::string(sb.GetString(), sb.GetSize());
 }
 

@@ -252,6 +252,28 @@ TEST_CASE("mutations in flight are bounded in bytes per socket; one alone always
   CHECK(h.Send("s", InsertMessage("m3", "k3", "u1", "small")).mutation.has_value());  // 600 + ~100
 }
 
+TEST_CASE("long strings are escaped byte for byte as RapidJSON's writer escapes them, without its 6x reserve") {
+  std::string all;
+  for (int round = 0; round < 20; ++round) {
+    for (int c = 1; c < 256; ++c) all.push_back(static_cast<char>(c));
+  }
+  for (std::size_t n : {std::size_t{0}, std::size_t{10}, std::size_t{1024}, std::size_t{1025}, all.size()}) {
+    CAPTURE(n);
+    std::string s = all.substr(0, n);
+    rapidjson::StringBuffer ours, theirs;
+    JsonWriter w1(ours), w2(theirs);
+    w1.StartObject();
+    WriteString(s, &w1);  // as a key
+    WriteString(s, &w1);  // and as its value
+    w1.EndObject();
+    w2.StartObject();
+    w2.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    w2.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    w2.EndObject();
+    CHECK(std::string(ours.GetString(), ours.GetSize()) == std::string(theirs.GetString(), theirs.GetSize()));
+  }
+}
+
 }  // TEST_SUITE
 
 }  // namespace seqsync
