@@ -87,6 +87,22 @@ describe('one frame cannot exhaust the wasm heap', () => {
   })
 })
 
+describe('one long string cannot exhaust the heap either', () => {
+  it('a 3.9 MB string in a call gets a typed outcome from the same core; the victim is served', async () => {
+    const name = freshRoom('string')
+    const vic = await victim(name)
+    const before = await stub(name).whoAmI()
+    const { socket: attacker } = await TestSocket.connect(name, 'eve')
+    attacker.send({ t: 'call', id: 'long', name: 'echo', args: { text: 'x'.repeat(3_900_000) } })
+    const outcome = await attacker.settle('long', 30_000)
+    expect(['ack', 'reject']).toContain(outcome.t)
+    await victimWrite(vic, name, 'after-string', 'sync', 'a 3.9 MB string in a call')
+    expect(await stub(name).whoAmI()).toBe(before) // no trap, no reset
+    attacker.close()
+    vic.close()
+  })
+})
+
 describe('hello.subs cannot amplify or bypass the subscription cap', () => {
   it('1,000 copies of one sub are refused TOO_MANY before any is parsed; a valid hello still works after', async () => {
     const name = freshRoom('amp')
@@ -224,22 +240,20 @@ describe('one socket’s cheap frames are bounded', () => {
     const name = freshRoom('rate')
     const vic = await victim(name)
     const { socket: attacker } = await TestSocket.connect(name, 'eve')
-    const started = Date.now()
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 1000; i++) {
       attacker.send({ t: 'sub', id: `r${i}`, c: 'messages' })
       attacker.send({ t: 'unsub', id: `r${i}` })
     }
     attacker.send({ t: 'nope' })
-    await attacker.next('error', (f) => f.code === ErrorCode.UNKNOWN_FRAME, 30_000)
-    const seconds = (Date.now() - started) / 1000
+    await attacker.next('error', (f) => f.code === ErrorCode.UNKNOWN_FRAME, 60_000)
     const limited = attacker.all('sub-error').filter((f) => f.code === ErrorCode.RATE_LIMITED).length
-    const granted = 300 - limited
-    // The default bucket: 128 at once, then 16 a second (+1 for rounding);
-    // unsub is never limited.
-    expect(granted).toBeLessThanOrEqual(128 + Math.ceil(16 * seconds) + 1)
-    expect(attacker.all('error').filter((f) => f.code === ErrorCode.RATE_LIMITED)).toHaveLength(0)
+    // The burst of 128 is always granted; 1,000 subs would need over 50 s
+    // of refill at 16 a second to all get through. (The exact arithmetic,
+    // with injected time, is the core's doctest.) unsub is never limited.
+    expect(1000 - limited).toBeGreaterThanOrEqual(128)
     expect(limited).toBeGreaterThan(0)
-    await victimWrite(vic, name, 'after-rate', 'sync', '600 sub/unsub frames')
+    expect(attacker.all('error').filter((f) => f.code === ErrorCode.RATE_LIMITED)).toHaveLength(0)
+    await victimWrite(vic, name, 'after-rate', 'sync', '2,000 sub/unsub frames')
     attacker.close()
     vic.close()
   })
