@@ -1,6 +1,7 @@
-// The Durable Objects the workerd tests talk to. TestDO is a small app in
-// the shape of seed 000: messages (author-checked), tasks (with handlers
-// that deny or fail on purpose), insert-only notes and an `echo` command.
+// The Durable Objects the workerd tests talk to. TestDO is a small chat-and-
+// tasks app with one of each thing a test needs to provoke: messages
+// (authorize checks the author), tasks (handlers that await, hold, deny or
+// fail on purpose), insert-only notes and `echo`/`incr` commands.
 // ProbeDO registers whatever schema a test hands it.
 import { DurableObject } from 'cloudflare:workers'
 
@@ -73,6 +74,14 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
             },
             afterCommit: ({ op, seq }) => {
               this.afterCommitted.push(`${op.key}@${seq}`)
+              // An `audit-` message gets an audit note, written as a synced
+              // write, as an app's side effect would be: its changes frame
+              // shows subscribers of notes when afterCommit ran (after the ack).
+              if (op.key.startsWith('audit-')) {
+                this.runSyncedWrite((sql) => {
+                  sql.exec('INSERT INTO notes(id, body) VALUES (?, ?)', `note-of-${op.key}`, `committed at ${seq}`)
+                })
+              }
             },
           })
           .defineMutation({
@@ -306,8 +315,12 @@ export class ProbeDO extends SyncDurableObject<Env, Claims> {
   protected parseAttachment(): Claims {
     return { userId: 'probe' }
   }
-  /** Runs `ddl`, then registers `table` with `pk`; returns the error, if any. */
+  /** Runs `ddl`, then registers `table` with `pk`; returns the error's message, if any. */
   tryRegister(ddl: string, table: string, pk: string): string | null {
+    return this.registrationError(ddl, table, pk)?.message ?? null
+  }
+  /** As tryRegister, with the error's class name and wire code (a SyncRegistrationError's). */
+  registrationError(ddl: string, table: string, pk: string): { name: string; code: number | undefined; message: string } | null {
     this.sql.exec(ddl)
     try {
       this.registerSync(
@@ -315,7 +328,8 @@ export class ProbeDO extends SyncDurableObject<Env, Claims> {
       )
       return null
     } catch (error) {
-      return error instanceof Error ? error.message : String(error)
+      if (!(error instanceof Error)) return { name: typeof error, code: undefined, message: String(error) }
+      return { name: error.name, code: (error as { code?: number }).code, message: error.message }
     }
   }
   triggers(): string[] {
@@ -396,6 +410,14 @@ async function adminRequest(
       await stub.housekeepAt(Date.now() + Number(body.aheadMs ?? 0))
       return Response.json(await stub.state())
     case 'state':
+      return Response.json(await stub.state())
+    case 'whoami':
+      // Which instance serves the room: a new id means the old one was evicted or reset.
+      return Response.json({ instanceId: await stub.whoAmI() })
+    case 'reset-storage':
+      // ctx.storage.deleteAll() and a fresh registerSync in the same instance:
+      // a new epoch, and live sockets are closed with 1012 (RESET).
+      await stub.resetStorage()
       return Response.json(await stub.state())
     case 'rows':
       return Response.json({

@@ -81,9 +81,20 @@ describe('writes and confirmation', () => {
 
   it('afterCommit runs after the ack, with the confirmed seq', async () => {
     const name = freshRoom()
-    const { socket } = await subscribed(name)
-    const ack = (await socket.mutate('ac', [insertMessage('after')])) as { seq: number }
-    await expect.poll(() => room(name).afterCommits()).toEqual([`after@${ack.seq}`])
+    // Subscribed to notes only: the fixture's afterCommit for an `audit-`
+    // message writes a note, so this socket sees when afterCommit ran.
+    const { socket } = await TestSocket.connect(name, 'ann', { subs: [{ id: 'n', c: 'notes' }] })
+    await socket.next('synced')
+    const ack = await socket.mutate('ac', [insertMessage('audit-1')])
+    expect(ack).toMatchObject({ t: 'ack', id: 'ac' })
+    const seq = (ack as { seq: number }).seq
+    const note = await socket.next('changes', (f) => f.changes.some((c) => c.k === 'note-of-audit-1'))
+    // The note's changes frame left after the ack: afterCommit ran once the
+    // confirmation had gone out, and saw the seq the ack carries.
+    expect(socket.frames.indexOf(note)).toBeGreaterThan(socket.frames.indexOf(ack))
+    expect(note.seq).toBeGreaterThan(seq)
+    expect(note.changes).toEqual([{ c: 'notes', k: 'note-of-audit-1', row: { id: 'note-of-audit-1', body: `committed at ${seq}` } }])
+    expect(await room(name).afterCommits()).toEqual([`audit-1@${seq}`])
     socket.close()
   })
 
@@ -175,7 +186,10 @@ describe('rejections change nothing', () => {
     const { socket } = await subscribed(name)
     socket.send({ t: 'call', id: 'async', name: 'asyncWrite', args: { id: 'n1' } })
     expect(await socket.settle('async')).toMatchObject({ t: 'reject', code: 12 })
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The execute's continuation after its await (its late write) is a
+    // microtask of that frame's handling: it has run before the DO handles
+    // the next frame, so one round trip later it has failed or written.
+    await socket.barrier()
     expect(await room(name).rows('notes')).toEqual([])
     socket.close()
   })
@@ -192,18 +206,9 @@ describe('rejections change nothing', () => {
         socket = (await subscribed(name, 'ann')).socket
       }
       const before = await stub.state()
-      const framesBefore = socket.frames.length
+      const watcherSaw = watcher.socket.raw.length
       socket.send(vector.frame)
-      const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
-        const started = Date.now()
-        const poll = () => {
-          const f = socket.frames.slice(framesBefore).find((x) => ['error', 'reject', 'sub-error'].includes(x.t))
-          if (f) return resolve(f)
-          if (Date.now() - started > 3000) return reject(new Error(`no error frame; got ${JSON.stringify(socket.frames.slice(framesBefore))}`))
-          setTimeout(poll, 5)
-        }
-        poll()
-      })
+      const answer = await socket.nextOf(['error', 'reject', 'sub-error'])
       expect(answer.code).toBe(vector.code)
       expect(typeof answer.error).toBe('string')
       expect(typeof answer.message).toBe('string')
@@ -224,9 +229,14 @@ describe('rejections change nothing', () => {
         socket.send({ t: 'call', id: 'still-alive', name: 'echo', args: { text: 'ok' } })
         await socket.next('ack', (f) => f.id === 'still-alive')
       }
-      // Other sockets are unaffected and saw no changes.
+      // Other sockets are unaffected: the watcher received nothing at all (no
+      // change, and not the answer meant for the sender). Its own round trip
+      // comes after the DO handled the bad frame, so anything sent to it for
+      // that frame would have arrived first.
+      await watcher.socket.barrier('watcher-barrier')
+      expect(watcher.socket.raw.slice(watcherSaw).map((f) => JSON.parse(f) as { t: string; id?: string }))
+        .toEqual([expect.objectContaining({ t: 'ack', id: 'watcher-barrier' })])
       expect(watcher.socket.closed).toBeUndefined()
-      expect(watcher.socket.all('changes')).toEqual([])
       socket.close()
       watcher.socket.close()
     })
@@ -521,8 +531,9 @@ describe('registration', () => {
   })
 
   it('rejects a composite primary key', async () => {
-    const error = await probe(freshRoom()).tryRegister('CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))', 't', 'a')
-    expect(error).not.toBeNull()
+    const error = await probe(freshRoom()).registrationError('CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))', 't', 'a')
+    expect(error).toMatchObject({ name: 'SyncRegistrationError', code: ErrorCode.SCHEMA })
+    expect(error!.message).toMatch(/'a' must be the sole PRIMARY KEY of 't' \(composite keys are not supported\)/)
   })
 
   it('rejects a missing table', async () => {

@@ -52,20 +52,26 @@ export class TestSocket {
 
   /** The next unread frame of type `t` (optionally matching `where`); earlier unread frames of other types are kept. */
   async next<T extends Frame["t"]>(t: T, where: (f: Extract<Frame, { t: T }>) => boolean = () => true, timeoutMs = 10_000) {
+    return this.nextOf([t], where as (f: Extract<Frame, { t: T }>) => boolean, timeoutMs)
+  }
+
+  /** The next unread frame whose type is one of `types` (optionally matching `where`). */
+  async nextOf<T extends Frame["t"]>(types: readonly T[], where: (f: Extract<Frame, { t: T }>) => boolean = () => true, timeoutMs = 10_000) {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       for (let i = this.#cursor; i < this.frames.length; i++) {
         const f = this.frames[i]!
         if (this.#taken.has(f)) continue
-        if (f.t === t && where(f as Extract<Frame, { t: T }>)) {
+        if ((types as readonly string[]).includes(f.t) && where(f as Extract<Frame, { t: T }>)) {
           this.#taken.add(f) // never returned twice
           while (this.#cursor < this.frames.length && this.#taken.has(this.frames[this.#cursor]!)) this.#cursor++
           return f as Extract<Frame, { t: T }>
         }
       }
-      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting for ${t}`)
+      const what = types.join(' or ')
+      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting for ${what}`)
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${t}; got ${JSON.stringify(this.frames.slice(-5))}`)
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.frames.slice(-5))}`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.#waiters.push(() => {
@@ -74,6 +80,16 @@ export class TestSocket {
         })
       })
     }
+  }
+
+  /**
+   * A round trip: an `echo` call and its ack. Frames to one socket keep
+   * their order, so every frame the DO sent this socket before it handled
+   * the call has arrived once this resolves.
+   */
+  async barrier(id = `barrier-${barriers++}`): Promise<void> {
+    this.send({ t: 'call', id, name: 'echo', args: { text: id } })
+    await this.next('ack', (f) => f.id === id)
   }
 
   /** Sends a mutation and waits for its ack or reject. */
@@ -124,6 +140,7 @@ export class TestSocket {
 }
 
 let counter = 0
+let barriers = 0
 /** A fresh room name per test, so every test gets a new DO. */
 export function freshRoom(prefix = 'room'): string {
   return `${prefix}-${Date.now().toString(36)}-${counter++}`
@@ -135,4 +152,26 @@ export function message(id: string, author = 'ann', content = `hello ${id}`) {
 
 export function insertMessage(id: string, author = 'ann', content?: string) {
   return { c: 'messages', op: 'insert', k: id, cols: message(id, author, content) }
+}
+
+/**
+ * Resolves with the new instance id once `instanceId()` no longer returns
+ * `before`: local workerd evicts a Durable Object whose only connections are
+ * hibernatable sockets once it has been idle for about 10 s. Each check is a
+ * request to the object, which wakes it (or keeps it awake) and restarts that
+ * idle clock, so the checks are spaced further apart than it; the wait ends
+ * on the condition, or fails after `timeoutMs`.
+ */
+export async function untilEvicted(
+  instanceId: () => Promise<string>,
+  before: string,
+  { spacingMs = 11_000, timeoutMs = 60_000 } = {},
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(spacingMs, deadline - Date.now()))))
+    const now = await instanceId()
+    if (now !== before) return now
+    if (Date.now() >= deadline) throw new Error(`the Durable Object was not evicted within ${timeoutMs} ms (still instance ${before})`)
+  }
 }
