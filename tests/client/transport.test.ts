@@ -140,7 +140,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(a.units).toEqual([{ seq: 4, sub: 's1', changes: [], snapshot: [] }])
   })
 
-  it('discards a partial unit on drop and resumes from the unmoved cursor (F1)', async () => {
+  it('discards a partial unit on drop and resumes from the unmoved cursor; a sub whose snapshot was cut asks for a fresh one', async () => {
     const t = make()
     const a = recorder()
     const b = recorder()

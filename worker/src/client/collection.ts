@@ -1,21 +1,12 @@
 // doCollectionOptions: TanStack DB collection options for one table (or a
 // `where` subset of it) synced from a Durable Object through a shared
-// WebSocketTransport: eagerly (below), or on demand (`syncMode: 'on-demand'`,
-// see on-demand.ts), where live queries load only the rows they need.
+// WebSocketTransport: eagerly (eager.ts), or on demand (`syncMode:
+// 'on-demand'`, on-demand.ts), where live queries load only the rows they
+// need. Both write the synced state through held-rows.ts.
 //
-// How the TanStack DB 0.15 contract is met (see /docs and TANSTACK.md):
-// * sync() registers one subscription and returns its cleanup; every unit the
-//   transport dispatches becomes ONE begin/write…/commit, synchronously, so a
-//   unit is atomic for live queries. Commit receipts are never awaited.
-// * A snapshot replaces what the subscription held: keys held and absent from
-//   it are deleted, present keys are written as `update` (rowUpdateMode
-//   'full', the server sends whole rows) and new keys as `insert`. The adapter
-//   tracks the keys it wrote, so it never writes `insert` for a held key
-//   (DuplicateKeySyncError) nor `delete` for a key it does not hold. The first
-//   applied snapshot calls markReady(); an empty snapshot with nothing held
-//   only calls markReady() (no empty begin/commit).
-// * A refused subscription before the first snapshot calls markError(), so
-//   preload() rejects instead of resolving ready and empty.
+// Writes, against TanStack DB 0.15's mutation contract
+// (node_modules/@tanstack/db/dist/esm/types.d.ts, SyncConfig and the
+// mutation handler types):
 // * Mutation handlers send the transaction as one `mut` and return nothing
 //   once the cursor has passed the ack's seq. They do not wait for the sync
 //   commit to become *visible*: in 0.15 a sync commit made while an optimistic
@@ -31,12 +22,12 @@ import type {
   InsertMutationFnParams,
   UpdateMutationFnParams,
 } from '@tanstack/db'
-import type { PredicateIR, WireChange, WireOp, WireRow } from '../protocol/index.js'
+import type { PredicateIR, WireOp } from '../protocol/index.js'
 import { ErrorCode } from '../protocol/index.js'
 import type { ConnectionStatus } from './connection.js'
 import { OutOfScopeError, SeqsyncError } from './errors.js'
-import type { SubscriptionError } from './errors.js'
 import type { WebSocketTransport, WriteResult } from './transport.js'
+import { startEagerSync } from './eager.js'
 import { startOnDemandSync } from './on-demand.js'
 import { matches, toPredicateIR } from './where.js'
 import type { WhereInput } from './where.js'
@@ -267,82 +258,10 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
           { begin, write, commit, markReady },
         )
       }
-      /** What this sync run wrote into the synced state, by wire key. */
-      const held = new Map<string, T>()
-      let ready = false
-      let open = false
-      const ensureBegun = () => {
-        if (!open) {
-          begin()
-          open = true
-        }
-      }
-      const finish = () => {
-        if (open) {
-          open = false
-          commit()
-        }
-      }
-
-      const upsert = (value: T) => {
-        const key = getKey(value)
-        const k = String(key)
-        const prev = held.get(k)
-        if (prev !== undefined && shallowEqual(prev, value)) return
-        ensureBegun()
-        write({ type: prev !== undefined ? 'update' : 'insert', value })
-        held.set(k, value)
-      }
-      const remove = (k: string) => {
-        const prev = held.get(k)
-        if (prev === undefined) return // removing an absent key is a no-op
-        ensureBegun()
-        write({ type: 'delete', key: getKey(prev) })
-        held.delete(k)
-      }
-
-      const applySnapshot = (rows: readonly WireRow[]) => {
-        const next = new Set<string>()
-        const values: T[] = []
-        for (const row of rows) {
-          const value = row as T
-          next.add(String(getKey(value)))
-          values.push(value)
-        }
-        for (const k of [...held.keys()]) if (!next.has(k)) remove(k)
-        for (const value of values) upsert(value)
-      }
-      const applyChanges = (changes: readonly WireChange[]) => {
-        for (const change of changes) {
-          if (change.c !== table) continue
-          // The socket's changes also carry rows for other subscriptions on
-          // this table: keep only rows matching this collection's where.
-          if (change.row !== undefined && matches(where, change.row)) upsert(change.row as T)
-          else remove(change.k)
-        }
-      }
-
-      const spec = { id: transport.nextSubId(label), c: table, ...(where ? { where } : {}) }
-      const unregister = transport.register(spec, {
-        applyUnit(unit) {
-          try {
-            if (unit.snapshot) applySnapshot(unit.snapshot)
-            else applyChanges(unit.changes)
-          } finally {
-            finish()
-          }
-          if (unit.snapshot && !ready) {
-            ready = true
-            markReady()
-          }
-        },
-        onError(error: SubscriptionError) {
-          if (!ready) markError(error)
-        },
-      })
-      return () => {
-        unregister()
-      }
+      return startEagerSync<T, TKey>(
+        { transport, table, label, getKey, where, sameValue: shallowEqual },
+        { begin, write, commit, markReady, markError },
+      )
     },
   }
 

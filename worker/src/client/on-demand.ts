@@ -22,20 +22,19 @@
 //   predicate (no reload inside the retention window); from before it the
 //   server answers with snapshots, which replace what each subset held.
 
-import type { ChangeMessageOrDeleteKeyMessage, LoadSubsetOptions, SyncConfigRes } from '@tanstack/db'
+import type { LoadSubsetOptions, SyncConfigRes } from '@tanstack/db'
 import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
 import { ErrorCode } from '../protocol/index.js'
 import { SeqsyncError, SubscriptionError } from './errors.js'
+import { HeldRows } from './held-rows.js'
+import type { SyncWriter } from './held-rows.js'
 import { implies, subsetKey, toSubsetRequest } from './subset.js'
 import type { SubsetRequest } from './subset.js'
 import type { AppliedUnit, SubscriptionHandler, WebSocketTransport } from './transport.js'
 import { evaluate, matches } from './where.js'
 
 /** The parts of TanStack's sync params this module uses. */
-export interface OnDemandSyncParams<T extends object, TKey extends string | number> {
-  begin: () => void
-  write: (message: ChangeMessageOrDeleteKeyMessage<T, TKey>) => void
-  commit: () => true | Promise<void>
+export interface OnDemandSyncParams<T extends object, TKey extends string | number> extends SyncWriter<T, TKey> {
   markReady: () => void
 }
 
@@ -92,47 +91,16 @@ export function startOnDemandSync<T extends object, TKey extends string | number
   params: OnDemandSyncParams<T, TKey>,
 ): SyncConfigRes {
   const { transport, table, label, getKey, sameValue } = config
-  const { begin, write, commit, markReady } = params
+  const { markReady } = params
 
-  /** What this run wrote into the synced state, by wire key. */
-  const rows = new Map<string, { key: TKey; value: T }>()
+  /** What this run wrote into the synced state, and the open sync transaction. */
+  const rows = new HeldRows<T, TKey>(params, getKey, sameValue)
   /** Live subsets (pending or active) by request key, and by sub id. */
   const byKey = new Map<string, Subset>()
   const bySub = new Map<string, Subset>()
   const acquisitions = new WeakMap<object, Acquisition>()
   let stopped = false
 
-  // ---- the open sync transaction --------------------------------------------
-  let open = false
-  const ensureBegun = () => {
-    if (!open) {
-      begin()
-      open = true
-    }
-  }
-  /** Commits the open transaction; its receipt, or true if nothing was written. */
-  const finish = (): true | Promise<void> => {
-    if (!open) return true
-    open = false
-    return commit()
-  }
-
-  const upsertRow = (value: T) => {
-    const key = getKey(value)
-    const k = String(key)
-    const prev = rows.get(k)
-    if (prev && sameValue(prev.value, value)) return
-    ensureBegun()
-    write({ type: prev ? 'update' : 'insert', value })
-    rows.set(k, { key, value })
-  }
-  const removeRow = (k: string) => {
-    const prev = rows.get(k)
-    if (!prev) return
-    ensureBegun()
-    write({ type: 'delete', key: prev.key })
-    rows.delete(k)
-  }
   const heldByAnother = (k: string, except: Subset): boolean => {
     for (const s of bySub.values()) if (s !== except && s.state === 'active' && s.held.has(k)) return true
     return false
@@ -148,18 +116,17 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     if (resolved !== undefined) subset.predicate = resolved
     const values = snapshot as readonly T[]
     const next = new Set<string>()
-    for (const value of values) next.add(String(getKey(value)))
+    for (const value of values) next.add(rows.keyOf(value))
     // A snapshot replaces what its subset held.
     for (const k of subset.held) {
       if (next.has(k)) continue
       subset.held.delete(k)
-      if (!heldByAnother(k, subset)) removeRow(k)
+      if (!heldByAnother(k, subset)) rows.remove(k)
     }
     subset.state = 'active'
     for (const value of values) {
-      const k = String(getKey(value))
+      const k = rows.upsert(value)
       subset.held.add(k)
-      upsertRow(value)
       // The row's new value decides whether the other subsets hold it.
       for (const other of bySub.values()) {
         if (other === subset || other.state !== 'active') continue
@@ -184,8 +151,8 @@ export function startOnDemandSync<T extends object, TKey extends string | number
           s.held.delete(change.k)
         }
       }
-      if (kept) upsertRow(row as T)
-      else removeRow(change.k)
+      if (kept) rows.upsert(row as T)
+      else rows.remove(change.k)
     }
   }
 
@@ -205,7 +172,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       appliedChanges = undefined
       const done = snapshotted
       snapshotted = []
-      const receipt = finish()
+      const receipt = rows.commit()
       const ready = receipt === true ? Promise.resolve() : receipt
       for (const subset of done) {
         subset.ready = ready
@@ -248,9 +215,9 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     forget(subset)
     subset.unregister()
     if (!wasActive) return
-    for (const k of subset.held) if (!heldByAnother(k, subset)) removeRow(k)
+    for (const k of subset.held) if (!heldByAnother(k, subset)) rows.remove(k)
     subset.held.clear()
-    finish()
+    rows.commit()
   }
 
   const unloadSubset = (options: LoadSubsetOptions): void => {
@@ -345,10 +312,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       subset.unregister()
       for (const acq of subset.acquisitions) fail(acq, abortError(`[${label}] the collection's sync was cleaned up`))
     }
-    if (open) {
-      open = false
-      commit()
-    }
+    rows.commit()
   }
 
   markReady()

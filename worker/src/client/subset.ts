@@ -18,7 +18,7 @@
 //   ordered request is a plain predicate, so it shares a subscription with
 //   the same unordered demand.
 
-import { ErrorCode } from '../protocol/index.js'
+import { ErrorCode, canonicalJson } from '../protocol/index.js'
 import type { OrderByTerm, PredicateIR, PredicateOp } from '../protocol/index.js'
 import { SeqsyncError } from './errors.js'
 
@@ -153,21 +153,9 @@ export function toSubsetRequest(options: LoadSubsetOptionsLike, base?: Predicate
   return request
 }
 
-/** JSON with object keys sorted: equal requests give equal text. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`
-  }
-  return JSON.stringify(value) ?? 'null'
-}
-
 /** The ref-counting key of a request: identical requests share one subscription. */
 export function subsetKey(request: SubsetRequest): string {
-  return canonical(request)
+  return canonicalJson(request)
 }
 
 function conjuncts(p: PredicateIR | undefined): PredicateIR[] {
@@ -197,7 +185,7 @@ function columnsOf(p: PredicateIR, into: Set<string>): Set<string> {
  */
 export function implies(p: PredicateIR | undefined, q: PredicateIR | undefined, evaluate: (node: PredicateIR, row: Record<string, unknown>) => boolean | null): boolean {
   if (q === undefined) return true
-  const known = new Set(conjuncts(p).map((c) => canonical(c)))
+  const known = new Set(conjuncts(p).map((c) => canonicalJson(c)))
   const pinned: Record<string, unknown> = {}
   for (const c of conjuncts(p)) {
     if (c.type !== 'func' || c.name !== 'eq') continue
@@ -211,7 +199,7 @@ export function implies(p: PredicateIR | undefined, q: PredicateIR | undefined, 
   const walk = (node: PredicateIR): boolean => {
     if (node.type === 'func' && node.name === 'and') return node.args.every(walk)
     if (node.type === 'func' && node.name === 'or') return node.args.some(walk)
-    if (known.has(canonical(node))) return true
+    if (known.has(canonicalJson(node))) return true
     const cols = columnsOf(node, new Set())
     if (cols.size === 0) return false
     for (const col of cols) if (!(col in pinned)) return false

@@ -2,3 +2,4 @@
 // client and the tests. docs/protocol.md is the specification.
 export * from './codes.js'
 export * from './frames.js'
+export * from './canonical.js'

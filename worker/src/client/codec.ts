@@ -1,0 +1,76 @@
+// The client's side of the wire encoding (docs/protocol.md §2, §5): server
+// frames in, client frames out. Pure: no socket, no state.
+//
+// * decodeServerFrame turns one WebSocket message into a ServerFrame, or a
+//   ProtocolError (MALFORMED_FRAME) for a message that is not a JSON object
+//   with a string `t`, or whose fields the cursor and the units rely on are
+//   wrong. Such a frame is reported and dropped by the transport: it must
+//   not move the cursor or throw out of onmessage.
+// * encodeClientFrame is the one place a client frame becomes text. The
+//   core reads any member order, so this is plain JSON.stringify, and the
+//   golden vectors (tests/vectors/session.json) pin its bytes.
+
+import { ErrorCode } from '../protocol/index.js'
+import type { ClientFrame, ServerFrame } from '../protocol/index.js'
+import { ProtocolError } from './errors.js'
+
+const decoder = new TextDecoder()
+
+export type Decoded = { frame: ServerFrame; error?: undefined } | { frame?: undefined; error: ProtocolError }
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+const isSeq = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+/** What is wrong with the fields of a server frame the client relies on, or undefined. */
+export function malformedServerFrame(frame: ServerFrame): string | undefined {
+  const f = frame as unknown as Record<string, unknown>
+  switch (frame.t) {
+    case 'welcome':
+    case 'synced':
+      return isSeq(f.seq) ? undefined : 'seq is not a non-negative integer'
+    case 'changes':
+      if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
+      return Array.isArray(f.changes) && f.changes.every((c) => isObject(c) && typeof c.c === 'string' && typeof c.k === 'string')
+        ? undefined
+        : 'changes is not a list of {c, k}'
+    case 'snapshot':
+      if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
+      return typeof f.sub === 'string' && Array.isArray(f.rows) && f.rows.every(isObject) ? undefined : 'sub or rows missing'
+    case 'ack':
+      return typeof f.id === 'string' && isSeq(f.seq) ? undefined : 'id or seq missing'
+    case 'reject':
+    case 'sub-error':
+    case 'error':
+      return typeof f.code === 'number' ? undefined : 'code missing'
+    default:
+      return undefined // a frame type from a later protocol minor: the transport ignores it
+  }
+}
+
+/** One WebSocket message (text, or UTF-8 bytes) → a server frame, or why it is not one. */
+export function decodeServerFrame(data: unknown): Decoded {
+  let text: string
+  if (typeof data === 'string') text = data
+  else if (data instanceof ArrayBuffer) text = decoder.decode(data)
+  else if (ArrayBuffer.isView(data)) text = decoder.decode(data)
+  else return { error: new ProtocolError(ErrorCode.MALFORMED_FRAME, 'a frame that is neither text nor bytes') }
+  let frame: ServerFrame
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (!isObject(parsed) || typeof parsed.t !== 'string') throw new Error('not an object with a string t')
+    frame = parsed as unknown as ServerFrame
+  } catch (error) {
+    return { error: new ProtocolError(ErrorCode.MALFORMED_FRAME, `unparsable server frame: ${String(error)}`) }
+  }
+  const wrong = malformedServerFrame(frame)
+  if (wrong !== undefined) return { error: new ProtocolError(ErrorCode.MALFORMED_FRAME, `server frame ${frame.t}: ${wrong}`) }
+  return { frame }
+}
+
+/** A client frame as the text sent on the socket. */
+export function encodeClientFrame(frame: ClientFrame): string {
+  return JSON.stringify(frame)
+}

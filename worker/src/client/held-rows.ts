@@ -1,0 +1,127 @@
+// The rows one sync run wrote into a TanStack DB collection's synced state,
+// and the sync transaction they are written in. Shared by the eager and the
+// on-demand sync (eager.ts, on-demand.ts).
+//
+// TanStack DB's contract (SyncConfig.sync): writes happen between begin()
+// and commit(); `insert` for a key the synced state holds throws
+// DuplicateKeySyncError, and `delete` of a key it does not hold is an
+// error. So every write goes through here: upsert writes `update` for a
+// held key and `insert` for a new one, and skips a value equal to the held
+// one; remove writes `delete` only for a held key (removing an absent key
+// is a no-op, as on the wire). A transaction is begun by the first write and
+// ended by commit(), so a unit that changes nothing commits nothing.
+//
+// abort() discards the open transaction (TanStack abandons a transaction
+// committed with an aborted signal) and undoes the bookkeeping done since
+// the last commit, its own and what callers recorded with journal(), so a
+// unit that failed half-way leaves no trace.
+
+import type { ChangeMessageOrDeleteKeyMessage } from '@tanstack/db'
+
+/** The part of TanStack's sync params that writes rows. */
+export interface SyncWriter<T extends object, TKey extends string | number> {
+  begin: () => void
+  write: (message: ChangeMessageOrDeleteKeyMessage<T, TKey>) => void
+  commit: (signal?: AbortSignal) => true | Promise<void>
+}
+
+interface HeldRow<T, TKey> {
+  key: TKey
+  value: T
+}
+
+export class HeldRows<T extends object, TKey extends string | number> {
+  readonly #sync: SyncWriter<T, TKey>
+  readonly #getKey: (row: T) => TKey
+  readonly #sameValue: (a: T, b: T) => boolean
+  /** What this sync run wrote into the synced state, by wire key (`String(key)`). */
+  readonly #rows = new Map<string, HeldRow<T, TKey>>()
+  #open = false
+  /** How to undo what happened since the last commit, in order. */
+  #undo: Array<() => void> = []
+
+  constructor(sync: SyncWriter<T, TKey>, getKey: (row: T) => TKey, sameValue: (a: T, b: T) => boolean) {
+    this.#sync = sync
+    this.#getKey = getKey
+    this.#sameValue = sameValue
+  }
+
+  get size(): number {
+    return this.#rows.size
+  }
+
+  has(k: string): boolean {
+    return this.#rows.has(k)
+  }
+
+  /** The wire keys held, as a copy (safe to remove while iterating). */
+  keys(): string[] {
+    return [...this.#rows.keys()]
+  }
+
+  /** The wire key of a row. */
+  keyOf(value: T): string {
+    return String(this.#getKey(value))
+  }
+
+  /** Writes `value` as insert (new key) or update (held key); nothing if it equals the held value. Returns its wire key. */
+  upsert(value: T): string {
+    const key = this.#getKey(value)
+    const k = String(key)
+    const prev = this.#rows.get(k)
+    if (prev !== undefined && this.#sameValue(prev.value, value)) return k
+    this.#begin()
+    this.#sync.write({ type: prev !== undefined ? 'update' : 'insert', value })
+    this.#rows.set(k, { key, value })
+    this.#undo.push(prev !== undefined ? () => this.#rows.set(k, prev) : () => this.#rows.delete(k))
+    return k
+  }
+
+  /** Writes a delete for a held key; nothing for a key not held. */
+  remove(k: string): void {
+    const prev = this.#rows.get(k)
+    if (prev === undefined) return
+    this.#begin()
+    this.#sync.write({ type: 'delete', key: prev.key })
+    this.#rows.delete(k)
+    this.#undo.push(() => this.#rows.set(k, prev))
+  }
+
+  /** Records how to undo a change the caller made alongside the rows, should the transaction be aborted. */
+  journal(undo: () => void): void {
+    this.#undo.push(undo)
+  }
+
+  /** Ends the open transaction: its receipt, or true if nothing was written since the last commit. */
+  commit(): true | Promise<void> {
+    this.#undo = []
+    if (!this.#open) return true
+    this.#open = false
+    return this.#sync.commit()
+  }
+
+  /** Discards the open transaction and undoes everything since the last commit. */
+  abort(): void {
+    const undo = this.#undo
+    this.#undo = []
+    if (this.#open) {
+      this.#open = false
+      const controller = new AbortController()
+      controller.abort()
+      try {
+        const receipt = this.#sync.commit(controller.signal)
+        // An abandoned transaction's receipt rejects with an AbortError.
+        if (receipt !== true) receipt.catch(() => {})
+      } catch {
+        // The transaction is gone either way.
+      }
+    }
+    for (let i = undo.length - 1; i >= 0; i--) undo[i]!()
+  }
+
+  #begin(): void {
+    if (this.#open) return
+    this.#sync.begin()
+    this.#open = true
+  }
+}

@@ -1,0 +1,142 @@
+// The write queue of one transport (mut and call frames), pure: no socket,
+// no timers. The transport feeds it the answers that arrive and sends what
+// `next` hands out.
+//
+// * A write keeps its id until it settles: it is handed out again after each
+//   lost socket, so the server's dedup makes the replay exactly-once.
+// * At most `maxInFlight` writes are unanswered on one socket, oldest first
+//   (the server refuses more with TOO_MANY).
+// * An ack settles its write: the server sends it only after every change up
+//   to its seq, so the cursor has already passed the seq when it arrives.
+//   A reject settles it with a RejectedError: nothing was applied.
+
+import { ErrorCode } from '../protocol/index.js'
+import type { AckFrame, CallFrame, MutFrame, RejectFrame } from '../protocol/index.js'
+import { RejectedError, SeqsyncError } from './errors.js'
+import type { ClosedError } from './errors.js'
+
+export type WriteFrame = MutFrame | CallFrame
+
+/** A confirmed write: the seq the DO gave it, and a call's result. */
+export interface WriteOutcome {
+  seq: number
+  result: unknown
+}
+
+export interface SendLimits {
+  /** Writes that may be unanswered on one socket. */
+  maxInFlight: number
+  /** The server's maxFrameBytes: a larger write is refused here, never sent. */
+  maxFrameBytes: number
+}
+
+interface QueuedWrite {
+  frame: WriteFrame
+  /** The frame as sent, encoded once. */
+  text: string
+  resolve: (value: WriteOutcome) => void
+  reject: (error: SeqsyncError) => void
+  /** Sent on the current socket (cleared when the socket is lost). */
+  sent: boolean
+}
+
+const encoder = new TextEncoder()
+
+/** The UTF-8 length of `text` if it is over `max` bytes, else undefined. */
+export function utf8Over(text: string, max: number): number | undefined {
+  // Fast path: a UTF-16 unit is at most 3 UTF-8 bytes, and at least 1.
+  if (text.length * 3 <= max) return undefined
+  if (text.length > max) return text.length
+  const bytes = encoder.encode(text).length
+  return bytes > max ? bytes : undefined
+}
+
+export class WriteQueue {
+  /** Unsettled writes by id, in the order they were made. */
+  #writes = new Map<string, QueuedWrite>()
+
+  /** Unsettled writes. */
+  get size(): number {
+    return this.#writes.size
+  }
+
+  /** Writes sent on the current socket and not answered yet. */
+  get inFlight(): number {
+    let n = 0
+    for (const w of this.#writes.values()) if (w.sent) n += 1
+    return n
+  }
+
+  has(id: string): boolean {
+    return this.#writes.has(id)
+  }
+
+  /** Queues `frame` (encoded as `text`); the promise settles with its answer. */
+  add(frame: WriteFrame, text: string): Promise<WriteOutcome> {
+    if (this.#writes.has(frame.id)) return Promise.reject(new TypeError(`[seqsync] write ${frame.id} is already pending`))
+    return new Promise((resolve, reject) => {
+      this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false })
+    })
+  }
+
+  /**
+   * The texts to send now, oldest first, each marked sent, keeping at most
+   * `maxInFlight` unanswered. A write over `maxFrameBytes` (the server's
+   * limits may be lower than those it was checked against) is refused
+   * TOO_LARGE instead: the server would answer it with an `error` no write
+   * can be matched to, and it would wait forever.
+   */
+  next(limits: SendLimits): string[] {
+    const out: string[] = []
+    let inFlight = this.inFlight
+    for (const w of [...this.#writes.values()]) {
+      if (inFlight >= limits.maxInFlight) break
+      if (w.sent) continue
+      const bytes = utf8Over(w.text, limits.maxFrameBytes)
+      if (bytes !== undefined) {
+        this.#writes.delete(w.frame.id)
+        w.reject(
+          new SeqsyncError(
+            ErrorCode.TOO_LARGE,
+            `[seqsync] ${w.frame.t} frame is ${bytes} bytes, over the server's maxFrameBytes ${limits.maxFrameBytes}; nothing was sent`,
+          ),
+        )
+        continue
+      }
+      w.sent = true
+      inFlight += 1
+      out.push(w.text)
+    }
+    return out
+  }
+
+  /** Settles the acked write. False if no unsettled write has this id. */
+  ack(frame: AckFrame): boolean {
+    const w = this.#writes.get(frame.id)
+    if (!w) return false
+    this.#writes.delete(frame.id)
+    w.resolve({ seq: frame.seq, result: frame.result })
+    return true
+  }
+
+  /** Settles the rejected write with a RejectedError. False if no unsettled write has this id. */
+  reject(frame: RejectFrame): boolean {
+    const w = this.#writes.get(frame.id)
+    if (!w) return false
+    this.#writes.delete(frame.id)
+    w.reject(new RejectedError(frame))
+    return true
+  }
+
+  /** The socket is gone: every write is unsent, to be sent again with the same id. */
+  socketLost(): void {
+    for (const w of this.#writes.values()) w.sent = false
+  }
+
+  /** The transport ended: every write rejects with `closed`. */
+  close(closed: ClosedError): void {
+    const writes = [...this.#writes.values()]
+    this.#writes.clear()
+    for (const w of writes) w.reject(closed)
+  }
+}
