@@ -16,6 +16,8 @@ export class FakeSocket {
   readyState = 0
   binaryType = 'blob'
   sent: ClientFrame[] = []
+  /** The frames sent, as the text that went out. */
+  raw: string[] = []
   closedByClient: { code: number | undefined; reason: string | undefined } | undefined
   onopen: ((ev: unknown) => void) | null = null
   onmessage: ((ev: { data: unknown }) => void) | null = null
@@ -29,6 +31,7 @@ export class FakeSocket {
 
   send(data: string): void {
     if (this.readyState !== 1) throw new Error('send on a socket that is not open')
+    this.raw.push(data)
     this.sent.push(JSON.parse(data) as ClientFrame)
   }
 
@@ -44,6 +47,10 @@ export class FakeSocket {
   }
   deliver(...frames: ServerFrame[]): void {
     for (const f of frames) this.onmessage?.({ data: JSON.stringify(f) })
+  }
+  /** Delivers frames exactly as given, as text. */
+  deliverText(...texts: string[]): void {
+    for (const data of texts) this.onmessage?.({ data })
   }
   drop(code = 1006, reason = ''): void {
     this.readyState = 3
