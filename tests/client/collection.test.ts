@@ -142,6 +142,41 @@ describe('doCollectionOptions: sync', () => {
     expect(rows(c)).toEqual([msg('c')])
   })
 
+  it('a unit that fails half-way is undone, surfaces on the collection, and the collection resyncs', async () => {
+    let poisoned = true
+    const c = createCollection(
+      doCollectionOptions<Message>({
+        transport,
+        table: 'messages',
+        getKey: (m) => {
+          if (poisoned && m.id === 'boom') throw new Error('bad row')
+          return m.id
+        },
+        startSync: true,
+      }),
+    )
+    const { ws, sub } = await liveWithSnapshot(c, [msg('a')])
+    ws.deliver({
+      t: 'changes',
+      seq: 11,
+      changes: [
+        { c: 'messages', k: 'a', row: msg('a', { content: 'edited' }) },
+        { c: 'messages', k: 'boom', row: msg('boom') },
+      ],
+    })
+    // Nothing of the failed unit is visible; the error is on the collection.
+    expect(rows(c)).toEqual([msg('a')])
+    expect(c.status).toBe('error')
+    expect(c.utils.syncError?.message).toMatch(/seq 11.*bad row/)
+    // The subscription asks for a fresh snapshot, which brings it back.
+    expect(ws.framesOf('sub')).toEqual([{ t: 'sub', id: sub.id, c: 'messages' }])
+    poisoned = false
+    ws.deliver({ t: 'snapshot', sub: sub.id, c: 'messages', seq: 12, rows: [msg('a', { content: 'edited' }), msg('boom')] })
+    expect(rows(c)).toEqual([msg('a', { content: 'edited' }), msg('boom')])
+    expect(c.status).toBe('ready')
+    expect(c.utils.syncError).toBeUndefined()
+  })
+
   it('cleanup sends unsub', async () => {
     const c = messagesCollection()
     const { ws, sub } = await liveWithSnapshot(c, [])

@@ -143,6 +143,38 @@ describe('on-demand collection', () => {
     await expect(empty).resolves.toBeUndefined()
   })
 
+  it('a unit that fails half-way is undone; the subsets it reached resync with fresh snapshots', async () => {
+    let poisoned = false
+    const tasks = createCollection(
+      doCollectionOptions<Task>({
+        transport,
+        table: 'tasks',
+        getKey: (t) => {
+          if (poisoned && t.id === 'boom') throw new Error('bad row')
+          return t.id
+        },
+        syncMode: 'on-demand',
+        startSync: true,
+        id: 'tasks',
+      }),
+    )
+    const ws = FakeSocket.last
+    ws.handshake('e1', 0)
+    const sync = (tasks as unknown as { _sync: { loadSubset: (o: LoadSubsetOptions) => true | Promise<void> } })._sync
+    const a = Promise.resolve(sync.loadSubset({ where: where('eq', ref('category'), val('a')) }))
+    ws.deliver({ t: 'snapshot', sub: 'tasks#1', c: 'tasks', seq: 1, rows: [task('x', 'a', 1)] })
+    await a
+    poisoned = true
+    ws.deliver({ t: 'changes', seq: 2, changes: [{ c: 'tasks', k: 'x' }, { c: 'tasks', k: 'boom', row: task('boom', 'a', 2) }] })
+    expect(tasks.has('x')).toBe(true) // the removal of x was undone with the rest of the unit
+    expect(tasks.status).toBe('error')
+    expect(ws.framesOf('sub').map((f) => f.id)).toEqual(['tasks#1', 'tasks#1'])
+    poisoned = false
+    ws.deliver({ t: 'snapshot', sub: 'tasks#1', c: 'tasks', seq: 3, rows: [task('boom', 'a', 2)] })
+    expect([...tasks.keys()]).toEqual(['boom'])
+    expect(tasks.status).toBe('ready')
+  })
+
   it('a request the wire cannot express rejects with a SubscriptionError before anything is sent', async () => {
     const { load, subs } = setup()
     const orderBy = [{ expression: where('lower', ref('category')), compareOptions: { direction: 'asc', nulls: 'first' } }] as unknown as LoadSubsetOptions['orderBy']

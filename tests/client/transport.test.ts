@@ -192,6 +192,55 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(FakeSocket.last.sent[0]).toMatchObject({ epoch: 'e2', since: 3, subs: [{ id: 's1', resume: true }] })
   })
 
+  it('a handler that throws does not lose its unit: its sub resyncs (fresh snapshot) and never resumes past the unit', async () => {
+    const errors: SeqsyncError[] = []
+    const t = make({ onError: (e) => errors.push(e) })
+    const ok = recorder()
+    let throwing = true
+    const failed: SeqsyncError[] = []
+    const bad: SubscriptionHandler = {
+      applyUnit: (u) => {
+        if (throwing && u.snapshot === undefined) throw new Error('boom')
+      },
+      abortUnit: (e) => failed.push(e),
+      onError: () => {},
+    }
+    t.register({ id: 'bad', c: 'm' }, bad)
+    t.register({ id: 'ok', c: 'n' }, ok.handler)
+    let ws = FakeSocket.last
+    ws.handshake('e1', 5)
+    ws.deliver({ t: 'snapshot', sub: 'bad', c: 'm', seq: 5, rows: [], more: true }, { t: 'snapshot', sub: 'ok', c: 'n', seq: 5, rows: [] })
+    ws.deliver({ t: 'changes', seq: 6, changes: [{ c: 'm', k: 'x', row: { id: 'x' } }, { c: 'n', k: 'y', row: { id: 'y' } }] })
+    // The error surfaces on the handler (and the transport's onError); the sub asks for a fresh snapshot.
+    expect(failed.map((e) => e.message)).toEqual([expect.stringMatching(/seq 6.*boom/)])
+    expect(errors.map((e) => e.codeName)).toEqual(['INTERNAL'])
+    expect(ws.framesOf('sub')).toEqual([{ t: 'sub', id: 'bad', c: 'm' }])
+    expect(ok.units.at(-1)?.changes).toEqual([{ c: 'n', k: 'y', row: { id: 'y' } }])
+    // Changes for it are superseded by the coming snapshot; a reconnect before
+    // it asks for a fresh snapshot, never a catch-up past the lost unit.
+    ws.deliver({ t: 'changes', seq: 7, changes: [{ c: 'm', k: 'z', row: { id: 'z' } }] })
+    ws.drop(1006)
+    await until(() => FakeSocket.instances.length === 2)
+    ws = FakeSocket.last
+    ws.open()
+    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, epoch: 'e1', since: 7, subs: [{ id: 'bad', c: 'm' }, { id: 'ok', c: 'n', resume: true }] })
+  })
+
+  it('a sub whose resync snapshot fails too is dropped: unsub, and a SubscriptionError', () => {
+    const t = make()
+    const refused: SubscriptionError[] = []
+    t.register({ id: 'bad', c: 'm' }, { applyUnit: () => { throw new Error('always') }, onError: (e) => refused.push(e) })
+    const ws = FakeSocket.last
+    ws.handshake('e1', 1)
+    ws.deliver({ t: 'snapshot', sub: 'bad', c: 'm', seq: 1, rows: [] })
+    expect(ws.framesOf('sub')).toEqual([{ t: 'sub', id: 'bad', c: 'm' }])
+    expect(refused).toEqual([])
+    ws.deliver({ t: 'snapshot', sub: 'bad', c: 'm', seq: 2, rows: [] })
+    expect(ws.framesOf('unsub')).toEqual([{ t: 'unsub', id: 'bad' }])
+    expect(refused.map((e) => [e.sub, e.codeName])).toEqual([['bad', 'INTERNAL']])
+    expect(t.appliedSeq).toBe(2)
+  })
+
   it('sub-error reaches the handler and drops the sub', async () => {
     const t = make()
     const a = recorder()

@@ -42,6 +42,13 @@ export type SeqsyncUtils = {
   readonly status: ConnectionStatus
   /** The shared transport. */
   readonly transport: WebSocketTransport
+  /**
+   * Why this collection's sync stopped or is recovering, if it is: a refused
+   * subscription (SubscriptionError), or a unit that could not be applied
+   * (then a fresh snapshot is on its way). The collection's status is
+   * `error` meanwhile; undefined once it is in sync again.
+   */
+  readonly syncError: SeqsyncError | undefined
 }
 
 export interface DoCollectionConfig<T extends object, TKey extends string | number = string | number> {
@@ -249,17 +256,22 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
     throw new TypeError(`[seqsync] doCollectionOptions: unknown syncMode ${JSON.stringify(config.syncMode)}`)
   }
 
+  let syncError: SeqsyncError | undefined
+  const onSyncError = (error: SeqsyncError | undefined) => {
+    syncError = error
+  }
+
   const sync: DoCollectionOptions<T, TKey>['sync'] = {
     rowUpdateMode: 'full',
     sync: ({ begin, write, commit, markReady, markError }) => {
       if (onDemand) {
         return startOnDemandSync<T, TKey>(
-          { transport, table, label, getKey, where, sameValue: shallowEqual },
-          { begin, write, commit, markReady },
+          { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError },
+          { begin, write, commit, markReady, markError },
         )
       }
       return startEagerSync<T, TKey>(
-        { transport, table, label, getKey, where, sameValue: shallowEqual },
+        { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError },
         { begin, write, commit, markReady, markError },
       )
     },
@@ -284,6 +296,9 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
       return transport.status
     },
     transport,
+    get syncError() {
+      return syncError
+    },
   }
 
   const options: DoCollectionOptions<T, TKey> = {

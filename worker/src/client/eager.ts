@@ -14,10 +14,15 @@
 //   and a held row that no longer matches is removed (it moved out).
 // * A refused subscription before the first snapshot calls markError(), so
 //   preload() rejects instead of resolving ready and empty.
+// * A unit that throws half-way (a getKey that throws, a write TanStack
+//   refuses) is undone whole: the sync transaction is abandoned and the
+//   held rows restored. The error surfaces on the collection (its `error`
+//   status once it was ready, and utils.syncError) while the transport
+//   asks for a fresh snapshot; the snapshot makes it ready again.
 
 import type { ChangeMessageOrDeleteKeyMessage } from '@tanstack/db'
 import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
-import type { SubscriptionError } from './errors.js'
+import type { SeqsyncError, SubscriptionError } from './errors.js'
 import { HeldRows } from './held-rows.js'
 import type { WebSocketTransport } from './transport.js'
 import { matches } from './where.js'
@@ -41,6 +46,8 @@ export interface EagerSyncConfig<T extends object, TKey extends string | number>
   where: PredicateIR | undefined
   /** Deep-enough equality of two row values (skip no-op writes). */
   sameValue: (a: T, b: T) => boolean
+  /** Where the collection shows why its sync stopped (utils.syncError); undefined once it recovered. */
+  onSyncError: (error: SeqsyncError | undefined) => void
 }
 
 /** Starts an eager sync run; returns its cleanup. @internal */
@@ -52,6 +59,8 @@ export function startEagerSync<T extends object, TKey extends string | number>(
   const { markReady, markError } = params
   const rows = new HeldRows<T, TKey>(params, config.getKey, config.sameValue)
   let ready = false
+  /** A unit failed; a fresh snapshot is on its way. */
+  let failed = false
 
   const applySnapshot = (snapshot: readonly WireRow[]) => {
     const values = snapshot as readonly T[]
@@ -71,16 +80,24 @@ export function startEagerSync<T extends object, TKey extends string | number>(
   const spec = { id: transport.nextSubId(config.label), c: table, ...(where ? { where } : {}) }
   const unregister = transport.register(spec, {
     applyUnit(unit) {
-      try {
-        if (unit.snapshot) applySnapshot(unit.snapshot)
-        else applyChanges(unit.changes)
-      } finally {
-        rows.commit()
-      }
-      if (unit.snapshot && !ready) {
+      // If this throws, the transport calls abortUnit: nothing is committed.
+      if (unit.snapshot) applySnapshot(unit.snapshot)
+      else applyChanges(unit.changes)
+      rows.commit()
+      if (unit.snapshot && (!ready || failed)) {
         ready = true
+        if (failed) config.onSyncError(undefined)
+        failed = false
         markReady()
       }
+    },
+    abortUnit(error) {
+      rows.abort()
+      failed = true
+      config.onSyncError(error)
+      // Before the first snapshot the collection stays loading: preload()
+      // waits for the fresh one (or rejects if the subscription is dropped).
+      if (ready) markError(error)
     },
     onError(error: SubscriptionError) {
       if (!ready) markError(error)

@@ -21,6 +21,11 @@
 // * Reconnect is the transport's: a synced window resumes as its resolved
 //   predicate (no reload inside the retention window); from before it the
 //   server answers with snapshots, which replace what each subset held.
+// * A unit that throws half-way is undone whole: the sync transaction is
+//   abandoned, and the rows and every subset's bookkeeping written for it
+//   are restored (held-rows.ts journals both). The collection shows the
+//   error (status `error`, utils.syncError) until the fresh snapshots the
+//   transport asked for have been applied.
 
 import type { LoadSubsetOptions, SyncConfigRes } from '@tanstack/db'
 import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
@@ -36,6 +41,7 @@ import { evaluate, matches } from './where.js'
 /** The parts of TanStack's sync params this module uses. */
 export interface OnDemandSyncParams<T extends object, TKey extends string | number> extends SyncWriter<T, TKey> {
   markReady: () => void
+  markError: (error?: unknown) => void
 }
 
 export interface OnDemandSyncConfig<T extends object, TKey extends string | number> {
@@ -47,6 +53,8 @@ export interface OnDemandSyncConfig<T extends object, TKey extends string | numb
   where: PredicateIR | undefined
   /** Deep-enough equality of two row values (skip no-op writes). */
   sameValue: (a: T, b: T) => boolean
+  /** Where the collection shows why its sync stopped (utils.syncError); undefined once it recovered. */
+  onSyncError: (error: SeqsyncError | undefined) => void
 }
 
 type SubsetState = 'pending' | 'active' | 'gone'
@@ -91,7 +99,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
   params: OnDemandSyncParams<T, TKey>,
 ): SyncConfigRes {
   const { transport, table, label, getKey, sameValue } = config
-  const { markReady } = params
+  const { markReady, markError } = params
 
   /** What this run wrote into the synced state, and the open sync transaction. */
   const rows = new HeldRows<T, TKey>(params, getKey, sameValue)
@@ -105,6 +113,25 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     for (const s of bySub.values()) if (s !== except && s.state === 'active' && s.held.has(k)) return true
     return false
   }
+  // A subset's bookkeeping changes inside a unit, journaled so abort() undoes them.
+  const hold = (s: Subset, k: string) => {
+    if (s.held.has(k)) return
+    s.held.add(k)
+    rows.journal(() => s.held.delete(k))
+  }
+  const unhold = (s: Subset, k: string) => {
+    if (!s.held.delete(k)) return
+    rows.journal(() => s.held.add(k))
+  }
+
+  // ---- failed units -----------------------------------------------------------
+  /** Subsets whose unit failed, waiting for their fresh snapshot. */
+  const resyncing = new Set<Subset>()
+  const recovered = (subset: Subset) => {
+    if (!resyncing.delete(subset) || resyncing.size > 0) return
+    config.onSyncError(undefined)
+    markReady()
+  }
 
   // ---- applying units ---------------------------------------------------------
   /** Subsets whose snapshot was applied in the unit being applied. */
@@ -113,25 +140,30 @@ export function startOnDemandSync<T extends object, TKey extends string | number
   let appliedChanges: readonly WireChange[] | undefined
 
   const applySnapshot = (subset: Subset, snapshot: readonly WireRow[], resolved: PredicateIR | undefined) => {
+    const { predicate, state } = subset
+    rows.journal(() => {
+      subset.predicate = predicate
+      subset.state = state
+    })
     if (resolved !== undefined) subset.predicate = resolved
     const values = snapshot as readonly T[]
     const next = new Set<string>()
     for (const value of values) next.add(rows.keyOf(value))
     // A snapshot replaces what its subset held.
-    for (const k of subset.held) {
+    for (const k of [...subset.held]) {
       if (next.has(k)) continue
-      subset.held.delete(k)
+      unhold(subset, k)
       if (!heldByAnother(k, subset)) rows.remove(k)
     }
     subset.state = 'active'
     for (const value of values) {
       const k = rows.upsert(value)
-      subset.held.add(k)
+      hold(subset, k)
       // The row's new value decides whether the other subsets hold it.
       for (const other of bySub.values()) {
         if (other === subset || other.state !== 'active') continue
-        if (matches(other.predicate, value as Record<string, unknown>)) other.held.add(k)
-        else other.held.delete(k)
+        if (matches(other.predicate, value as Record<string, unknown>)) hold(other, k)
+        else unhold(other, k)
       }
     }
     snapshotted.push(subset)
@@ -145,10 +177,10 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       for (const s of bySub.values()) {
         if (s.state !== 'active') continue
         if (row !== undefined && matches(s.predicate, row)) {
-          s.held.add(change.k)
+          hold(s, change.k)
           kept = true
         } else {
-          s.held.delete(change.k)
+          unhold(s, change.k)
         }
       }
       if (kept) rows.upsert(row as T)
@@ -177,7 +209,19 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       for (const subset of done) {
         subset.ready = ready
         for (const acq of subset.acquisitions) settle(acq, ready)
+        recovered(subset)
       }
+    },
+    abortUnit(error, subs) {
+      appliedChanges = undefined
+      snapshotted = []
+      rows.abort()
+      for (const id of subs) {
+        const subset = bySub.get(id)
+        if (subset) resyncing.add(subset)
+      }
+      config.onSyncError(error)
+      markError(error)
     },
     onError(error: SubscriptionError) {
       const subset = bySub.get(error.sub)
@@ -208,10 +252,12 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     subset.state = 'gone'
     if (byKey.get(subset.key) === subset) byKey.delete(subset.key)
     bySub.delete(subset.subId)
+    resyncing.delete(subset)
   }
   /** The last acquisition of `subset` is gone: unsubscribe and drop its rows. */
   const release = (subset: Subset) => {
     const wasActive = subset.state === 'active'
+    recovered(subset) // released while resyncing: nothing is owed for it any more
     forget(subset)
     subset.unregister()
     if (!wasActive) return

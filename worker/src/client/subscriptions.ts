@@ -7,11 +7,19 @@
 // * A window resumes as the plain predicate its snapshot resolved to
 //   (docs/protocol.md §4.2), so the server catches it up from `since`
 //   instead of resolving it anew.
+// * A unit reaches each handler whole: all of its subscriptions' parts, then
+//   unitDone. If the handler throws, the unit is lost for those
+//   subscriptions while the cursor moves past it for the others. So the
+//   handler undoes what it wrote for the unit (abortUnit), and each of its
+//   subscriptions of that unit stops being synced and asks for a fresh
+//   snapshot: until that snapshot, it neither takes changes nor resumes
+//   from the cursor, which says nothing about it. A subscription whose
+//   fresh snapshot fails too is dropped (unsub, onError): the next one
+//   would fail the same way.
 
 import { ErrorCode } from '../protocol/index.js'
 import type { PredicateIR, SubBody } from '../protocol/index.js'
-import { SeqsyncError } from './errors.js'
-import type { SubscriptionError } from './errors.js'
+import { SeqsyncError, SubscriptionError } from './errors.js'
 import { planDeliveries } from './unit.js'
 import type { AppliedUnit, CompletedUnit, DeliveryTarget } from './unit.js'
 
@@ -25,7 +33,13 @@ export interface SubscriptionHandler {
    * subscriptions is called once). Optional.
    */
   unitDone?(seq: number): void
-  /** The server refused the subscription; nothing is held for it any more. */
+  /**
+   * applyUnit or unitDone threw for the unit at `error`'s seq: undo what was
+   * written for it. `subs` (this handler's subscriptions of that unit) are
+   * resyncing: fresh snapshots are on their way. Optional.
+   */
+  abortUnit?(error: SeqsyncError, subs: readonly string[]): void
+  /** The server refused the subscription, or its units cannot be applied; nothing is held for it any more. */
   onError(error: SubscriptionError): void
 }
 
@@ -39,6 +53,16 @@ export interface SubEntry extends DeliveryTarget {
   synced: boolean
   /** For a window: the predicate its last snapshot resolved to; it resumes as that. */
   resolved: PredicateIR | undefined
+  /** Units that failed to apply since its last applied snapshot. */
+  failures: number
+}
+
+/** What dispatch leaves the transport to send. */
+export interface DispatchResult {
+  /** Subscriptions to ask again (`sub`, a fresh snapshot). */
+  resync: SubEntry[]
+  /** Subscriptions dropped (unregistered): send `unsub`, then tell their handler. */
+  dropped: Array<{ entry: SubEntry; error: SubscriptionError }>
 }
 
 export class Subscriptions {
@@ -62,7 +86,7 @@ export class Subscriptions {
   /** Registers a subscription; throws if its id is taken. */
   add(spec: SubscriptionSpec, handler: SubscriptionHandler): SubEntry {
     if (this.#entries.has(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
-    const entry: SubEntry = { spec, handler, synced: false, resolved: undefined }
+    const entry: SubEntry = { spec, handler, synced: false, resolved: undefined, failures: 0 }
     this.#entries.set(spec.id, entry)
     return entry
   }
@@ -119,32 +143,69 @@ export class Subscriptions {
   }
 
   /**
-   * Applies `unit` to the subscriptions it concerns, synchronously, and
-   * calls unitDone once per handler. A handler that throws is reported.
+   * Applies `unit` to the subscriptions it concerns, synchronously, one
+   * handler at a time: its parts, then unitDone. A handler that throws is
+   * reported, aborted, and its subscriptions of the unit resync.
    */
-  dispatch(unit: CompletedUnit, report: (error: SeqsyncError) => void): void {
-    const touched = new Set<SubscriptionHandler>()
-    for (const { target: entry, unit: applied } of planDeliveries(unit, this.#entries.values())) {
-      // A handler may unregister subs of this unit while it applies it.
-      if (!this.holds(entry)) continue
-      if (applied.snapshot) {
-        if (applied.where !== undefined) entry.resolved = applied.where
-        entry.synced = true
-      }
-      touched.add(entry.handler)
-      try {
-        entry.handler.applyUnit(applied)
-      } catch (error) {
-        report(new SeqsyncError(ErrorCode.INTERNAL, `[${entry.spec.c}] applying the unit at seq ${unit.seq} failed: ${String(error)}`, { cause: error }))
-      }
+  dispatch(unit: CompletedUnit, report: (error: SeqsyncError) => void): DispatchResult {
+    const groups = new Map<SubscriptionHandler, SubEntry[]>()
+    const parts = new Map<SubEntry, AppliedUnit>()
+    for (const { target, unit: applied } of planDeliveries(unit, this.#entries.values())) {
+      let group = groups.get(target.handler)
+      if (!group) groups.set(target.handler, (group = []))
+      group.push(target)
+      parts.set(target, applied)
     }
-    for (const handler of touched) {
-      if (!handler.unitDone) continue
+    const result: DispatchResult = { resync: [], dropped: [] }
+    for (const [handler, group] of groups) {
       try {
-        handler.unitDone(unit.seq)
-      } catch (error) {
-        report(new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] finishing the unit at seq ${unit.seq} failed: ${String(error)}`, { cause: error }))
+        for (const entry of group) {
+          // A handler may unregister subs of this unit while it applies it.
+          if (!this.holds(entry)) continue
+          const applied = parts.get(entry)!
+          if (applied.snapshot) {
+            if (applied.where !== undefined) entry.resolved = applied.where
+            entry.synced = true
+          }
+          handler.applyUnit(applied)
+        }
+        handler.unitDone?.(unit.seq)
+      } catch (cause) {
+        this.#failed(handler, group, unit.seq, cause, report, result)
+        continue
       }
+      for (const entry of group) if (parts.get(entry)!.snapshot) entry.failures = 0
+    }
+    return result
+  }
+
+  #failed(
+    handler: SubscriptionHandler,
+    group: SubEntry[],
+    seq: number,
+    cause: unknown,
+    report: (error: SeqsyncError) => void,
+    result: DispatchResult,
+  ): void {
+    const live = group.filter((entry) => this.holds(entry))
+    const table = group[0]!.spec.c
+    const error = new SeqsyncError(ErrorCode.INTERNAL, `[${table}] applying the unit at seq ${seq} failed: ${String(cause)}`, { cause })
+    report(error)
+    try {
+      handler.abortUnit?.(error, live.map((entry) => entry.spec.id))
+    } catch (e) {
+      report(new SeqsyncError(ErrorCode.INTERNAL, `[${table}] undoing the unit at seq ${seq} failed: ${String(e)}`, { cause: e }))
+    }
+    for (const entry of live) {
+      entry.synced = false
+      entry.failures += 1
+      if (entry.failures === 1) {
+        result.resync.push(entry)
+        continue
+      }
+      this.delete(entry)
+      const message = `its units cannot be applied (${String(cause)}); unsubscribed`
+      result.dropped.push({ entry, error: new SubscriptionError({ sub: entry.spec.id, code: ErrorCode.INTERNAL, message }, entry.spec.c) })
     }
   }
 }

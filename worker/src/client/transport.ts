@@ -347,11 +347,7 @@ export class WebSocketTransport {
         this.#subs.delete(entry)
         const error = new SubscriptionError(frame, entry.spec.c)
         this.#report(error)
-        try {
-          entry.handler.onError(error)
-        } catch (e) {
-          this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[${entry.spec.c}] sub-error handler threw`, { cause: e }))
-        }
+        this.#tell(entry, error)
         return
       }
       case 'error':
@@ -375,8 +371,23 @@ export class WebSocketTransport {
 
   /** A unit ended: apply it whole, then move the cursor. */
   #endUnit(unit: CompletedUnit): void {
-    this.#subs.dispatch(unit, (error) => this.#report(error))
+    const { resync, dropped } = this.#subs.dispatch(unit, (error) => this.#report(error))
+    // Re-using the id of a live subscription replaces it: a fresh snapshot.
+    for (const entry of resync) if (this.#helloSent()) this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
+    for (const { entry, error } of dropped) {
+      if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: entry.spec.id })
+      this.#tell(entry, error)
+    }
     this.#advance(unit.seq)
+  }
+
+  /** Tells a subscription's handler it is gone. */
+  #tell(entry: { spec: SubscriptionSpec; handler: SubscriptionHandler }, error: SubscriptionError): void {
+    try {
+      entry.handler.onError(error)
+    } catch (e) {
+      this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[${entry.spec.c}] sub-error handler threw`, { cause: e }))
+    }
   }
 
   /** appliedSeq = max(appliedSeq, seq); settle the waits that confirms; notify. */
