@@ -1,7 +1,7 @@
 import { createCollection, createTransaction } from '@tanstack/db'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { doCollectionOptions, doMutationFn } from '../../worker/src/client/collection.js'
-import { OutOfScopeError, RejectedError } from '../../worker/src/client/errors.js'
+import { OutOfScopeError, RejectedError, SubscriptionError } from '../../worker/src/client/errors.js'
 import { WebSocketTransport } from '../../worker/src/client/transport.js'
 import type { MutFrame, SubBody } from '../../worker/src/protocol/index.js'
 import { FakeSocket, tick, until } from './fake-socket.js'
@@ -175,6 +175,40 @@ describe('doCollectionOptions: sync', () => {
     expect(rows(c)).toEqual([msg('a', { content: 'edited' }), msg('boom')])
     expect(c.status).toBe('ready')
     expect(c.utils.syncError).toBeUndefined()
+  })
+
+  it('a sub-error after ready surfaces on the collection and removes what the subscription held', async () => {
+    const c = messagesCollection()
+    const { ws, sub } = await liveWithSnapshot(c, [msg('a'), msg('b')])
+    ws.deliver({ t: 'sub-error', sub: sub.id, code: 8, error: 'UNKNOWN_COLUMN', message: 'no column author' })
+    expect(c.status).toBe('error')
+    expect(c.utils.syncError).toBeInstanceOf(SubscriptionError)
+    expect(c.utils.syncError?.codeName).toBe('UNKNOWN_COLUMN')
+    expect(c.size).toBe(0)
+  })
+
+  it('a RATE_LIMITED sub-error is retried with backoff, not a failure', async () => {
+    const c = messagesCollection()
+    const ws = FakeSocket.last
+    ws.handshake('e1', 10)
+    const [sub] = helloSubs(ws)
+    const preload = c.preload()
+    ws.deliver({ t: 'sub-error', sub: sub!.id, code: 19, error: 'RATE_LIMITED', message: 'too many subs' })
+    expect(c.status).toBe('loading')
+    await until(() => ws.framesOf('sub').length === 1)
+    expect(ws.framesOf('sub')).toEqual([{ t: 'sub', id: sub!.id, c: 'messages' }])
+    ws.deliver({ t: 'snapshot', sub: sub!.id, c: 'messages', seq: 11, rows: [msg('a')] })
+    await preload
+    expect(rows(c)).toEqual([msg('a')])
+    expect(c.utils.syncError).toBeUndefined()
+  })
+
+  it('closing the transport leaves a ready collection as it was', async () => {
+    const c = messagesCollection()
+    await liveWithSnapshot(c, [msg('a')])
+    transport.close()
+    expect(c.status).toBe('ready')
+    expect(rows(c)).toEqual([msg('a')])
   })
 
   it('cleanup sends unsub', async () => {

@@ -175,6 +175,38 @@ describe('on-demand collection', () => {
     expect(tasks.status).toBe('ready')
   })
 
+  it('a sub-error for a loaded subset removes the rows only it held and surfaces on the collection', async () => {
+    const { tasks, ws, load, unload } = setup()
+    const o: LoadSubsetOptions = { where: where('eq', ref('category'), val('a')) }
+    const wide = load(o)
+    const other = load({ where: where('eq', ref('rank'), val(1)) })
+    ws.deliver(
+      { t: 'snapshot', sub: 'tasks#1', c: 'tasks', seq: 1, rows: [task('x', 'a', 1), task('y', 'a', 2)], more: true },
+      { t: 'snapshot', sub: 'tasks#2', c: 'tasks', seq: 1, rows: [task('x', 'a', 1)] },
+    )
+    await Promise.all([wide, other])
+    ws.deliver({ t: 'sub-error', sub: 'tasks#1', code: 7, error: 'UNKNOWN_COLLECTION', message: 'tasks was dropped' })
+    expect([...tasks.keys()]).toEqual(['x']) // y was held by the refused subset only
+    expect(tasks.status).toBe('error')
+    expect(tasks.utils.syncError?.codeName).toBe('UNKNOWN_COLLECTION')
+    unload(o)
+    expect(ws.framesOf('unsub')).toEqual([]) // the server already forgot it
+    // No query needs the refused subset any more: the collection is ready again.
+    expect(tasks.status).toBe('ready')
+    expect(tasks.utils.syncError).toBeUndefined()
+  })
+
+  it('a RATE_LIMITED sub-error keeps the load waiting and retries the sub', async () => {
+    const { tasks, ws, load } = setup()
+    const p = load({ where: where('eq', ref('category'), val('a')) })
+    ws.deliver({ t: 'sub-error', sub: 'tasks#1', code: 19, error: 'RATE_LIMITED', message: 'slow down' })
+    await until(() => ws.framesOf('sub').length === 2)
+    ws.deliver({ t: 'snapshot', sub: 'tasks#1', c: 'tasks', seq: 1, rows: [task('x', 'a', 1)] })
+    await p
+    expect(tasks.has('x')).toBe(true)
+    expect(tasks.status).toBe('ready')
+  })
+
   it('a request the wire cannot express rejects with a SubscriptionError before anything is sent', async () => {
     const { load, subs } = setup()
     const orderBy = [{ expression: where('lower', ref('category')), compareOptions: { direction: 'asc', nulls: 'first' } }] as unknown as LoadSubsetOptions['orderBy']

@@ -257,6 +257,24 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(FakeSocket.last.sent[0]).not.toHaveProperty('subs')
   })
 
+  it('a RATE_LIMITED sub-error is retried after a backoff delay, not reported as a refusal', async () => {
+    const errors: SeqsyncError[] = []
+    const t = make({ onError: (e) => errors.push(e), backoff: { initialMs: 20, maxMs: 20 } })
+    const a = recorder()
+    const ws = FakeSocket.last
+    ws.handshake()
+    t.register({ id: 's1', c: 'm' }, a.handler)
+    ws.deliver({ t: 'sub-error', sub: 's1', code: 19, error: 'RATE_LIMITED', message: 'slow down' })
+    expect(a.errors).toEqual([])
+    expect(errors).toEqual([])
+    expect(ws.framesOf('sub')).toHaveLength(1)
+    await new Promise((r) => setTimeout(r, 5))
+    expect(ws.framesOf('sub')).toHaveLength(1) // not before the delay
+    await until(() => ws.framesOf('sub').length === 2)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 1, rows: [] })
+    expect(a.units).toHaveLength(1)
+  })
+
   it('reports error frames and garbage through onError', () => {
     const errors: SeqsyncError[] = []
     make({ onError: (e) => errors.push(e) })

@@ -12,8 +12,11 @@
 // * The socket's changes frames also carry rows for other subscriptions on
 //   the same table: only rows matching this collection's `where` are kept,
 //   and a held row that no longer matches is removed (it moved out).
-// * A refused subscription before the first snapshot calls markError(), so
-//   preload() rejects instead of resolving ready and empty.
+// * A refused subscription (sub-error) holds nothing on the server and gets
+//   nothing more: its rows are removed and the collection shows the error
+//   (markError: preload() rejects before the first snapshot, status `error`
+//   after it; utils.syncError). A transport that closes for good leaves a
+//   ready collection as it is.
 // * A unit that throws half-way (a getKey that throws, a write TanStack
 //   refuses) is undone whole: the sync transaction is abandoned and the
 //   held rows restored. The error surfaces on the collection (its `error`
@@ -100,6 +103,12 @@ export function startEagerSync<T extends object, TKey extends string | number>(
       if (ready) markError(error)
     },
     onError(error: SubscriptionError) {
+      for (const k of rows.keys()) rows.remove(k)
+      rows.commit()
+      config.onSyncError(error)
+      markError(error)
+    },
+    onClosed(error: SubscriptionError) {
       if (!ready) markError(error)
     },
   })

@@ -124,13 +124,27 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     rows.journal(() => s.held.add(k))
   }
 
-  // ---- failed units -----------------------------------------------------------
+  // ---- failures -----------------------------------------------------------------
   /** Subsets whose unit failed, waiting for their fresh snapshot. */
   const resyncing = new Set<Subset>()
-  const recovered = (subset: Subset) => {
-    if (!resyncing.delete(subset) || resyncing.size > 0) return
+  /** Loaded subsets the server refused, until their last acquisition is released. */
+  const refused = new Set<Subset>()
+  /** The collection shows an error (markError was called). */
+  let broken = false
+  const fault = (error: SeqsyncError) => {
+    broken = true
+    config.onSyncError(error)
+    markError(error)
+  }
+  /** Ready again once nothing is resyncing and no query still needs a refused subset. */
+  const maybeRecover = () => {
+    if (!broken || resyncing.size > 0 || refused.size > 0) return
+    broken = false
     config.onSyncError(undefined)
     markReady()
+  }
+  const recovered = (subset: Subset) => {
+    if (resyncing.delete(subset)) maybeRecover()
   }
 
   // ---- applying units ---------------------------------------------------------
@@ -220,14 +234,29 @@ export function startOnDemandSync<T extends object, TKey extends string | number
         const subset = bySub.get(id)
         if (subset) resyncing.add(subset)
       }
-      config.onSyncError(error)
-      markError(error)
+      fault(error)
     },
     onError(error: SubscriptionError) {
       const subset = bySub.get(error.sub)
       if (!subset) return
-      // Refused (or the transport closed for good): nothing more arrives for
-      // it. Rows it held stay until another change or release moves them.
+      // Refused: the server holds nothing for it and sends nothing more. A
+      // load still waiting rejects; a loaded subset's rows that no other
+      // subset holds go, and the collection shows the error until the last
+      // query that loaded it lets go.
+      const wasActive = subset.state === 'active'
+      forget(subset)
+      for (const acq of subset.acquisitions) fail(acq, error)
+      if (!wasActive) return maybeRecover()
+      for (const k of subset.held) if (!heldByAnother(k, subset)) rows.remove(k)
+      subset.held.clear()
+      rows.commit()
+      if (subset.acquisitions.size > 0) refused.add(subset)
+      fault(error)
+    },
+    onClosed(error: SubscriptionError) {
+      // The transport ended for good: what is held stays; waiting loads reject.
+      const subset = bySub.get(error.sub)
+      if (!subset) return
       forget(subset)
       for (const acq of subset.acquisitions) fail(acq, error)
     },
@@ -276,6 +305,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       const subset = acq.subset
       subset.acquisitions.delete(acq)
       if (subset.acquisitions.size === 0 && subset.state !== 'gone') release(subset)
+      if (subset.acquisitions.size === 0 && refused.delete(subset)) maybeRecover()
     } catch {
       // unloadSubset must not throw; a failed release leaves the sub until cleanup.
     }

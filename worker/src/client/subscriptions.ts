@@ -41,6 +41,8 @@ export interface SubscriptionHandler {
   abortUnit?(error: SeqsyncError, subs: readonly string[]): void
   /** The server refused the subscription, or its units cannot be applied; nothing is held for it any more. */
   onError(error: SubscriptionError): void
+  /** The transport closed for good (the subscription is gone with it). Defaults to onError. */
+  onClosed?(error: SubscriptionError): void
 }
 
 /** A subscription as a collection declares it: a `sub` body; the transport adds `resume`. @internal */
@@ -55,6 +57,8 @@ export interface SubEntry extends DeliveryTarget {
   resolved: PredicateIR | undefined
   /** Units that failed to apply since its last applied snapshot. */
   failures: number
+  /** RATE_LIMITED refusals since its last applied snapshot (the retry backoff). */
+  rateLimited: number
 }
 
 /** What dispatch leaves the transport to send. */
@@ -86,7 +90,7 @@ export class Subscriptions {
   /** Registers a subscription; throws if its id is taken. */
   add(spec: SubscriptionSpec, handler: SubscriptionHandler): SubEntry {
     if (this.#entries.has(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
-    const entry: SubEntry = { spec, handler, synced: false, resolved: undefined, failures: 0 }
+    const entry: SubEntry = { spec, handler, synced: false, resolved: undefined, failures: 0, rateLimited: 0 }
     this.#entries.set(spec.id, entry)
     return entry
   }
@@ -174,7 +178,11 @@ export class Subscriptions {
         this.#failed(handler, group, unit.seq, cause, report, result)
         continue
       }
-      for (const entry of group) if (parts.get(entry)!.snapshot) entry.failures = 0
+      for (const entry of group) {
+        if (!parts.get(entry)!.snapshot) continue
+        entry.failures = 0
+        entry.rateLimited = 0
+      }
     }
     return result
   }

@@ -32,7 +32,7 @@ import type {
   WireOp,
 } from '../protocol/index.js'
 import { decodeServerFrame, encodeClientFrame, isObject } from './codec.js'
-import { DEFAULT_BACKOFF, initialTransition, transition } from './connection.js'
+import { backoffDelay, DEFAULT_BACKOFF, initialTransition, transition } from './connection.js'
 import type {
   BackoffConfig,
   ConnectionEffect,
@@ -43,7 +43,7 @@ import type {
 } from './connection.js'
 import { ClosedError, ProtocolError, SeqsyncError, SubscriptionError, TimeoutError } from './errors.js'
 import { Subscriptions } from './subscriptions.js'
-import type { SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
+import type { SubEntry, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
 import { UnitAssembler } from './unit.js'
 import type { CompletedUnit } from './unit.js'
 import { utf8Over, WriteQueue } from './writes.js'
@@ -135,6 +135,8 @@ export class WebSocketTransport {
   #epoch: string | undefined
   #limits: WelcomeFrame['limits'] | undefined
   readonly #subs = new Subscriptions()
+  /** Subscriptions refused RATE_LIMITED, waiting to be sent again. */
+  readonly #subRetries = new Map<SubEntry, ReturnType<typeof setTimeout>>()
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
   readonly #writes = new WriteQueue()
@@ -253,7 +255,8 @@ export class WebSocketTransport {
   register(spec: SubscriptionSpec, handler: SubscriptionHandler): () => void {
     if (this.#subs.get(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
     if (this.#state.status === 'closed') {
-      queueMicrotask(() => handler.onError(new SubscriptionError({ sub: spec.id, code: ErrorCode.INTERNAL, message: 'transport closed' }, spec.c)))
+      const gone = new SubscriptionError({ sub: spec.id, code: ErrorCode.INTERNAL, message: 'transport closed' }, spec.c)
+      queueMicrotask(() => (handler.onClosed ? handler.onClosed(gone) : handler.onError(gone)))
       return () => {}
     }
     const entry = this.#subs.add(spec, handler)
@@ -261,6 +264,8 @@ export class WebSocketTransport {
     this.#start()
     return () => {
       if (!this.#subs.delete(entry)) return
+      clearTimeout(this.#subRetries.get(entry))
+      this.#subRetries.delete(entry)
       if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: spec.id })
     }
   }
@@ -344,6 +349,8 @@ export class WebSocketTransport {
       case 'sub-error': {
         const entry = this.#subs.get(frame.sub)
         if (!entry) return
+        // Too many sub frames too fast: nothing changed, ask again later.
+        if (frame.code === ErrorCode.RATE_LIMITED) return this.#retrySub(entry)
         this.#subs.delete(entry)
         const error = new SubscriptionError(frame, entry.spec.c)
         this.#report(error)
@@ -447,6 +454,7 @@ export class WebSocketTransport {
           this.#clearHandshakeTimer()
           this.#units.discard()
           this.#writes.socketLost()
+          this.#clearSubRetries() // the next hello asks for every subscription
           this.#ws = null
           this.#generation += 1
           break
@@ -585,13 +593,33 @@ export class WebSocketTransport {
       if (w.timer !== undefined) clearTimeout(w.timer)
       w.reject(error)
     }
+    this.#clearSubRetries()
     for (const entry of this.#subs.clear()) {
+      const gone = new SubscriptionError({ sub: entry.spec.id, code: error.code, message: error.message }, entry.spec.c)
       try {
-        entry.handler.onError(new SubscriptionError({ sub: entry.spec.id, code: error.code, message: error.message }, entry.spec.c))
+        if (entry.handler.onClosed) entry.handler.onClosed(gone)
+        else entry.handler.onError(gone)
       } catch {
         // a collection's error path must not stop the others
       }
     }
+  }
+
+  /** Sends `entry`'s sub again after a backoff delay (it was refused RATE_LIMITED). */
+  #retrySub(entry: SubEntry): void {
+    entry.synced = false
+    entry.rateLimited += 1
+    clearTimeout(this.#subRetries.get(entry))
+    const timer = setTimeout(() => {
+      this.#subRetries.delete(entry)
+      if (this.#subs.holds(entry) && this.#state.status === 'live') this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
+    }, backoffDelay(entry.rateLimited, this.#machine))
+    this.#subRetries.set(entry, timer)
+  }
+
+  #clearSubRetries(): void {
+    for (const timer of this.#subRetries.values()) clearTimeout(timer)
+    this.#subRetries.clear()
   }
 
   #watchNetwork(): void {
