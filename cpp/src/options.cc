@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "json_util.h"
+#include "seqsync/core.h"
 
 namespace seqsync {
 namespace {
@@ -67,6 +68,28 @@ Result<Options> ParseOptions(std::string_view json) {
   // Mutation outcomes live as long as the change log unless told otherwise.
   if (doc.HasMember("retentionMs") && !doc.HasMember("dedupRetentionMs")) o.dedup_retention_ms = o.retention_ms;
   return o;
+}
+
+std::string LimitsJson(const Options& o) {
+  return "{\"maxFrameBytes\":" + std::to_string(o.max_frame_bytes) +
+         ",\"maxValueBytes\":" + std::to_string(o.max_value_bytes) +
+         ",\"maxKeyBytes\":" + std::to_string(o.max_key_bytes) +
+         ",\"maxIdBytes\":" + std::to_string(o.max_id_bytes) +
+         ",\"maxJsonDepth\":" + std::to_string(o.max_json_depth) +
+         ",\"maxJsonValues\":" + std::to_string(o.max_json_values) +
+         ",\"maxOpsPerMutation\":" + std::to_string(o.max_ops_per_mutation) +
+         ",\"maxSubsPerSocket\":" + std::to_string(o.max_subs_per_socket) +
+         ",\"maxSubBytesPerSocket\":" + std::to_string(o.max_sub_bytes_per_socket) +
+         ",\"maxInFlightPerSocket\":" + std::to_string(o.max_in_flight_per_socket) +
+         ",\"maxInFlightBytesPerSocket\":" + std::to_string(o.max_in_flight_bytes_per_socket) +
+         ",\"maxPredicateDepth\":" + std::to_string(o.max_predicate_depth) +
+         ",\"maxPredicateNodes\":" + std::to_string(o.max_predicate_nodes) +
+         ",\"maxPredicateLiteralBytes\":" + std::to_string(o.max_predicate_literal_bytes) +
+         ",\"maxLikePatternBytes\":" + std::to_string(o.max_like_pattern_bytes) +
+         ",\"maxLikeWildcards\":" + std::to_string(o.max_like_wildcards) +
+         ",\"subRateBurst\":" + std::to_string(o.sub_rate_burst) +
+         ",\"subRatePerSecond\":" + std::to_string(o.sub_rate_per_second) +
+         ",\"retentionMs\":" + std::to_string(o.retention_ms) + "}";
 }
 
 }  // namespace seqsync

@@ -17,6 +17,7 @@
 #include <cctype>
 
 #include "frame_writer.h"
+#include "sql_ident.h"
 
 namespace seqsync {
 namespace {
@@ -34,15 +35,13 @@ bool HasTextAffinity(const std::string& declared) {
          t.find("TEXT") != std::string::npos;
 }
 
-std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
-
 // The row as one JSON object. DO SQLite allows 32 arguments per function, so
 // json_object takes the first 15 columns and json_insert adds the rest 15 at
 // a time. JSON cannot hold bytes or infinities: BLOBs become {"$hex": "..."}
 // and ±Inf REALs {"$real": "Infinity"} / {"$real": "-Infinity"}.
 std::string RowSql(const std::vector<std::string>& columns) {
   auto value = [](const std::string& c) {
-    std::string q = Quote(c);
+    std::string q = QuoteIdent(c);
     return "CASE typeof(" + q + ") WHEN 'blob' THEN json_object('$hex',hex(" + q + "))" +
            " WHEN 'real' THEN CASE WHEN abs(" + q + ") = 9e999 THEN json_object('$real',CASE WHEN " + q +
            " > 0 THEN 'Infinity' ELSE '-Infinity' END) ELSE " + q + " END ELSE " + q + " END";
@@ -71,7 +70,7 @@ struct TriggerDef {
 };
 
 std::vector<TriggerDef> TriggersFor(const Collection& c) {
-  std::string t = c.table, k = Quote(c.pk), qt = Quote(c.table);
+  std::string t = c.table, k = QuoteIdent(c.pk), qt = QuoteIdent(c.table);
   std::string log = "INSERT INTO _sync_changes(tbl,key,op) VALUES('" + t + "',";
   return {
       {"_sync_changes_" + t + "_ins",
@@ -88,20 +87,6 @@ std::vector<TriggerDef> TriggersFor(const Collection& c) {
   };
 }
 
-}  // namespace
-
-bool IsPlainIdentifier(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
-              (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
-
-namespace {
 
 // seqsync's own tables.
 struct InternalTable {
@@ -149,7 +134,7 @@ std::string Lower(std::string s) {
 }  // namespace
 
 Status Schema::ReadColumns(Storage* storage, Collection* c, const std::string* ddl) {
-  auto rows = storage->Exec("PRAGMA table_info(" + Quote(c->table) + ")", {});
+  auto rows = storage->Exec("PRAGMA table_info(" + QuoteIdent(c->table) + ")", {});
   if (!rows.ok()) return rows.status();
   if (rows->empty()) {
     return Status::Schema("table not found: '" + c->table +
@@ -297,7 +282,7 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
       wanted.erase(it);  // already installed as wanted
       continue;
     }
-    auto dropped = storage->Exec("DROP TRIGGER IF EXISTS " + Quote(name), {});
+    auto dropped = storage->Exec("DROP TRIGGER IF EXISTS " + QuoteIdent(name), {});
     if (!dropped.ok()) return dropped.status();
   }
   for (const auto& [name, sql] : wanted) {

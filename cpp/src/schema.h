@@ -65,9 +65,6 @@ class Schema {
   bool registered_ = false;
 };
 
-// True iff `s` is a plain SQL identifier: [A-Za-z_][A-Za-z0-9_]*.
-bool IsPlainIdentifier(std::string_view s);
-
 }  // namespace seqsync
 
 #endif  // SEQSYNC_SCHEMA_H_

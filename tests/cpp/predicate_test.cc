@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "like_match.h"
 #include "test_util.h"
 
 namespace seqsync {

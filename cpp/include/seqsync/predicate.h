@@ -131,14 +131,6 @@ class Predicate {
   std::vector<Node> nodes_;  // nodes_[0] is the root when non-empty
 };
 
-// True iff `text` matches the LIKE `pattern`: % is any run, _ is one
-// character (UTF-8 code point), everything else is literal and
-// case-sensitive; there is no escape. Time O(text × (pattern / 64 + 1)).
-// If `steps` is not null, the words of state the scan advanced are added to
-// it (tests bound it to prove the matcher linear). Exposed for tests.
-bool LikeMatch(std::string_view text, std::string_view pattern,
-               std::size_t* steps = nullptr);
-
 }  // namespace seqsync
 
 #endif  // SEQSYNC_PREDICATE_H_

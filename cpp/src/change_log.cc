@@ -1,0 +1,193 @@
+// The change log: how one number, the seq, stays enough to resume a client.
+//
+// Invariant: a client in this epoch at `since` can be caught up iff
+// floor <= since <= head, and then the entries in (since, head] name every
+// key that changed since. It holds because:
+//
+//  * Seqs come from SQLite's AUTOINCREMENT inside the writing transaction,
+//    so they are assigned in commit order and never reused; a rolled-back
+//    write leaves no entry.
+//  * Compaction deletes an entry only when a later one names the same key.
+//    Rows are read when they are sent, so the latest entry of a key carries
+//    its latest state, which is all a state-convergence client needs. The
+//    head entry is the latest of its key, so compaction never lowers the
+//    head.
+//  * Retention deletes the entries up to a cut and raises the floor to it in
+//    the same housekeeping run: any client below the floor is refused the
+//    catch-up (and gets a snapshot) rather than silently missing them. The
+//    cut comes from a mark ("at time T every entry up to S existed") older
+//    than the retention window, and never passes the drain watermark, so an
+//    entry is never pruned before it reached the live sockets.
+//
+// The drain watermark is persisted by housekeeping only: after a wake a stale
+// watermark re-sends some changes, which clients apply idempotently.
+
+#include "change_log.h"
+
+#include <algorithm>
+
+#include "json_util.h"
+
+namespace seqsync {
+
+Status ChangeLog::Load(std::string_view fresh_epoch) {
+  // What a wake needs of the cursor state, in one read.
+  auto state = storage_->Exec(
+      "SELECT (SELECT value FROM _sync_meta WHERE name='epoch'), (SELECT value FROM _sync_meta WHERE name='floor'),"
+      " (SELECT value FROM _sync_meta WHERE name='drained'), (SELECT COALESCE(MAX(seq),0) FROM _sync_changes)",
+      {});
+  if (!state.ok()) return state.status();
+  if (state->size() != 1 || (*state)[0].size() != 4) return Status::Internal("unexpected cursor state shape");
+  const SqlValue& epoch = (*state)[0][0];
+  const SqlValue& drained = (*state)[0][2];
+  if (epoch.kind != SqlValue::Kind::kText || epoch.text.empty()) {
+    if (fresh_epoch.empty()) return Status::InvalidField("fresh_epoch must not be empty");
+    epoch_.assign(fresh_epoch);
+    SEQSYNC_RETURN_IF_ERROR(SetMeta("epoch", SqlValue::Text(epoch_)));
+  } else {
+    epoch_ = epoch.text;
+  }
+  floor_ = static_cast<Seq>((*state)[0][1].AsInteger());
+  Seq head = std::max(static_cast<Seq>((*state)[0][3].AsInteger()), floor_);
+  if (head > kMaxSeq) return Status::Internal("seq space exhausted (2^53)");
+  // A fresh DO has sent nothing; anything past the stored watermark was
+  // committed but maybe not sent before an eviction, and goes out next drain.
+  drained_ = drained.is_null() ? head : std::min<Seq>(static_cast<Seq>(drained.AsInteger()), head);
+  if (drained.is_null()) {
+    SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(head))));
+  }
+  return Status::Ok();
+}
+
+Result<Seq> ChangeLog::Head() {
+  auto r = storage_->Exec("SELECT COALESCE(MAX(seq),0) FROM _sync_changes", {});
+  if (!r.ok()) return r.status();
+  // Retention may have pruned every entry: the floor still says how far
+  // seqs went.
+  Seq head = std::max(static_cast<Seq>((*r)[0][0].AsInteger()), floor_);
+  if (head > kMaxSeq) return Status::Internal("seq space exhausted (2^53)");
+  return head;
+}
+
+Status ChangeLog::SetMeta(const char* name, const SqlValue& value) {
+  auto r = storage_->Exec(
+      "INSERT INTO _sync_meta(name,value) VALUES(?1,?2) "
+      "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+      {SqlValue::Text(name), value});
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Status ChangeLog::LayMark(Seq seq, std::int64_t ts) {
+  auto r = storage_->Exec("INSERT OR REPLACE INTO _sync_marks(seq,ts) VALUES(?1,?2)",
+                          {SqlValue::Integer(static_cast<std::int64_t>(seq)), SqlValue::Integer(ts)});
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Result<std::vector<Change>> ChangeLog::Read(Seq after, Seq upto, std::size_t limit, bool refresh_schema) {
+  static const std::string kWithFingerprint =
+      "SELECT json_group_array(json_array(seq,tbl,key)), (" + Schema::FingerprintSql(4) +
+      ") IS ?5 FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)";
+  std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
+                               SqlValue::Integer(static_cast<std::int64_t>(upto)),
+                               SqlValue::Integer(static_cast<std::int64_t>(limit))};
+  if (refresh_schema) {
+    params.push_back(schema_->FingerprintParam());
+    params.push_back(schema_->FingerprintValue());
+  }
+  auto r = storage_->Exec(
+      refresh_schema ? std::string_view(kWithFingerprint)
+                     : "SELECT json_group_array(json_array(seq,tbl,key)) FROM (SELECT seq,tbl,key FROM "
+                       "_sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)",
+      params);
+  if (!r.ok()) return r.status();
+  if (r->empty() || (*r)[0].size() != (refresh_schema ? 2u : 1u)) return Status::Internal("unexpected change log shape");
+  if (refresh_schema && (*r)[0][1].AsInteger() != 1) SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
+  JsonDocument doc;
+  SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, 4, &doc));
+  std::vector<Change> out;
+  if (!doc.IsArray()) return Status::Internal("change log read returned no array");
+  out.reserve(doc.Size());
+  for (const JsonValue& e : doc.GetArray()) {
+    if (!e.IsArray() || e.Size() != 3 || !e[0].IsNumber() || !e[1].IsString() || !e[2].IsString()) {
+      return Status::Internal("malformed change log entry");
+    }
+    out.push_back({static_cast<Seq>(e[0].GetInt64()), std::string(View(e[1])), std::string(View(e[2]))});
+  }
+  return out;
+}
+
+void ChangeLog::MarkDrained(Seq head, std::int64_t now_ms) {
+  appended_since_compaction_ += static_cast<std::size_t>(head - drained_);
+  drained_ = head;
+  last_drain_ms_ = now_ms;
+}
+
+Status ChangeLog::MaybeHousekeep(std::int64_t now_ms, Seq head) {
+  // Marks are the retention clock's resolution: at most every retention/64,
+  // capped at a minute, so the marks table stays small.
+  const std::int64_t interval = std::clamp<std::int64_t>(options_->retention_ms / 64, 0, 60000);
+  if (last_mark_ms_ < 0 || now_ms - last_mark_ms_ >= interval) {
+    SEQSYNC_RETURN_IF_ERROR(LayMark(head, now_ms));
+    last_mark_ms_ = now_ms;
+    marked_ = std::max(marked_, head);
+    return Housekeep(now_ms);
+  }
+  if (appended_since_compaction_ >= options_->compact_every) return Housekeep(now_ms);
+  return Status::Ok();
+}
+
+Status ChangeLog::Housekeep(std::int64_t now_ms) {
+  SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(drained_))));
+  // Marks are laid at most once an interval, so a burst that ends inside
+  // one is covered by no mark, and would never be pruned until a later
+  // write laid one. The last drain is a mark too: every entry up to
+  // `drained_` had committed by `last_drain_ms_`.
+  if (last_drain_ms_ >= 0 && drained_ > marked_) {
+    SEQSYNC_RETURN_IF_ERROR(LayMark(drained_, last_drain_ms_));
+    marked_ = drained_;
+  }
+  // Compaction: keep each key's latest entry.
+  auto compact = storage_->Exec(
+      "DELETE FROM _sync_changes WHERE seq NOT IN "
+      "(SELECT MAX(seq) FROM _sync_changes GROUP BY tbl, key)", {});
+  if (!compact.ok()) return compact.status();
+  appended_since_compaction_ = 0;
+  // Retention: the newest mark older than the window gives the cut.
+  std::int64_t cutoff = now_ms - options_->retention_ms;
+  auto cut = storage_->Exec("SELECT COALESCE(MAX(seq),0) FROM _sync_marks WHERE ts < ?1",
+                            {SqlValue::Integer(cutoff)});
+  if (!cut.ok()) return cut.status();
+  Seq cut_seq = static_cast<Seq>((*cut)[0][0].AsInteger());
+  if (cut_seq > floor_) {
+    // Defensive: never prune past what was sent; undrained entries must
+    // still reach live sockets.
+    cut_seq = std::min(cut_seq, drained_);
+    if (cut_seq > floor_) {
+      auto del = storage_->Exec("DELETE FROM _sync_changes WHERE seq <= ?1",
+                                {SqlValue::Integer(static_cast<std::int64_t>(cut_seq))});
+      if (!del.ok()) return del.status();
+      floor_ = cut_seq;
+      SEQSYNC_RETURN_IF_ERROR(SetMeta("floor", SqlValue::Integer(static_cast<std::int64_t>(floor_))));
+    }
+  }
+  auto marks = storage_->Exec("DELETE FROM _sync_marks WHERE seq < ?1",
+                              {SqlValue::Integer(static_cast<std::int64_t>(floor_))});
+  if (!marks.ok()) return marks.status();
+  // Mutation outcomes age out on their own clock (exactly-once replays
+  // only need them while a client may still replay).
+  auto dedup = storage_->Exec("DELETE FROM _sync_mutations WHERE ts < ?1",
+                              {SqlValue::Integer(now_ms - options_->dedup_retention_ms)});
+  return dedup.ok() ? Status::Ok() : dedup.status();
+}
+
+Result<LogState> ChangeLog::State() {
+  LogState s;
+  SEQSYNC_ASSIGN_OR_RETURN(s.head, Head());
+  s.floor = floor_;
+  auto rows = storage_->Exec("SELECT COUNT(*) FROM _sync_changes", {});
+  if (!rows.ok()) return rows.status();
+  s.rows = (*rows)[0][0].AsInteger();
+  return s;
+}
+
+}  // namespace seqsync

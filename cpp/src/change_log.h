@@ -1,0 +1,89 @@
+// ChangeLog: the DO's change log (_sync_changes) and the cursor state around
+// it: the epoch, the head, the drain watermark, the retention floor and the
+// marks. Internal.
+
+#ifndef SEQSYNC_CHANGE_LOG_H_
+#define SEQSYNC_CHANGE_LOG_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema.h"
+#include "seqsync/core.h"
+#include "seqsync/options.h"
+#include "seqsync/storage.h"
+
+namespace seqsync {
+
+// One entry of the change log.
+struct Change {
+  Seq seq;
+  std::string table;
+  std::string key;
+};
+
+class ChangeLog {
+ public:
+  // All three must outlive the log.
+  ChangeLog(Storage* storage, const Options* options, Schema* schema)
+      : storage_(storage), options_(options), schema_(schema) {}
+
+  // Reads the epoch, floor, watermark and head in one statement; a storage
+  // with no epoch yet gets `fresh_epoch` (which must not be empty).
+  Status Load(std::string_view fresh_epoch);
+
+  const std::string& epoch() const { return epoch_; }
+  Seq floor() const { return floor_; }
+  Seq drained() const { return drained_; }
+
+  // The highest seq ever assigned (never below the floor).
+  Result<Seq> Head();
+
+  // True iff a client of `epoch` at `since` can be caught up from the log
+  // up to `head` (docs/protocol.md §4.1): nothing it lacks was pruned.
+  bool CanCatchUp(bool same_epoch, Seq since, Seq head) const {
+    return same_epoch && since >= floor_ && since <= head;
+  }
+
+  // Reads up to `limit` changes with seq in (after, upto], in seq order.
+  // With `refresh_schema`, the same statement checks the schema fingerprint
+  // (in SQL: only a 0/1 crosses) and the columns are re-read if it changed,
+  // so rows read after this carry every column.
+  Result<std::vector<Change>> Read(Seq after, Seq upto, std::size_t limit, bool refresh_schema);
+
+  // Every change up to `head` was sent at `now_ms`.
+  void MarkDrained(Seq head, std::int64_t now_ms);
+
+  // Lays a mark and housekeeps when one is due, or compacts when enough was
+  // appended since the last compaction.
+  Status MaybeHousekeep(std::int64_t now_ms, Seq head);
+
+  // Compaction, retention and the dedup sweep, now.
+  Status Housekeep(std::int64_t now_ms);
+
+  Result<LogState> State();
+
+ private:
+  Status SetMeta(const char* name, const SqlValue& value);
+  Status LayMark(Seq seq, std::int64_t ts);
+
+  Storage* storage_;
+  const Options* options_;
+  Schema* schema_;
+  std::string epoch_;
+  Seq drained_ = 0;
+  Seq floor_ = 0;
+  std::int64_t last_mark_ms_ = -1;
+  // When `drained_` last advanced, and the highest seq a mark holds; -1:
+  // not known in this instance (a wake).
+  std::int64_t last_drain_ms_ = -1;
+  Seq marked_ = 0;
+  std::size_t appended_since_compaction_ = 0;
+};
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_CHANGE_LOG_H_

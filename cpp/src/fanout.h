@@ -1,0 +1,93 @@
+// Fanout: what leaves the core. Changes and snapshots are read from SQLite in
+// pages, encoded once per group of sockets that hold the same subscriptions,
+// and added to the plan, which is handed to the shell early once it is
+// large. Also the small helpers every handler answers with. Internal.
+
+#ifndef SEQSYNC_FANOUT_H_
+#define SEQSYNC_FANOUT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "change_log.h"
+#include "schema.h"
+#include "seqsync/core.h"
+#include "seqsync/options.h"
+#include "seqsync/storage.h"
+#include "sockets.h"
+
+namespace seqsync {
+
+// Adds `frame` for `socket` to `plan`.
+void Reply(Plan* plan, std::string_view socket, std::string frame);
+// Adds an error, sub-error or reject frame for `socket` to `plan`.
+void ReplyError(Plan* plan, std::string_view socket, const Status& why);
+void ReplySubError(Plan* plan, std::string_view socket, std::string_view sub, const Status& why);
+void ReplyReject(Plan* plan, std::string_view socket, std::string_view mutation_id, const Status& why);
+// A plan of one error frame for `socket`.
+Plan ErrorPlan(std::string_view socket, const Status& why);
+
+// Sockets that hold the same subscriptions, so their frames are encoded once.
+struct Group {
+  std::vector<std::string> sockets;
+  const std::vector<Subscription>* subs;
+};
+
+class Fanout {
+ public:
+  // All must outlive the fanout. `options` is not const: a page SQLite finds
+  // too big shrinks options->read_page_rows for every later read.
+  Fanout(Storage* storage, Options* options, Schema* schema, ChangeLog* log)
+      : storage_(storage), options_(options), schema_(schema), log_(log) {}
+
+  // Groups the sockets that said hello by their subscription set (the common
+  // case: every socket of a room holds the same).
+  std::vector<Group> GroupSockets(const SocketMap& sockets) const;
+
+  // Sends every socket the changes committed since the last drain, then
+  // housekeeps if due. `known_head`: the head if the caller knows it (a
+  // mutation that just committed), which saves reading it again. Either way
+  // the columns are fresh afterwards (ADD COLUMN flows), which the snapshots
+  // that callers send next rely on.
+  Status Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head = 0);
+
+  // Adds to `plan` the changes in (after, upto] for the subscriptions of
+  // each group, page by page as they are read. Frames carry `unit_seq` if
+  // non-zero, else each page's last seq, and end a unit per page iff
+  // `end_units`.
+  Status CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units, const std::vector<Group>& groups,
+                        Plan* plan);
+
+  // Adds to `plan` the snapshot of `sub` at `seq` for `to`, as frames added
+  // as they are read; the last ends the unit iff `ends_unit`. On failure
+  // some frames may have left: see Unsend.
+  Status Snapshot(const Subscription& sub, Seq seq, bool ends_unit, const std::vector<std::string>& to,
+                  Plan* plan);
+
+  // Hands the plan's frames to the shell once they hold kPlanFlushBytes.
+  void MaybeFlush(Plan* plan);
+  // Where the next delivery of `plan` will stand, counting flushed ones.
+  std::uint64_t Mark(const Plan& plan) const { return flushed_ + plan.deliveries.size(); }
+  // Drops the deliveries added since `mark`; false iff some already left.
+  bool Unsend(Plan* plan, std::uint64_t mark);
+
+ private:
+  // Reads the current rows of `keys` in `c`; `doc` owns them, `rows` maps
+  // key → row. Absent keys (deleted rows) are absent from the map.
+  Status Hydrate(const Collection& c, const std::vector<std::string>& keys, JsonDocument* doc,
+                 std::map<std::string, const JsonValue*, std::less<>>* rows);
+
+  Storage* storage_;
+  Options* options_;
+  Schema* schema_;
+  ChangeLog* log_;
+  // Deliveries handed to the shell early by MaybeFlush, in all; a plan
+  // index i stands for the (flushed_ + i)-th delivery of the current call.
+  std::uint64_t flushed_ = 0;
+};
+
+}  // namespace seqsync
+
+#endif  // SEQSYNC_FANOUT_H_

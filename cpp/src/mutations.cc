@@ -1,0 +1,273 @@
+// Mutations: exactly once.
+//
+// Invariant: a mutation id (scoped by the caller's identity) is applied at
+// most once, and every socket that sent it gets the one outcome. It holds
+// because:
+//
+//  * The id is looked up before anything else is judged: a duplicate of an
+//    in-flight mutation waits for its outcome, and a committed one gets the
+//    stored ack byte for byte, whatever payload it carries now.
+//  * The outcome is recorded by Commit inside the mutation's own
+//    transaction, after the user's execute: the write and its record commit
+//    together or not at all, so a crash between them cannot apply it twice.
+//  * Only committed outcomes are recorded. A rejection applied nothing, so a
+//    replay may be judged again; and a hostile client cannot grow
+//    _sync_mutations with refusals.
+//
+// What one socket may hold in flight is bounded in count and bytes (the
+// shell holds each one's parsed ops while authorize awaits), and at most
+// kMaxWaitersPerMutation other sockets may wait on one id.
+
+#include "mutations.h"
+
+#include <algorithm>
+
+#include "fanout.h"
+#include "frame_writer.h"
+
+namespace seqsync {
+
+std::string Mutations::DedupKey(std::string_view scope, std::string_view id) {
+  std::string k(scope);
+  k += '\x1f';
+  k += id;
+  return k;
+}
+
+Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std::string& id,
+                      const JsonValue& frame, bool is_call) {
+  Plan plan;
+  std::string key = DedupKey(scope, id);
+  // 1. Exactly once: an in-flight or finished id wins over the payload.
+  if (auto it = in_flight_.find(key); it != in_flight_.end()) {
+    std::vector<std::string>& waiters = it->second.waiters;
+    bool waiting = it->second.owner == socket || std::find(waiters.begin(), waiters.end(), socket) != waiters.end();
+    if (waiting) return plan;  // it gets the one answer already due
+    if (waiters.size() >= kMaxWaitersPerMutation) {
+      // Not a reject: the outcome is still unknown. The client may retry.
+      return ErrorPlan(socket, Status::TooMany("mutation '" + id + "' already has " +
+                                               std::to_string(kMaxWaitersPerMutation) + " sockets waiting on it"));
+    }
+    waiters.emplace_back(socket);
+    return plan;
+  }
+  auto stored = storage_->Exec("SELECT reply FROM _sync_mutations WHERE scope=?1 AND id=?2",
+                               {SqlValue::Text(std::string(scope)), SqlValue::Text(id)});
+  // The outcome is unknown (it may have committed): an error, never a reject.
+  if (!stored.ok()) return ErrorPlan(socket, stored.status());
+  if (!stored->empty()) {
+    Reply(&plan, socket, (*stored)[0][0].text);
+    return plan;
+  }
+  // 2. The per-socket caps are transient, so their refusals are not recorded.
+  Load& load = load_[std::string(socket)];
+  if (load.count >= options_->max_in_flight_per_socket) {
+    ReplyReject(&plan, socket, id,
+                Status::TooMany("more than " + std::to_string(options_->max_in_flight_per_socket) +
+                                " mutations in flight on this socket"));
+    return plan;
+  }
+  // 3. The payload.
+  PendingMutation pending;
+  pending.id = id;
+  if (is_call) {
+    const JsonValue* name = Member(frame, "name");
+    if (name == nullptr || !name->IsString() || name->GetStringLength() == 0) {
+      ReplyReject(&plan, socket, id, Status::InvalidField("call needs a non-empty string name"));
+      return plan;
+    }
+    if (!schema_->HasCommand(View(*name))) {
+      ReplyReject(&plan, socket, id,
+                  Status::NoHandler("unknown command '" + std::string(View(*name)).substr(0, 128) + "'"));
+      return plan;
+    }
+    pending.command.assign(View(*name));
+    const JsonValue* args = Member(frame, "args");
+    pending.args_json = args == nullptr ? "null" : ToJson(*args);
+    pending.ops_json = "[]";
+  } else {
+    const JsonValue* ops = Member(frame, "ops");
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    Status valid = ops == nullptr ? Status::InvalidField("mut needs a non-empty ops array") : ValidateOps(*ops, &w);
+    if (!valid.ok()) {
+      ReplyReject(&plan, socket, id, valid);
+      return plan;
+    }
+    pending.ops_json.assign(sb.GetString(), sb.GetSize());
+  }
+  // The shell holds the pending ops (parsed, a few times their size) while
+  // authorize awaits, so their bytes are bounded per socket too; one
+  // mutation alone is always let in, or a large one could never run.
+  std::size_t bytes = pending.ops_json.size() + pending.args_json.size();
+  if (load.count > 0 && load.bytes + bytes > options_->max_in_flight_bytes_per_socket) {
+    ReplyReject(&plan, socket, id,
+                Status::TooMany("more than " + std::to_string(options_->max_in_flight_bytes_per_socket) +
+                                " bytes of mutations in flight on this socket"));
+    return plan;
+  }
+  InFlight entry;
+  entry.owner.assign(socket);
+  entry.bytes = bytes;
+  in_flight_[key] = std::move(entry);
+  ++load.count;
+  load.bytes += bytes;
+  plan.mutation = std::move(pending);
+  return plan;
+}
+
+Status Mutations::ValidateOps(const JsonValue& ops, JsonWriter* w) {
+  if (!ops.IsArray() || ops.Size() == 0) return Status::InvalidField("mut needs a non-empty ops array");
+  if (ops.Size() > options_->max_ops_per_mutation) {
+    return Status::TooMany("mutation has " + std::to_string(ops.Size()) + " ops; the limit is " +
+                           std::to_string(options_->max_ops_per_mutation));
+  }
+  bool refreshed = false;
+  w->StartArray();
+  for (rapidjson::SizeType i = 0; i < ops.Size(); ++i) {
+    const JsonValue& op = ops[i];
+    std::string where = "op " + std::to_string(i) + ": ";
+    if (!op.IsObject()) return Status::InvalidField(where + "must be an object");
+    const JsonValue* c = Member(op, "c");
+    const JsonValue* kind = Member(op, "op");
+    const JsonValue* k = Member(op, "k");
+    const JsonValue* cols = Member(op, "cols");
+    if (c == nullptr || !c->IsString()) return Status::InvalidField(where + "needs a string collection c");
+    const Collection* coll = schema_->Find(View(*c));
+    if (coll == nullptr) {
+      return Status::UnknownCollection(where + "collection '" + std::string(View(*c)).substr(0, 128) +
+                                       "' is not registered");
+    }
+    if (kind == nullptr || !kind->IsString() ||
+        (View(*kind) != "insert" && View(*kind) != "update" && View(*kind) != "delete")) {
+      return Status::InvalidField(where + "op must be \"insert\", \"update\" or \"delete\"");
+    }
+    std::string op_name(View(*kind));
+    if (!coll->ops.count(op_name)) {
+      return Status::NoHandler(where + "no mutation handler for '" + coll->table + ":" + op_name + "'");
+    }
+    if (k == nullptr || !k->IsString()) return Status::InvalidKey(where + "key k must be a string");
+    if (k->GetStringLength() == 0) return Status::InvalidKey(where + "key k must be a non-empty string");
+    if (k->GetStringLength() > options_->max_key_bytes) {
+      return Status::TooLarge(where + "key is longer than " + std::to_string(options_->max_key_bytes) + " bytes");
+    }
+    bool needs_cols = op_name != "delete";
+    if (needs_cols && (cols == nullptr || !cols->IsObject())) {
+      return Status::InvalidField(where + op_name + " needs a cols object");
+    }
+    if (!needs_cols && cols != nullptr && !cols->IsNull()) return Status::InvalidField(where + "delete takes no cols");
+    w->StartObject();
+    w->Key("c");
+    WriteString(coll->table, w);
+    w->Key("op");
+    WriteString(op_name, w);
+    w->Key("k");
+    WriteValue(*k, w);
+    if (needs_cols) {
+      w->Key("cols");
+      w->StartObject();
+      // Indexed, not range-for: RapidJSON 1.1's iterator != is ambiguous in C++20.
+      for (rapidjson::SizeType ci = 0; ci < cols->MemberCount(); ++ci) {
+        const auto& m = cols->MemberBegin()[ci];
+        std::string_view name = View(m.name);
+        if (std::find(coll->columns.begin(), coll->columns.end(), name) == coll->columns.end()) {
+          if (!refreshed) {  // maybe an ALTER TABLE ADD COLUMN since we looked
+            SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
+            refreshed = true;
+            coll = schema_->Find(View(*c));
+          }
+          if (std::find(coll->columns.begin(), coll->columns.end(), name) == coll->columns.end()) {
+            return Status::UnknownColumn(where + "unknown column '" + std::string(name.substr(0, 128)) + "' in '" +
+                                         coll->table + "'");
+          }
+        }
+        const JsonValue& v = m.value;
+        // The key is the row's identity on the client: a row whose pk
+        // differs from k would be confirmed under another key.
+        if (name == coll->pk && !(v.IsString() && View(v) == View(*k))) {
+          return Status::InvalidKey(where + "cols." + coll->pk + " must equal the key k");
+        }
+        w->Key(m.name.GetString(), m.name.GetStringLength());
+        if (v.IsObject() || v.IsArray()) {
+          std::string text = ToJson(v);  // stored as JSON text
+          if (text.size() > options_->max_value_bytes) {
+            return Status::TooLarge(where + "value of '" + std::string(name) + "' exceeds " +
+                                    std::to_string(options_->max_value_bytes) + " bytes");
+          }
+          WriteString(text, w);
+        } else if (v.IsBool()) {
+          w->Int(v.GetBool() ? 1 : 0);  // SQLite has no booleans
+        } else {
+          if (v.IsString() && v.GetStringLength() > options_->max_value_bytes) {
+            return Status::TooLarge(where + "value of '" + std::string(name) + "' exceeds " +
+                                    std::to_string(options_->max_value_bytes) + " bytes");
+          }
+          WriteValue(v, w);
+        }
+      }
+      w->EndObject();
+    }
+    w->EndObject();
+  }
+  w->EndArray();
+  return Status::Ok();
+}
+
+Result<Seq> Mutations::Commit(std::string_view scope, std::string_view id, std::string_view result_json,
+                              std::int64_t now_ms) {
+  auto it = in_flight_.find(DedupKey(scope, id));
+  if (it == in_flight_.end()) return Status::Internal("no mutation in flight with this id");
+  std::string result;
+  if (!result_json.empty() && result_json != "null") {
+    JsonDocument doc;  // the ack carries it verbatim: it must be JSON
+    SEQSYNC_RETURN_IF_ERROR(ParseBounded(result_json, kCeilingMaxJsonDepth, &doc));
+    result.assign(result_json);
+  }
+  SEQSYNC_ASSIGN_OR_RETURN(Seq head, log_->Head());
+  std::string ack = AckFrame(id, head, result);
+  auto recorded = storage_->Exec("INSERT OR REPLACE INTO _sync_mutations(scope,id,reply,ts) VALUES(?1,?2,?3,?4)",
+                                 {SqlValue::Text(std::string(scope)), SqlValue::Text(std::string(id)),
+                                  SqlValue::Text(ack), SqlValue::Integer(now_ms)});
+  if (!recorded.ok()) return recorded.status();
+  it->second.ack = std::move(ack);
+  it->second.head = head;
+  return head;
+}
+
+bool Mutations::Find(std::string_view scope, std::string_view id, std::string* ack, Seq* head) const {
+  auto it = in_flight_.find(DedupKey(scope, id));
+  if (it == in_flight_.end()) return false;
+  *ack = it->second.ack;
+  *head = it->second.head;
+  return true;
+}
+
+std::vector<std::string> Mutations::Forget(std::string_view scope, std::string_view id) {
+  auto it = in_flight_.find(DedupKey(scope, id));
+  if (it == in_flight_.end()) return {};
+  std::vector<std::string> to;
+  to.push_back(it->second.owner);
+  for (const std::string& w : it->second.waiters) {
+    if (std::find(to.begin(), to.end(), w) == to.end()) to.push_back(w);
+  }
+  if (auto load = load_.find(it->second.owner); load != load_.end() && load->second.count > 0) {
+    --load->second.count;
+    load->second.bytes -= std::min(load->second.bytes, it->second.bytes);
+  }
+  in_flight_.erase(it);
+  return to;
+}
+
+void Mutations::Settle(std::string_view scope, std::string_view id, const std::string& frame, Plan* plan) {
+  std::vector<std::string> to = Forget(scope, id);
+  if (!to.empty()) plan->deliveries.push_back({std::move(to), frame});
+}
+
+void Mutations::OnClose(std::string_view socket) {
+  for (auto& [key, f] : in_flight_) {
+    f.waiters.erase(std::remove(f.waiters.begin(), f.waiters.end(), socket), f.waiters.end());
+  }
+  if (auto load = load_.find(socket); load != load_.end()) load_.erase(load);
+}
+
+}  // namespace seqsync
