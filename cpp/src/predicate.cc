@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "json_util.h"
@@ -366,39 +367,70 @@ Predicate Predicate::None(const std::string& column) {
 
 Predicate Predicate::WithBound(const SortBound& b) const {
   // The bound as a small tree, appended after the existing nodes.
-  //   through V: rows ordered before V in sort order; from V: after it.
-  //   NULLs sit at one end, so they are inside the bound iff that end is
-  //   the one the bound reaches.
-  bool nulls_inside = b.through == b.nulls_first;
-  std::vector<Node> bound;
-  auto leaf = [&](Op op, bool with_value) {
-    Node n;
-    n.op = op;
-    n.column = b.column;
-    if (with_value) n.literals.push_back(b.value);
-    bound.push_back(std::move(n));
-    return static_cast<int>(bound.size()) - 1;
+  //
+  // A window's rows are in SQLite's order, which ranks kinds: NULL <
+  // numbers < text < BLOBs (or the reverse, descending; NULLs go where
+  // nulls_first says). The predicate's comparisons are true only between
+  // values of one kind, so "at or after 7" is not gte(7), which leaves out
+  // the text and BLOBs sorted after every number. Each bound is written so
+  // that it holds exactly the values on its side of V in that order:
+  //
+  //   at or before V            at or after V
+  //   V a number: lte(V)        not(lt(V))                   (+ text, BLOBs)
+  //   V text:     or(lte(V),    not(or(lt(V), <a number>)))  (+ BLOBs)
+  //                  <a number>)
+  //
+  // with <a number> = gte(0) or lt(0). A BLOB cannot be named by the IR, so
+  // "not(a lower value)" is how the BLOBs past a bound are kept. NULLs sit at
+  // one end, so they are inside the bound iff that end is the one it reaches.
+  struct Tree {
+    Op op;
+    std::vector<Literal> literals;
+    std::vector<Tree> children;
   };
+  Literal zero;
+  zero.kind = Literal::Kind::kNumber;
+  zero.is_int = true;
+  zero.integer = 0;
+  const Tree is_number{Op::kOr, {}, {{Op::kGte, {zero}, {}}, {Op::kLt, {zero}, {}}}};
+  Tree tree;
   if (b.value.kind == Literal::Kind::kNull) {
     // Through the NULL group at the end, or from the NULL group at the
     // start: every row. Otherwise only the NULL group itself.
     if (b.through != b.nulls_first) return *this;
-    leaf(Op::kIsNull, false);
+    tree = {Op::kIsNull, {}, {}};
   } else {
-    // before V in ascending order is <=, in descending order >=.
-    bool less = b.through != b.descending;
-    Op cmp = less ? Op::kLte : Op::kGte;
-    if (nulls_inside) {
-      Node any;
-      any.op = Op::kOr;
-      bound.push_back(any);
-      int c = leaf(cmp, true);
-      int z = leaf(Op::kIsNull, false);
-      bound[0].children = {c, z};
+    const bool text = b.value.kind == Literal::Kind::kText;
+    // At or before V in ascending order; descending flips the side.
+    const bool before = b.through != b.descending;
+    std::vector<Tree> terms;
+    if (before) {
+      terms.push_back({Op::kLte, {b.value}, {}});
+      if (text) terms.insert(terms.end(), is_number.children.begin(), is_number.children.end());
     } else {
-      leaf(cmp, true);
+      Tree lower{Op::kLt, {b.value}, {}};
+      if (text) lower = {Op::kOr, {}, {lower, is_number.children[0], is_number.children[1]}};
+      terms.push_back({Op::kNot, {}, {lower}});
     }
+    if (b.through == b.nulls_first) terms.push_back({Op::kIsNull, {}, {}});
+    tree = terms.size() == 1 ? terms[0] : Tree{Op::kOr, {}, terms};
   }
+  // Pre-order, as the parser lays nodes out: the root first, and every
+  // child after its parent.
+  std::vector<Node> bound;
+  std::function<int(const Tree&)> emit = [&](const Tree& t) {
+    int index = static_cast<int>(bound.size());
+    bound.emplace_back();
+    bound[index].op = t.op;
+    if (t.op != Op::kAnd && t.op != Op::kOr && t.op != Op::kNot) bound[index].column = b.column;
+    bound[index].literals = t.literals;
+    for (const Tree& c : t.children) {
+      int child = emit(c);
+      bound[index].children.push_back(child);
+    }
+    return index;
+  };
+  emit(tree);
   Predicate out;
   int offset = 0;
   if (!nodes_.empty()) {
