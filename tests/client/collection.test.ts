@@ -1,7 +1,7 @@
 import { createCollection, createTransaction } from '@tanstack/db'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { doCollectionOptions, doMutationFn } from '../../worker/src/client/collection.js'
-import { OutOfScopeError, RejectedError, SubscriptionError } from '../../worker/src/client/errors.js'
+import { ClosedError, OutcomeUnknownError, OutOfScopeError, RejectedError, SubscriptionError } from '../../worker/src/client/errors.js'
 import { WebSocketTransport } from '../../worker/src/client/transport.js'
 import type { MutFrame, SubBody } from '../../worker/src/protocol/index.js'
 import { FakeSocket, tick, until } from './fake-socket.js'
@@ -330,6 +330,19 @@ describe('doCollectionOptions: writes', () => {
     )
     await tx.when('settled')
     expect(rows(c)).toEqual([msg('o')])
+  })
+
+  it('an insert sent, then transport.close(): the transaction fails with OutcomeUnknownError carrying the mutation id', async () => {
+    const c = messagesCollection()
+    const { ws } = await liveWithSnapshot(c, [])
+    const tx = c.insert(msg('n'))
+    const [mut] = ws.framesOf('mut')
+    transport.close()
+    const error = await tx.isPersisted.promise.catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(OutcomeUnknownError)
+    expect(error).not.toBeInstanceOf(RejectedError)
+    expect(error).not.toBeInstanceOf(ClosedError)
+    expect((error as OutcomeUnknownError).id).toBe(mut!.id)
   })
 
   it('createTransaction across two collections of one DO sends ONE mut', async () => {

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocketTransport } from '../../worker/src/client/transport.js'
 import type { AppliedUnit, SubscriptionHandler } from '../../worker/src/client/transport.js'
-import { ClosedError, RejectedError, SeqsyncError, SubscriptionError, TimeoutError } from '../../worker/src/client/errors.js'
+import { ClosedError, OutcomeUnknownError, RejectedError, SeqsyncError, SubscriptionError, TimeoutError } from '../../worker/src/client/errors.js'
+import type { MutFrame } from '../../worker/src/protocol/index.js'
 import { ErrorCode } from '../../worker/src/protocol/index.js'
 import { FakeSocket, LIMITS, tick, until } from './fake-socket.js'
 
@@ -440,7 +441,7 @@ describe('WebSocketTransport: closing', () => {
     const w = t.awaitSeq(100, 10_000)
     ws.drop(4401, 'unauthorized')
     const err = await p.catch((e: unknown) => e)
-    expect(err).toBeInstanceOf(ClosedError)
+    expect(err).toBeInstanceOf(OutcomeUnknownError) // it was sent before the close
     expect(err).toMatchObject({ closeCode: 4401 })
     await expect(w).rejects.toBeInstanceOf(ClosedError)
     expect(t.status).toBe('closed')
@@ -450,23 +451,42 @@ describe('WebSocketTransport: closing', () => {
     await expect(t.mutate([{ c: 'm', op: 'delete', k: 'b' }])).rejects.toBeInstanceOf(ClosedError)
   })
 
-  it('close() settles every in-flight write and wait with ClosedError: sent, queued offline, awaited', async () => {
-    // (An ack moves the cursor itself, so no write is ever acked and unconfirmed.)
+  it('close() settles every write and wait: a write never sent rejects ClosedError, one sent may have committed', async () => {
     const t = make()
     const ws = FakeSocket.last
     ws.handshake()
     const sent = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    const sentId = ws.framesOf('mut')[0]!.id
     const awaited = t.awaitSeq(50, 10_000)
     ws.drop(1006)
     const queued = t.mutate([{ c: 'm', op: 'delete', k: 'b' }]) // offline: waits in memory
     expect(ws.framesOf('mut')).toHaveLength(1)
     t.close()
-    const outcomes = await Promise.allSettled([sent, queued, awaited])
-    for (const o of outcomes) {
-      expect(o.status).toBe('rejected')
-      expect((o as PromiseRejectedResult).reason).toBeInstanceOf(ClosedError)
-    }
+    const [s, q, a] = await Promise.allSettled([sent, queued, awaited])
+    // The sent write reached the socket: the DO may have committed it. Its
+    // error must not look like a refusal, and it names the write.
+    expect((s as PromiseRejectedResult).reason).toBeInstanceOf(OutcomeUnknownError)
+    expect((s as PromiseRejectedResult).reason).not.toBeInstanceOf(ClosedError)
+    expect((s as PromiseRejectedResult).reason).toMatchObject({ id: sentId, frame: { t: 'mut', id: sentId } })
+    expect((s as PromiseRejectedResult).reason.message).toMatch(/may have committed/)
+    expect((q as PromiseRejectedResult).reason).toBeInstanceOf(ClosedError)
+    expect((a as PromiseRejectedResult).reason).toBeInstanceOf(ClosedError)
     expect(t.status).toBe('closed')
+  })
+
+  it('a write whose outcome is unknown can be sent again under its id on a later transport: it settles once', async () => {
+    const first = make()
+    FakeSocket.last.handshake()
+    const lost = first.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { id: 'a' } }]).catch((e: unknown) => e)
+    first.close()
+    const error = (await lost) as OutcomeUnknownError
+    const later = make()
+    const replay = later.mutate((error.frame as MutFrame).ops, { id: error.id })
+    const ws = FakeSocket.last
+    ws.handshake()
+    expect(ws.framesOf('mut')).toEqual([error.frame])
+    ws.deliver({ t: 'ack', id: error.id, seq: 1 }) // the recorded ack of the first send
+    await expect(replay).resolves.toEqual({ seq: 1 })
   })
 
   it('close() during the first handshake rejects that subscription with a typed error', () => {

@@ -6,12 +6,14 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   doCollectionOptions,
   doMutationFn,
+  OutcomeUnknownError,
   OutOfScopeError,
   RejectedError,
   SeqsyncError,
   SubscriptionError,
   WebSocketTransport,
 } from '../../worker/src/client/index.js'
+import type { MutFrame } from '../../worker/src/protocol/index.js'
 import {
   admin,
   baseUrl,
@@ -109,6 +111,28 @@ describe('writes', () => {
     await until(() => bob.messages.has('m1') && bob.tasks.has('t1'), 'bob sees both')
   })
 
+  it('close() right after an insert was sent: OutcomeUnknownError; a later transport brings the row back, and a replay under its id applies nothing twice', async () => {
+    const room = freshRoom()
+    const ann = client(room, 'ann')
+    await ann.messages.preload()
+    const tx = ann.messages.insert(message('closing', 'ann'))
+    await until(() => ann.network.sentFrames('mut').length === 1, 'the mut was sent')
+    ann.transport.close()
+    const error = await tx.isPersisted.promise.catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(OutcomeUnknownError)
+    expect(error).not.toBeInstanceOf(RejectedError)
+    expect((error as OutcomeUnknownError).id).toBe(ann.network.sentFrames('mut')[0]!.id)
+    // The DO committed it: a later transport on the same DO syncs the row.
+    const later = client(room, 'ann')
+    await later.messages.preload()
+    await until(() => later.messages.has('closing'), 'the later transport holds the row')
+    // Sending it again under its id settles it with the recorded ack; a
+    // second insert of the key would have been refused.
+    const { frame, id } = error as OutcomeUnknownError
+    await expect(later.transport.mutate((frame as MutFrame).ops, { id })).resolves.toMatchObject({ seq: expect.any(Number) })
+    expect((await serverRows(room)).messages).toEqual([message('closing', 'ann')])
+  })
+
   it('a write outside an eager where is refused before it is sent', async () => {
     const room = freshRoom()
     const transport = new WebSocketTransport({
@@ -203,12 +227,22 @@ describe('reconnect', () => {
     const room = freshRoom()
     const ann = client(room, 'ann')
     await ann.messages.preload()
+    // The DO receives the mut, commits it and acks; the ack is lost with the
+    // connection. Only a replay under the same id can settle the write: a
+    // fresh id would run the insert again, and the duplicate key refuses it.
+    ann.network.dropNext((f) => f.t === 'ack')
     const tx = ann.messages.insert(message('inflight', 'ann'))
-    ann.network.cut() // the mut may or may not have reached the DO
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await until(() => ann.network.dropped.length === 1, 'the ack was lost on its way')
+    const [first] = ann.network.sentFrames('mut')
+    expect(JSON.parse(ann.network.dropped[0]!)).toMatchObject({ t: 'ack', id: first!.id })
+    expect((await serverRows(room)).messages.map((m) => m.id)).toEqual(['inflight']) // it committed
+    expect(tx.state).toBe('persisting')
     ann.network.restore()
     await tx.isPersisted.promise
-    expect((await serverRows(room)).messages.map((m) => m.id)).toEqual(['inflight'])
+    const muts = ann.network.sentFrames('mut')
+    expect(muts.length).toBeGreaterThanOrEqual(2)
+    expect(muts.map((m) => m.id)).toEqual(muts.map(() => first!.id))
+    expect((await serverRows(room)).messages).toEqual([message('inflight', 'ann')])
     expect(rowsOf(ann.messages)).toEqual([message('inflight', 'ann')])
   })
 

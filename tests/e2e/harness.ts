@@ -5,6 +5,7 @@ import { inject } from 'vitest'
 import WebSocket from 'ws'
 
 import { doCollectionOptions, WebSocketTransport, type WebSocketConstructor } from '../../worker/src/client/index.js'
+import type { ClientFrame } from '../../worker/src/protocol/index.js'
 
 export interface Message {
   id: string
@@ -30,13 +31,20 @@ export function freshRoom(prefix = 'e2e'): string {
 /**
  * A network between one client and the server that a test can cut: cut()
  * kills the client's live sockets (as a dropped connection would) and makes
- * new dials fail until restore().
+ * new dials fail until restore(). dropNext(match) loses the next frame from
+ * the server that matches, and the connection with it, as a connection that
+ * dies while the frame is on its way would.
  */
 export class Network {
   #sockets = new Set<WebSocket>()
   #cut = false
+  #drop: ((frame: { t: string; [k: string]: unknown }) => boolean) | undefined
   /** Every frame the client received, in order, as text. */
   readonly received: string[] = []
+  /** Every frame the client sent, in order, as text. */
+  readonly sent: string[] = []
+  /** The frames dropNext lost, as text. */
+  readonly dropped: string[] = []
   readonly WebSocket: WebSocketConstructor
 
   constructor() {
@@ -50,6 +58,16 @@ export class Network {
         this.on('close', () => network.#sockets.delete(this))
         this.on('message', (data) => network.received.push(String(data)))
       }
+      // Every 'message' listener (the transport's onmessage included) is
+      // reached through emit, so a frame lost here reaches none of them.
+      override emit(event: string | symbol, ...args: unknown[]): boolean {
+        if (event === 'message' && network.#lose(String(args[0]))) return false
+        return super.emit(event, ...args)
+      }
+      override send(data: unknown, ...rest: unknown[]): void {
+        network.sent.push(String(data))
+        ;(super.send as (...args: unknown[]) => void)(data, ...rest)
+      }
     }
     this.WebSocket = CuttableWebSocket as unknown as WebSocketConstructor
   }
@@ -61,6 +79,32 @@ export class Network {
 
   restore(): void {
     this.#cut = false
+  }
+
+  /** Loses the next server frame that matches, and cuts the network at that moment (restore() to reconnect). */
+  dropNext(match: (frame: { t: string; [k: string]: unknown }) => boolean): void {
+    this.#drop = match
+  }
+
+  /** The frames of type `t` the client sent, parsed. */
+  sentFrames<T extends ClientFrame['t']>(t: T): Array<Extract<ClientFrame, { t: T }>> {
+    return this.sent.map((f) => JSON.parse(f) as ClientFrame).filter((f): f is Extract<ClientFrame, { t: T }> => f.t === t)
+  }
+
+  #lose(text: string): boolean {
+    const match = this.#drop
+    if (!match) return false
+    let frame: { t: string }
+    try {
+      frame = JSON.parse(text) as { t: string }
+    } catch {
+      return false
+    }
+    if (!match(frame)) return false
+    this.#drop = undefined
+    this.dropped.push(text)
+    this.cut()
+    return true
   }
 }
 

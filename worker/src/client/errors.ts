@@ -3,15 +3,20 @@
 // frame reuse the closest wire code and say so in their doc comment:
 //
 //   TimeoutError      INTERNAL (18)      awaitSeq / a wait ran out of time
-//   ClosedError       INTERNAL (18)      the transport closed (user close or 44xx);
-//                                        `closeCode` holds the WebSocket code
+//   ClosedError       INTERNAL (18)      the transport closed (user close or 44xx)
+//                                        before the write was ever sent, or
+//                                        under a wait; `closeCode` holds the
+//                                        WebSocket code
+//   OutcomeUnknownError INTERNAL (18)    the transport closed after the write
+//                                        was sent and before its answer: it
+//                                        may have committed (not a refusal)
 //   OutOfScopeError   INVALID_FIELD (3)  a write outside the collection's eager
 //                                        `where`, refused before it is sent
 //   ProtocolError     the wire code      the server sent an `error` frame, or a
 //                                        frame the client cannot parse
 
 import { ErrorCode, errorName } from '../protocol/index.js'
-import type { ErrorName, RejectFrame, SubErrorFrame } from '../protocol/index.js'
+import type { CallFrame, ErrorName, MutFrame, RejectFrame, SubErrorFrame } from '../protocol/index.js'
 
 /** The root of every error this client throws or rejects with. */
 export class SeqsyncError extends Error {
@@ -79,6 +84,38 @@ export class ClosedError extends SeqsyncError {
     this.name = 'ClosedError'
     this.closeCode = closeCode
     this.reason = reason
+  }
+}
+
+/**
+ * The transport closed for good after a write was sent and before its ack
+ * or reject arrived: the DO may have committed it, or not. It is not a
+ * refusal. If it committed, any later transport on the same DO syncs its
+ * rows (the optimistic state is rolled back meanwhile); to settle it, send
+ * `frame` again under the same `id` on a later transport
+ * (`transport.mutate(frame.ops, { id })`): the DO's dedup answers a
+ * committed id with its recorded ack, so nothing is applied twice (within
+ * the DO's dedupRetentionMs, 2 days by default). Code INTERNAL.
+ */
+export class OutcomeUnknownError extends SeqsyncError {
+  /** The mutation or call id. */
+  readonly id: string
+  /** The frame as it was sent. */
+  readonly frame: MutFrame | CallFrame
+  /** The WebSocket close code that ended the transport; undefined for `close()`. */
+  readonly closeCode: number | undefined
+  readonly reason: string
+  constructor(frame: MutFrame | CallFrame, closed: ClosedError) {
+    super(
+      ErrorCode.INTERNAL,
+      `[seqsync] write ${frame.id}: the transport closed before its answer arrived (${closed.reason}); ` +
+        'it may have committed. A later transport on this DO syncs it if it did; send it again with the same id to settle it',
+    )
+    this.name = 'OutcomeUnknownError'
+    this.id = frame.id
+    this.frame = frame
+    this.closeCode = closed.closeCode
+    this.reason = closed.reason
   }
 }
 

@@ -8,12 +8,14 @@ export type {
   WebSocketConstructor,
   WebSocketLike,
   WebSocketTransportOptions,
+  WriteOptions,
   WriteResult,
 } from './transport.js'
 export { doCollectionOptions, doMutationFn, persistTransaction } from './collection.js'
 export type { DoCollectionConfig, DoCollectionOptions, SeqsyncUtils, TransactionLike } from './collection.js'
 export {
   ClosedError,
+  OutcomeUnknownError,
   OutOfScopeError,
   ProtocolError,
   RejectedError,

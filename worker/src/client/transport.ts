@@ -93,6 +93,22 @@ export interface WriteResult {
   seq: number
 }
 
+export interface WriteOptions {
+  /**
+   * The mutation id (≤ 128 bytes). Default: a fresh UUID. Pass the id of an
+   * OutcomeUnknownError to send that write again: the DO applies an id at
+   * most once and answers a committed one with its recorded ack.
+   */
+  id?: string
+}
+
+function writeId(options: WriteOptions | undefined): string {
+  const id = options?.id
+  if (id === undefined) return crypto.randomUUID()
+  if (typeof id !== 'string' || id.length === 0) throw new TypeError('[seqsync] a write id must be a non-empty string')
+  return id
+}
+
 interface SeqWaiter {
   seq: number
   resolve: () => void
@@ -214,29 +230,36 @@ export class WebSocketTransport {
   /**
    * Sends one atomic mutation and resolves once the server acked it and the
    * cursor passed its seq (the change is then in every synced collection).
-   * Rejects `RejectedError` on `reject`, `ClosedError` if the transport ends
-   * first. While offline the write waits and is sent after the next welcome,
-   * with the same id.
+   * Rejects `RejectedError` on `reject` (nothing was applied). While offline
+   * the write waits and is sent after the next welcome, with the same id. If
+   * the transport closes first, it rejects `ClosedError` when it was never
+   * sent, and `OutcomeUnknownError` when it was: that write may have
+   * committed. `id` (default a fresh UUID) sends a write again under the id
+   * an OutcomeUnknownError carries: it is applied at most once.
    */
-  async mutate(ops: WireOp[]): Promise<WriteResult> {
+  async mutate(ops: WireOp[], options?: WriteOptions): Promise<WriteResult> {
     if (ops.length === 0) throw new SeqsyncError(ErrorCode.INVALID_FIELD, '[seqsync] mutate: ops is empty')
     const maxOps = this.#limits?.maxOpsPerMutation ?? DEFAULT_MAX_OPS
     if (ops.length > maxOps) {
       throw new SeqsyncError(ErrorCode.TOO_MANY, `[seqsync] mutate: ${ops.length} ops, more than maxOpsPerMutation ${maxOps}`)
     }
-    const { seq } = await this.#write({ t: 'mut', id: crypto.randomUUID(), ops })
+    const { seq } = await this.#write({ t: 'mut', id: writeId(options), ops })
     return { seq }
   }
 
-  /** Runs a named server command (exactly once); resolves with its result once confirmed. */
-  async call<R = unknown>(name: string, args?: unknown): Promise<R> {
-    const frame: CallFrame = { t: 'call', id: crypto.randomUUID(), name }
+  /** Runs a named server command (exactly once); resolves with its result once confirmed. Settles as `mutate` does. */
+  async call<R = unknown>(name: string, args?: unknown, options?: WriteOptions): Promise<R> {
+    const frame: CallFrame = { t: 'call', id: writeId(options), name }
     if (args !== undefined) frame.args = args
     const { result } = await this.#write(frame)
     return result as R
   }
 
-  /** Closes the socket for good. Pending writes and waits reject `ClosedError`. */
+  /**
+   * Closes the socket for good. Waits reject `ClosedError`; writes as
+   * `mutate` says: `ClosedError` if never sent, `OutcomeUnknownError` if sent
+   * and unanswered.
+   */
   close(): void {
     this.#sendEvent({ type: 'user-close' })
   }

@@ -9,10 +9,14 @@
 // * An ack settles its write: the server sends it only after every change up
 //   to its seq, so the cursor has already passed the seq when it arrives.
 //   A reject settles it with a RejectedError: nothing was applied.
+// * When the transport ends, a write that never reached a socket rejects
+//   ClosedError (nothing was applied); one that was sent and not answered
+//   rejects OutcomeUnknownError: the DO may have committed it, and that must
+//   never look like a refusal.
 
 import { ErrorCode } from '../protocol/index.js'
 import type { AckFrame, CallFrame, MutFrame, RejectFrame } from '../protocol/index.js'
-import { RejectedError, SeqsyncError } from './errors.js'
+import { OutcomeUnknownError, RejectedError, SeqsyncError } from './errors.js'
 import type { ClosedError } from './errors.js'
 
 export type WriteFrame = MutFrame | CallFrame
@@ -38,6 +42,8 @@ interface QueuedWrite {
   reject: (error: SeqsyncError) => void
   /** Sent on the current socket (cleared when the socket is lost). */
   sent: boolean
+  /** Sent on some socket since it was last known not applied: the DO may have committed it. */
+  mayHaveCommitted: boolean
 }
 
 const encoder = new TextEncoder()
@@ -75,7 +81,7 @@ export class WriteQueue {
   add(frame: WriteFrame, text: string): Promise<WriteOutcome> {
     if (this.#writes.has(frame.id)) return Promise.reject(new TypeError(`[seqsync] write ${frame.id} is already pending`))
     return new Promise((resolve, reject) => {
-      this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false })
+      this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false, mayHaveCommitted: false })
     })
   }
 
@@ -104,6 +110,7 @@ export class WriteQueue {
         continue
       }
       w.sent = true
+      w.mayHaveCommitted = true
       inFlight += 1
       out.push(w.text)
     }
@@ -133,10 +140,13 @@ export class WriteQueue {
     for (const w of this.#writes.values()) w.sent = false
   }
 
-  /** The transport ended: every write rejects with `closed`. */
+  /**
+   * The transport ended: a write never sent rejects with `closed`; a write
+   * sent and not answered with OutcomeUnknownError (it may have committed).
+   */
   close(closed: ClosedError): void {
     const writes = [...this.#writes.values()]
     this.#writes.clear()
-    for (const w of writes) w.reject(closed)
+    for (const w of writes) w.reject(w.mayHaveCommitted ? new OutcomeUnknownError(w.frame, closed) : closed)
   }
 }
