@@ -312,6 +312,23 @@ describe('doCollectionOptions: writes', () => {
     await ok.when('settled')
   })
 
+  it('an update that moves a row out of the eager where is sent; once confirmed the row leaves the collection', async () => {
+    const c = messagesCollection({ author: 'ann' })
+    const { ws } = await liveWithSnapshot(c, [msg('a')])
+    const tx = c.update('a', (d) => {
+      d.author = 'bob'
+    })
+    const [mut] = ws.framesOf('mut')
+    expect(mut?.ops).toEqual([{ c: 'messages', op: 'update', k: 'a', cols: { author: 'bob' } }])
+    ws.deliver(
+      { t: 'changes', seq: 11, changes: [{ c: 'messages', k: 'a', row: msg('a', { author: 'bob' }) }] },
+      { t: 'ack', id: mut!.id, seq: 11 },
+    )
+    await tx.isPersisted.promise
+    expect(tx.state).toBe('completed')
+    expect(c.has('a')).toBe(false)
+  })
+
   it('a write made offline is sent after reconnect and confirmed', async () => {
     const c = messagesCollection()
     const { ws } = await liveWithSnapshot(c, [])

@@ -156,6 +156,24 @@ describe('writes', () => {
   })
 })
 
+describe('writes and where', () => {
+  it('an update that moves a row out of an eager where is sent; once confirmed the row leaves the collection', async () => {
+    const room = freshRoom()
+    const ann = client(room, 'ann')
+    const drafts = createCollection(
+      doCollectionOptions<Message>({ transport: ann.transport, table: 'messages', getKey: (m) => m.id, where: { content: 'draft' } }),
+    )
+    await drafts.preload()
+    await drafts.insert(message('d', 'ann', 'draft')).isPersisted.promise
+    expect(drafts.has('d')).toBe(true)
+    await drafts.update('d', (m) => {
+      m.content = 'final'
+    }).isPersisted.promise
+    expect((await serverRows(room)).messages).toEqual([message('d', 'ann', 'final')])
+    await until(() => !drafts.has('d'), 'the row leaves the drafts')
+  })
+})
+
 describe('live sync', () => {
   it('two clients converge under concurrent writes', async () => {
     const room = freshRoom()

@@ -135,7 +135,7 @@ function columns(value: unknown): Record<string, unknown> {
   return cols
 }
 
-/** The wire ops for `mutations`; throws before anything is sent. */
+/** The wire ops for `mutations`; throws before anything is sent (an insert outside the collection's where). */
 export function buildOps(transport: WebSocketTransport, mutations: ReadonlyArray<MutationLike>): WireOp[] {
   const ops: WireOp[] = []
   for (const m of mutations) {
@@ -158,10 +158,13 @@ export function buildOps(transport: WebSocketTransport, mutations: ReadonlyArray
       continue
     }
     const modified = asRecord(m.modified)
-    if (!matches(meta.where, modified)) throw new OutOfScopeError(meta.table, k)
     if (m.type === 'insert') {
+      // The collection could never see the confirmed row: refuse it now.
+      if (!matches(meta.where, modified)) throw new OutOfScopeError(meta.table, k)
       ops.push({ c: meta.table, op: 'insert', k, cols: columns(modified) })
     } else {
+      // An update may move a held row out of the where: a legitimate write,
+      // after which the confirming change removes the row from the collection.
       const cols = columns(m.changes)
       if (Object.keys(cols).length === 0) continue // nothing changed
       ops.push({ c: meta.table, op: 'update', k, cols })

@@ -10,7 +10,7 @@
 //   OutcomeUnknownError INTERNAL (18)    the transport closed after the write
 //                                        was sent and before its answer: it
 //                                        may have committed (not a refusal)
-//   OutOfScopeError   INVALID_FIELD (3)  a write outside the collection's eager
+//   OutOfScopeError   INVALID_FIELD (3)  an insert outside the collection's
 //                                        `where`, refused before it is sent
 //   ProtocolError     the wire code      the server sent an `error` frame, or a
 //                                        frame the client cannot parse
@@ -120,9 +120,10 @@ export class OutcomeUnknownError extends SeqsyncError {
 }
 
 /**
- * A write to a collection with an eager `where` whose row would not match it:
- * the collection could never see the confirmed row, so the write is refused
- * before it is sent. Code INVALID_FIELD.
+ * An insert into a collection with a `where` whose row would not match it:
+ * the collection could never see the confirmed row, so the insert is refused
+ * before it is sent. (An update that moves a row out of the `where` is sent;
+ * once confirmed, the row leaves the collection.) Code INVALID_FIELD.
  */
 export class OutOfScopeError extends SeqsyncError {
   readonly collection: string
