@@ -188,7 +188,7 @@ struct Core::Impl {
       // A window is resolved against the rows as they are now, so it
       // always starts from a snapshot; its resolved form resumes.
       const bool fresh_window = s->window.has_value();
-      Status resolved = ResolveWindow(storage, schema, &*s);
+      Status resolved = ResolveWindow(options, storage, &schema, &*s);
       if (!resolved.ok()) {
         ReplySubError(&plan, socket_id, s->id, resolved);
         continue;
@@ -250,7 +250,7 @@ struct Core::Impl {
       ReplySubError(&plan, socket_id, s->id, drained.ok() ? head.status() : drained);
       return plan;
     }
-    Status resolved = ResolveWindow(storage, schema, &*s);
+    Status resolved = ResolveWindow(options, storage, &schema, &*s);
     if (!resolved.ok()) {
       ReplySubError(&plan, socket_id, s->id, resolved);
       return plan;

@@ -61,8 +61,9 @@ std::string_view SubIdOf(const JsonValue& body);
 Result<Subscription> ReadSub(const JsonValue& body, const Options& options, Storage* storage, Schema* schema);
 
 // Parses a body as stored in _sync_subs into `*doc`, under the depth a
-// stored body may have. A body is stored only after ReadSub accepted it, so
-// it fails only if a deploy changed the limits since.
+// stored body may have. A body is stored only once it reads back (ReadSub
+// on this, for a resolved window too), so it fails only if a deploy
+// changed the limits since.
 Status ParseStoredBody(std::string_view body, const Options& options, JsonDocument* doc);
 
 // The stored form of `s`: {"id","c","where"}.

@@ -431,19 +431,24 @@ Predicate Predicate::WithBound(const SortBound& b) const {
     return index;
   };
   emit(tree);
-  Predicate out;
-  int offset = 0;
-  if (!nodes_.empty()) {
+  // Conjoined with this predicate: a bound joins a top-level `and` as one
+  // more child rather than nesting it one level deeper, so a window's two
+  // bounds add one level at most to the client's where.
+  Predicate out = *this;
+  int offset = static_cast<int>(out.nodes_.size());
+  if (!nodes_.empty() && nodes_[0].op != Op::kAnd) {
     Node conj;
     conj.op = Op::kAnd;
+    out.nodes_.clear();
     out.nodes_.push_back(std::move(conj));
     for (Node n : nodes_) {
       for (int& c : n.children) c += 1;
       out.nodes_.push_back(std::move(n));
     }
     offset = static_cast<int>(out.nodes_.size());
-    out.nodes_[0].children = {1, offset};
+    out.nodes_[0].children = {1};
   }
+  if (!out.nodes_.empty()) out.nodes_[0].children.push_back(offset);
   for (Node n : bound) {
     for (int& c : n.children) c += offset;
     out.nodes_.push_back(std::move(n));

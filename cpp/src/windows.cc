@@ -118,10 +118,10 @@ Status ParseWindow(const JsonValue& body, const Collection& coll, std::optional<
   return Status::Ok();
 }
 
-Status ResolveWindow(Storage* storage, const Schema& schema, Subscription* s) {
+Status ResolveWindow(const Options& options, Storage* storage, Schema* schema, Subscription* s) {
   if (!s->window) return Status::Ok();
   const Window w = *s->window;
-  const Collection* coll = schema.Find(s->collection);
+  const Collection* coll = schema->Find(s->collection);
   if (coll == nullptr) return Status::UnknownCollection("collection '" + s->collection + "' is not registered");
   std::string literals;
   std::string where = s->predicate.ToSql(1, &literals);
@@ -168,6 +168,17 @@ Status ResolveWindow(Storage* storage, const Schema& schema, Subscription* s) {
   s->body = StoredBody(*s);
   s->window.reset();
   s->windowed = true;
+  // The resolved where is the core's, not the client's: the bounds add nodes,
+  // a level of nesting and the edge values as literals, which can take it
+  // past the limits the client's where was held to. A wake reads it back
+  // under those limits, and a body it cannot read is dropped there, so it is
+  // refused now, with the reason, rather than lost later.
+  JsonDocument doc;
+  Status readable = ParseStoredBody(s->body, options, &doc);
+  if (readable.ok()) readable = ReadSub(doc, options, storage, schema).status();
+  if (!readable.ok()) {
+    return Status(readable.code(), "the window resolves to a where over the limits: " + readable.message());
+  }
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 
 #include "json_util.h"
 #include "schema.h"
+#include "seqsync/options.h"
 #include "seqsync/storage.h"
 #include "sockets.h"
 
@@ -23,7 +24,10 @@ Status ParseWindow(const JsonValue& body, const Collection& coll, std::optional<
 // If `s` has a window, replaces it by the predicate it selects now (its
 // where AND the range of the window's leading values), and rewrites
 // s->where_json and s->body to match. Runs at most two SQL statements.
-Status ResolveWindow(Storage* storage, const Schema& schema, Subscription* s);
+// Fails with the reader's error (kTooDeep, kTooMany, kTooLarge) if the
+// resolved body could not be read back under `options` (ReadSub on
+// ParseStoredBody), as a wake reads it: a stored body is always readable.
+Status ResolveWindow(const Options& options, Storage* storage, Schema* schema, Subscription* s);
 
 }  // namespace seqsync
 

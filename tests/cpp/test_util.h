@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <map>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,26 @@
 #include "seqsync/core.h"
 #include "seqsync/sqlite_storage.h"
 
+// Sets of ids print as {a, b, c} in failed checks.
+namespace doctest {
+template <>
+struct StringMaker<std::set<std::string>> {
+  static String convert(const std::set<std::string>& ids) {
+    std::string out = "{";
+    for (const std::string& id : ids) out += (out.size() > 1 ? ", " : "") + id;
+    return (out + "}").c_str();
+  }
+};
+template <>
+struct StringMaker<seqsync::Code> {
+  static String convert(seqsync::Code c) { return seqsync::CodeName(c); }
+};
+}  // namespace doctest
+
 namespace seqsync {
 
 inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
+inline std::ostream& operator<<(std::ostream& os, Code c) { return os << CodeName(c); }
 
 // The chat schema of seed 000, plus a second collection.
 inline constexpr char kChatSchema[] =
@@ -174,6 +192,16 @@ struct Harness {
     return static_cast<long>((*r)[0][0].AsInteger());
   }
 };
+
+// The code of the first frame for `socket` in `plan` that carries one (an
+// error, sub-error or reject), or Code::kOk if none does.
+inline Code CodeOf(const Plan& plan, const std::string& socket) {
+  for (const std::string& f : Harness::FramesFor(plan, socket)) {
+    JsonDocument d = Json(f);
+    if (d.HasMember("code")) return static_cast<Code>(d["code"].GetInt());
+  }
+  return Code::kOk;
+}
 
 // The frame's "t".
 inline std::string TypeOf(const std::string& frame) {

@@ -271,6 +271,72 @@ TEST_CASE("a resolved window is stored, survives a wake, and resumes without a s
   CHECK(Changes(frames) == std::map<std::string, bool>{{"t6", false}});
 }
 
+TEST_CASE("a resolved window always reads back at a wake: one past the limits is refused when it is resolved") {
+  // The resolved where is stored and read again, under the limits, at every
+  // wake. Its bounds add nodes, a level of nesting and the edge values as
+  // literals, so it can break a limit the client's where kept.
+  auto nested = [](int depth) {  // not(not(…isNull(…)…)), `depth` levels, true on every row below
+    std::string w = std::string(R"({"type":"func","name":"isNull","args":[{"type":"ref","path":[")") +
+                    (depth % 2 ? "title" : "rank") + R"("]}]})";
+    for (int i = 1; i < depth; ++i) w = R"({"type":"func","name":"not","args":[)" + w + "]}";
+    return w;
+  };
+  auto window = [](const std::string& where, const std::string& col) {
+    return R"({"t":"sub","id":"win","c":"tasks","where":)" + where + R"(,"orderBy":[{"col":")" + col +
+           R"("}],"limit":2,"offset":1})";
+  };
+  // Subscribes, checks the answer, then wakes: whatever was stored reads back
+  // (no refusal, nothing dropped).
+  auto expect = [](Harness* h, const std::string& sub, Code refused) {
+    for (int i = 1; i <= 5; ++i) {
+      h->db.MustExec("INSERT INTO tasks(id, title, rank) VALUES('t" + std::to_string(i) + "', NULL, " +
+                     std::to_string(i) + ")");
+    }
+    h->Connect("s");
+    Plan p = h->Send("s", sub);
+    auto frames = Harness::FramesFor(p, "s");
+    REQUIRE(!frames.empty());
+    CHECK(CodeOf(p, "s") == refused);
+    if (refused != Code::kOk) CHECK(frames[0].find("the window resolves to a where over the limits") != std::string::npos);
+    CHECK(h->Count("SELECT COUNT(*) FROM _sync_subs") == (refused == Code::kOk ? 1 : 0));
+    Plan refusals = h->Reopen(kChatRegistration, {"s"});
+    CHECK(refusals.deliveries.empty());
+    CHECK(h->Count("SELECT COUNT(*) FROM _sync_subs") == (refused == Code::kOk ? 1 : 0));
+  };
+  Options o;
+  SUBCASE("a where at maxPredicateDepth: the bounds nest one deeper, TOO_DEEP") {
+    o.max_predicate_depth = 4;
+    Harness h(o);
+    expect(&h, window(nested(4), "rank"), Code::kTooDeep);
+  }
+  SUBCASE("a where one level less: kept, and it survives the wake") {
+    o.max_predicate_depth = 4;
+    Harness h(o);
+    expect(&h, window(nested(3), "rank"), Code::kOk);
+  }
+  SUBCASE("a where at maxPredicateNodes: the bounds add nodes, TOO_MANY") {
+    o.max_predicate_nodes = 6;
+    Harness h(o);
+    const std::string is_null = R"({"type":"func","name":"isNull","args":[{"type":"ref","path":["title"]}]})";
+    const std::string five = is_null + "," + is_null + "," + is_null + "," + is_null + "," + is_null;
+    expect(&h, window(R"({"type":"func","name":"and","args":[)" + five + "]}", "rank"), Code::kTooMany);
+  }
+  SUBCASE("an edge value longer than maxPredicateLiteralBytes: TOO_LARGE") {
+    o.max_predicate_literal_bytes = 64;
+    Harness h(o);
+    h.db.MustExec("INSERT INTO tasks(id, title) VALUES('long1', '" + std::string(100, 'a') + "'), ('long2', '" +
+                  std::string(100, 'b') + "'), ('long3', '" + std::string(100, 'c') + "')");
+    expect(&h, R"({"t":"sub","id":"win","c":"tasks","orderBy":[{"col":"title","nulls":"last"}],"limit":2,"offset":1})",
+           Code::kTooLarge);
+  }
+  SUBCASE("a where near maxJsonDepth: both bounds join one and, so it still reads back") {
+    o.max_json_depth = 12;  // the sub frame is 11 deep, the stored body 13, a wake reads 14
+    o.max_predicate_depth = 64;
+    Harness h(o);
+    expect(&h, window(nested(4), "rank"), Code::kOk);
+  }
+}
+
 TEST_CASE("a window may order by a column added since the last read of the schema") {
   Harness h;
   h.db.MustExec("INSERT INTO tasks(id, rank) VALUES('a', 1), ('b', 2)");
