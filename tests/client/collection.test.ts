@@ -1,4 +1,4 @@
-import { createCollection, createTransaction } from '@tanstack/db'
+import { createCollection, createTransaction, eq } from '@tanstack/db'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { doCollectionOptions, doMutationFn } from '../../worker/src/client/collection.js'
 import { ClosedError, OutcomeUnknownError, OutOfScopeError, RejectedError, SubscriptionError } from '../../worker/src/client/errors.js'
@@ -209,6 +209,14 @@ describe('doCollectionOptions: sync', () => {
     transport.close()
     expect(c.status).toBe('ready')
     expect(rows(c)).toEqual([msg('a')])
+  })
+
+  it("with a where function (TanStack DB's eq): sends its IR and keeps only matching rows", async () => {
+    const c = messagesCollection((row) => eq(row.author, 'ann'))
+    const { ws, sub } = await liveWithSnapshot(c, [msg('a')])
+    expect(sub.where).toEqual({ type: 'func', name: 'eq', args: [{ type: 'ref', path: ['author'] }, { type: 'val', value: 'ann' }] })
+    ws.deliver({ t: 'changes', seq: 11, changes: [{ c: 'messages', k: 'b', row: msg('b', { author: 'bob' }) }, { c: 'messages', k: 'c', row: msg('c') }] })
+    expect(rows(c)).toEqual([msg('a'), msg('c')])
   })
 
   it('cleanup sends unsub', async () => {

@@ -1,4 +1,4 @@
-import { createCollection, createTransaction } from '@tanstack/db'
+import { and, createCollection, createTransaction, eq, gt } from '@tanstack/db'
 import WS from 'ws'
 import { describe, expectTypeOf, it } from 'vitest'
 import {
@@ -54,6 +54,18 @@ describe('doCollectionOptions types', () => {
       getKey: (m) => m.id,
       where: { type: 'func', name: 'gt', args: [{ type: 'ref', path: ['created_at'] }, { type: 'val', value: 5 }] },
     })
+  })
+
+  it("accepts a where function in TanStack DB's style, typed by the row", () => {
+    doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id, where: (row) => eq(row.author, 'ann') })
+    doCollectionOptions<Message>({
+      transport,
+      table: 'messages',
+      getKey: (m) => m.id,
+      where: (row) => and(eq(row.author, 'ann'), gt(row.created_at, 5)),
+    })
+    // @ts-expect-error: a column the row does not have
+    doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id, where: (row) => eq(row.nope, 'ann') })
   })
 
   it('doMutationFn fits createTransaction', () => {

@@ -1,5 +1,7 @@
+import { and, eq, gt, ilike, inArray, isNull, like, lt, not, or, upper } from '@tanstack/db'
 import { describe, expect, it } from 'vitest'
 import { evaluate, matches, toPredicateIR } from '../../worker/src/client/where.js'
+import type { WhereFunction } from '../../worker/src/client/where.js'
 import type { PredicateIR } from '../../worker/src/protocol/index.js'
 
 const ref = (col: string): PredicateIR => ({ type: 'ref', path: [col] })
@@ -28,8 +30,40 @@ describe('toPredicateIR', () => {
     expect(out).toEqual(fn('gt', ref('n'), val(2)))
     expect(out).not.toBeInstanceOf(Func)
   })
-  it('refuses an empty map', () => {
+  it('refuses an empty map, and any other shape, naming the accepted ones', () => {
     expect(() => toPredicateIR({})).toThrow(/empty/)
+    for (const bad of ['author = ann', 42, [], { author: { nested: 1 } }] as unknown[]) {
+      expect(() => toPredicateIR(bad as never)).toThrow(/a function \(row\) => eq\(row\.col, value\).*an equality map.*predicate IR/)
+    }
+  })
+})
+
+describe('toPredicateIR with a function (TanStack DB style)', () => {
+  type Row = { author: string; n: number; tag: string | null; body: string }
+  it("compiles (row) => eq(row.author, 'ann') through TanStack DB's expression classes", () => {
+    expect(toPredicateIR<Row>((row) => eq(row.author, 'ann'))).toEqual(fn('eq', ref('author'), val('ann')))
+  })
+  it('compiles and/or/not, comparisons (value first too), in, isNull and like', () => {
+    expect(
+      toPredicateIR<Row>((row) => and(or(gt(row.n, 1), lt(5, row.n)), not(isNull(row.tag)), inArray(row.author, ['ann', 'bob']), like(row.body, 'h%'))),
+    ).toEqual(
+      fn(
+        'and',
+        fn('or', fn('gt', ref('n'), val(1)), fn('gt', ref('n'), val(5))),
+        fn('not', fn('isNull', ref('tag'))),
+        fn('in', ref('author'), val(['ann', 'bob'])),
+        fn('like', ref('body'), val('h%')),
+      ),
+    )
+  })
+  it('answers an operator the wire lacks with the ones it has', () => {
+    expect(() => toPredicateIR<Row>((row) => ilike(row.body, 'h%'))).toThrow(/ilike.*eq, gt, gte, lt, lte, like, inArray, isNull, isUndefined, and, or, not/)
+    expect(() => toPredicateIR<Row>((row) => eq(upper(row.author), 'ANN'))).toThrow(/upper/)
+  })
+  it('answers a function that returns no expression with the accepted shapes', () => {
+    // A boolean is a type error already; at run time it is refused too.
+    const notAnExpression = ((row: { author: unknown }) => row.author === 'ann') as unknown as WhereFunction<Row>
+    expect(() => toPredicateIR<Row>(notAnExpression)).toThrow(/returned false.*\(row\) => eq\(row\.col, value\)/)
   })
 })
 

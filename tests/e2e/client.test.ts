@@ -1,6 +1,6 @@
 // seqsync/client with real @tanstack/db collections in Node, against the
 // fixture DO in local workerd (wrangler dev), over real WebSockets.
-import { createCollection, createTransaction } from '@tanstack/db'
+import { and, createCollection, createTransaction, eq, gt } from '@tanstack/db'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import {
@@ -157,6 +157,26 @@ describe('writes', () => {
 })
 
 describe('writes and where', () => {
+  it("a where function in TanStack DB's style syncs only the rows it matches", async () => {
+    const room = freshRoom()
+    const ann = client(room, 'ann')
+    const bob = client(room, 'bob')
+    const mine = createCollection(
+      doCollectionOptions<Message>({
+        transport: ann.transport,
+        table: 'messages',
+        getKey: (m) => m.id,
+        where: (row) => and(eq(row.author, 'ann'), gt(row.created_at, 0)),
+      }),
+    )
+    await Promise.all([mine.preload(), bob.messages.preload()])
+    await bob.messages.insert(message('b1', 'bob')).isPersisted.promise
+    await mine.insert(message('a1', 'ann')).isPersisted.promise
+    await ann.messages.preload()
+    await until(() => ann.messages.size === 2, 'the whole table reaches the unfiltered collection')
+    expect(rowsOf(mine)).toEqual([message('a1', 'ann')])
+  })
+
   it('an update that moves a row out of an eager where is sent; once confirmed the row leaves the collection', async () => {
     const room = freshRoom()
     const ann = client(room, 'ann')

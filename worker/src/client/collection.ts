@@ -58,8 +58,12 @@ export interface DoCollectionConfig<T extends object, TKey extends string | numb
   table: string
   /** The row's primary key; it travels as `String(key)`. */
   getKey: (row: T) => TKey
-  /** Sync only matching rows: a predicate IR, or an equality map `{ col: value }`. */
-  where?: WhereInput
+  /**
+   * Sync only matching rows: `(row) => eq(row.author, 'ann')` with the
+   * operators from `@tanstack/db`, an equality map `{ author: 'ann' }`, or a
+   * predicate IR (docs/protocol.md §7).
+   */
+  where?: WhereInput<T>
   /** The TanStack collection id; also the base of the subscription id. */
   id?: string
   /** TanStack DB garbage-collection time of an unused collection, ms. */
@@ -252,7 +256,7 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
   if (typeof table !== 'string' || table.length === 0) {
     throw new TypeError('[seqsync] doCollectionOptions: `table` must be a non-empty string')
   }
-  const where = config.where === undefined ? undefined : toPredicateIR(config.where)
+  const where = config.where === undefined ? undefined : toPredicateIR<T>(config.where)
   const label = config.id ?? table
   const onDemand = config.syncMode === 'on-demand'
   if (config.syncMode !== undefined && config.syncMode !== 'eager' && !onDemand) {

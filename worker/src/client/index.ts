@@ -26,6 +26,6 @@ export {
 export { DEFAULT_BACKOFF, backoffCeiling, backoffDelay } from './connection.js'
 export type { BackoffConfig, ConnectionStatus } from './connection.js'
 export { evaluate as evaluatePredicate, toPredicateIR } from './where.js'
-export type { WhereInput, WhereMap } from './where.js'
+export type { WhereFunction, WhereInput, WhereMap, WhereRow } from './where.js'
 export { CloseCode, ErrorCode, errorName, isTerminalClose } from '../protocol/index.js'
 export type { ErrorName, PredicateIR, WireOp, WireRow } from '../protocol/index.js'

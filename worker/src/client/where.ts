@@ -1,8 +1,17 @@
-// Client-side evaluation of the predicate IR (docs/protocol.md §7), with the
+// A collection's `where`: what doCollectionOptions accepts, compiled to the
+// predicate IR (docs/protocol.md §7), and its client-side evaluation with the
 // server's SQLite semantics, so the client can (1) keep a collection with a
 // `where` exact when the socket's changes frames also carry rows for other
-// subscriptions on the same table, and (2) refuse a write whose row falls
+// subscriptions on the same table, and (2) refuse an insert whose row falls
 // outside the collection's `where` before it is sent.
+//
+// Accepted: a function in TanStack DB's own style, `(row) => eq(row.author,
+// 'ann')`, called once with a row whose every property is a TanStack DB
+// PropRef (its public expression classes), so the operators from
+// `@tanstack/db` build the expression, which is then turned into the IR; a
+// predicate IR (plain JSON, or TanStack's expression objects); or an
+// equality map `{ col: value }`. Anything else is refused with a message
+// naming these.
 //
 // Semantics, exactly the core's (cpp/include/seqsync/predicate.h): a
 // comparison with NULL is unknown (null here); and/or/not are three-valued;
@@ -13,13 +22,83 @@
 // only, is case-sensitive, with `%` and `_` wildcards and no escape; NULLs in
 // an `in` list never match.
 
+import { IR } from '@tanstack/db'
+import type { SubscribeChangesOptions } from '@tanstack/db'
 import type { PredicateIR } from '../protocol/index.js'
+import { toWireExpression } from './subset.js'
 
 /** A plain equality map `{ col: value }`; `null` means `col IS NULL`. */
 export type WhereMap = Record<string, string | number | boolean | null>
 
+/** The row a where function receives: TanStack DB's row ref proxy, as in `subscribeChanges({ where })`. */
+export type WhereRow<T extends object> = Parameters<NonNullable<SubscribeChangesOptions<T>['where']>>[0]
+
+/** A where in TanStack DB's style: `(row) => eq(row.author, 'ann')`, with the operators from `@tanstack/db`. */
+export type WhereFunction<T extends object = Record<string, unknown>> = (row: WhereRow<T>) => IR.BasicExpression<boolean>
+
 /** What `doCollectionOptions({ where })` accepts. */
-export type WhereInput = PredicateIR | WhereMap
+export type WhereInput<T extends object = Record<string, unknown>> = WhereFunction<T> | PredicateIR | WhereMap
+
+const ACCEPTED =
+  "a function (row) => eq(row.col, value) built with @tanstack/db's eq, gt, gte, lt, lte, like, inArray, isNull, " +
+  'isUndefined, and, or, not; an equality map { col: value } (null for IS NULL); ' +
+  'or a predicate IR {type: "func", name, args} (docs/protocol.md §7)'
+
+/** TanStack DB's operator names for the wire's (the wire's `in` is inArray). */
+const OPERATORS: Record<string, string> = {
+  eq: 'eq', gt: 'gt', gte: 'gte', lt: 'lt', lte: 'lte', like: 'like', in: 'inArray',
+  isNull: 'isNull', isUndefined: 'isUndefined', and: 'and', or: 'or', not: 'not',
+}
+
+function shapeError(what: string): TypeError {
+  return new TypeError(`[seqsync] where: ${what}. Accepted: ${ACCEPTED}`)
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object' && value !== null) return 'an object that is not an expression'
+  return JSON.stringify(value) ?? String(value)
+}
+
+/** Checks what the wire can carry of a compiled function: its operators, and refs that name columns. */
+function checkCompiled(node: PredicateIR): void {
+  if (node.type === 'ref') {
+    const col = node.path[0]
+    if (node.path.length !== 1 || col === undefined || col.startsWith('$')) {
+      throw shapeError(`row.${node.path.join('.')} is not a column of the table (virtual and nested properties are not synced)`)
+    }
+    return
+  }
+  if (node.type !== 'func') return
+  if (OPERATORS[node.name] === undefined) throw shapeError(`the operator ${node.name} has no wire form`)
+  for (const arg of node.args) checkCompiled(arg)
+}
+
+/** A function's expression → IR, through TanStack DB's PropRef. */
+function compileFunction(where: (row: never) => unknown): PredicateIR {
+  const row = new Proxy({}, { get: (_target, prop) => (typeof prop === 'string' ? new IR.PropRef([prop]) : undefined) })
+  const expression = (where as (row: unknown) => unknown)(row)
+  if (!(expression instanceof IR.Func) && !isIR(expression)) {
+    throw shapeError(`the function returned ${describeValue(expression)}, not a TanStack DB expression`)
+  }
+  // TanStack's operator names other than the wire's (ilike, upper, …) are
+  // checked here, with their own name; the conversion would pass them on.
+  const check = (e: { type?: unknown; name?: unknown; args?: unknown }): void => {
+    if (e.type !== 'func') return
+    if (typeof e.name === 'string' && OPERATORS[e.name] === undefined) throw shapeError(`the operator ${e.name} has no wire form`)
+    if (Array.isArray(e.args)) for (const a of e.args) check(a as typeof e)
+  }
+  check(expression as { type?: unknown })
+  let ir: PredicateIR
+  try {
+    ir = toWireExpression(expression)
+  } catch (error) {
+    throw shapeError(error instanceof Error ? error.message.replace(/^\[seqsync\] on-demand request: /, '') : String(error))
+  }
+  checkCompiled(ir)
+  return ir
+}
 
 type Tri = boolean | null
 
@@ -30,12 +109,21 @@ function isIR(value: unknown): value is PredicateIR {
 }
 
 /**
- * The wire IR for `where`: an IR (a `func` node, e.g. TanStack's own
- * expression objects) is passed through as plain JSON; anything else is read
- * as an equality map and becomes `and(eq(ref, val)…)` (`isNull` for null).
+ * The wire IR for `where`: a function is called with a row of PropRefs and
+ * its expression compiled; an IR (a `func` node, e.g. TanStack's own
+ * expression objects) is passed through as plain JSON; a plain object is an
+ * equality map and becomes `and(eq(ref, val)…)` (`isNull` for null).
+ * Anything else throws a TypeError naming the accepted shapes.
  */
-export function toPredicateIR(where: WhereInput): PredicateIR {
+export function toPredicateIR<T extends object = Record<string, unknown>>(where: WhereInput<T>): PredicateIR {
+  if (typeof where === 'function') return compileFunction(where)
   if (isIR(where)) return JSON.parse(JSON.stringify(where)) as PredicateIR
+  if (typeof where !== 'object' || where === null || Array.isArray(where)) throw shapeError(`got ${describeValue(where)}`)
+  for (const [col, value] of Object.entries(where)) {
+    if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw shapeError(`the equality map's ${col} is ${describeValue(value)}, not a string, number, boolean or null`)
+    }
+  }
   const terms: PredicateIR[] = Object.entries(where as WhereMap).map(([col, value]) => {
     const ref: PredicateIR = { type: 'ref', path: [col] }
     if (value === null) return { type: 'func', name: 'isNull', args: [ref] }
