@@ -65,8 +65,6 @@ Result<Options> ParseOptions(std::string_view json) {
   if (o.read_page_rows < 1) o.read_page_rows = 1;
   if (o.compact_every < 1) o.compact_every = 1;
   if (o.max_json_values < 16) o.max_json_values = 16;
-  // Mutation outcomes live as long as the change log unless told otherwise.
-  if (doc.HasMember("retentionMs") && !doc.HasMember("dedupRetentionMs")) o.dedup_retention_ms = o.retention_ms;
   return o;
 }
 

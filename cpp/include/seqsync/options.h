@@ -44,8 +44,9 @@ struct Options {
   // Change-log entries older than this are pruned; a client whose cursor is
   // below the pruned range gets a snapshot. Default: 2 days.
   std::int64_t retention_ms = kDefaultRetentionMs;
-  // Mutation outcomes are kept this long for exactly-once replays.
-  // Default: same as retention_ms.
+  // Committed mutation outcomes are kept this long for exactly-once replays.
+  // Default: 2 days, independent of retention_ms: a short change log must
+  // not shorten exactly-once for a client that replays after long offline.
   std::int64_t dedup_retention_ms = kDefaultRetentionMs;
   // Compaction runs once this many changes were appended since the last run.
   std::size_t compact_every = 1000;

@@ -1,4 +1,4 @@
-// The chat example's Worker and Durable Object: seed 000's quick start,
+// The chat example's Worker and Durable Object: the README's quick start,
 // runnable. Who the user is and which rooms they may open is decided in one
 // place, ../../shared/auth.ts. This Worker routes /auth/login there, lets
 // every /sync/<room> upgrade through only via admit() (which forges the

@@ -84,6 +84,14 @@ export interface Limits {
   maxInFlightPerSocket: number
   maxPredicateDepth: number
   maxPredicateNodes: number
+  maxJsonValues: number
+  maxSubBytesPerSocket: number
+  maxInFlightBytesPerSocket: number
+  maxPredicateLiteralBytes: number
+  maxLikePatternBytes: number
+  maxLikeWildcards: number
+  subRateBurst: number
+  subRatePerSecond: number
   /** How far back a resume can reach, ms. */
   retentionMs: number
   [other: string]: number
