@@ -19,7 +19,7 @@ import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registr
 export interface SyncOptions {
   /** Change-log entries older than this are pruned. Default: 2 days. */
   retentionMs?: number
-  /** How long committed mutation outcomes are kept for exactly-once replays. Default: retentionMs. */
+  /** How long committed mutation outcomes are kept for exactly-once replays. Default: 2 days (independent of retentionMs). */
   dedupRetentionMs?: number
   maxFrameBytes?: number
   maxValueBytes?: number
@@ -391,20 +391,23 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
     // execute: all ops in one transaction with the core's dedup record.
     let seq = 0
-    let result: unknown
+    // Each op's own execute result, for its afterCommit (a call's one op is
+    // also the ack's result).
+    const results: unknown[] = []
     // execute gets a handle that refuses statements once the transaction is
     // over, so a stray async continuation cannot write outside it.
     const scoped = transactionScopedSql(this.sql)
     try {
       seq = this.ctx.storage.transactionSync(() => {
         for (const { handler, op } of steps) {
-          result = handler.execute({ user: claims, op, env: this.env, sql: scoped.sql })
+          const result = handler.execute({ user: claims, op, env: this.env, sql: scoped.sql })
           if (isThenable(result)) {
             ;(result as Promise<unknown>).catch(() => {}) // its late writes fail; we report below
             throw new AsyncExecuteError()
           }
+          results.push(result)
         }
-        const resultJson = mutation.command ? JSON.stringify(result ?? null) : ''
+        const resultJson = mutation.command ? JSON.stringify(results[0] ?? null) : ''
         // A trap here throws out of the transaction, which rolls it back.
         const committed = this.#withCore((core) => core.commitMutation(scope, mutation.id, resultJson, Date.now()))
         if (committed.code !== ErrorCode.OK) throw new CoreRefusal(committed.code, committed.message)
@@ -426,11 +429,11 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     this.#deliver(this.#withCore((core) => core.finishMutation(scope, mutation.id, Date.now())), sender)
 
     // afterCommit: after the confirmation went out, fire-and-forget.
-    for (const { handler, op } of steps) {
-      if (!handler.afterCommit) continue
-      const run = async () => handler.afterCommit!({ user: claims, op, env: this.env, seq, result })
+    steps.forEach(({ handler, op }, i) => {
+      if (!handler.afterCommit) return
+      const run = async () => handler.afterCommit!({ user: claims, op, env: this.env, seq, result: results[i] })
       run().catch((error) => console.error(`seqsync: afterCommit failed for ${mutation.id}:`, error))
-    }
+    })
   }
 }
 
