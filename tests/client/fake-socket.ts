@@ -66,6 +66,7 @@ export class FakeSocket {
   }
 }
 
+/** The default limits, as a welcome carries them (tests/vectors/session.json). */
 export const LIMITS = {
   maxFrameBytes: 4 * 1024 * 1024,
   maxValueBytes: 2_000_000,
@@ -77,6 +78,14 @@ export const LIMITS = {
   maxInFlightPerSocket: 32,
   maxPredicateDepth: 16,
   maxPredicateNodes: 256,
+  maxJsonValues: 100_000,
+  maxSubBytesPerSocket: 262_144,
+  maxInFlightBytesPerSocket: 8_388_608,
+  maxPredicateLiteralBytes: 65_536,
+  maxLikePatternBytes: 256,
+  maxLikeWildcards: 16,
+  subRateBurst: 128,
+  subRatePerSecond: 16,
   retentionMs: 172_800_000,
 }
 

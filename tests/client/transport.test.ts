@@ -567,6 +567,51 @@ describe('WebSocketTransport: in-flight window', () => {
   })
 })
 
+describe('WebSocketTransport: transient refusals of a write', () => {
+  it("an error TOO_MANY (too many sockets waiting on the id) does not settle the write: it is sent again later, same id", async () => {
+    const errors: SeqsyncError[] = []
+    const t = make({ onError: (e) => errors.push(e), backoff: { initialMs: 20, maxMs: 20 } })
+    const ws = FakeSocket.last
+    ws.handshake()
+    let settled = false
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }]).finally(() => (settled = true))
+    const id = ws.framesOf('mut')[0]!.id
+    ws.deliver({ t: 'error', code: 6, error: 'TOO_MANY', message: `mutation '${id}' already has 8 sockets waiting on it` })
+    await tick()
+    expect(settled).toBe(false)
+    await until(() => ws.framesOf('mut').length === 2)
+    expect(ws.framesOf('mut').map((f) => f.id)).toEqual([id, id])
+    ws.deliver({ t: 'ack', id, seq: 1 })
+    await expect(p).resolves.toEqual({ seq: 1 })
+    expect(errors).toEqual([])
+  })
+
+  it('a reject TOO_MANY for the in-flight caps is transient: the write is sent again, same id, once another settles', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    const big = t.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { body: 'x' } }])
+    const next = t.mutate([{ c: 'm', op: 'insert', k: 'b', cols: { body: 'y' } }])
+    const [first, second] = ws.framesOf('mut')
+    ws.deliver({ t: 'reject', id: second!.id, code: 6, error: 'TOO_MANY', message: 'more than 8388608 bytes of mutations in flight on this socket' })
+    expect(ws.framesOf('mut')).toHaveLength(2) // not at once: the other is still in flight
+    ws.deliver({ t: 'ack', id: first!.id, seq: 1 })
+    expect(ws.framesOf('mut').map((f) => f.id)).toEqual([first!.id, second!.id, second!.id])
+    ws.deliver({ t: 'ack', id: second!.id, seq: 2 })
+    await expect(big).resolves.toEqual({ seq: 1 })
+    await expect(next).resolves.toEqual({ seq: 2 })
+  })
+
+  it('a reject TOO_MANY for the op count is final', async () => {
+    const t = make()
+    const ws = FakeSocket.last
+    ws.handshake()
+    const p = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    ws.deliver({ t: 'reject', id: ws.framesOf('mut')[0]!.id, code: 6, error: 'TOO_MANY', message: 'mutation has 600 ops; the limit is 500' })
+    await expect(p).rejects.toBeInstanceOf(RejectedError)
+  })
+})
+
 describe('WebSocketTransport: windows (on-demand)', () => {
   const rankGte = { type: 'func' as const, name: 'gte' as const, args: [{ type: 'ref' as const, path: ['rank'] }, { type: 'val' as const, value: 7 }] }
 

@@ -25,6 +25,7 @@ import type {
   AckFrame,
   CallFrame,
   ClientFrame,
+  ErrorFrame,
   HelloFrame,
   RejectFrame,
   ServerFrame,
@@ -156,6 +157,10 @@ export class WebSocketTransport {
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
   readonly #writes = new WriteQueue()
+  /** Releases writes held by a transient refusal. */
+  #writeRetry: ReturnType<typeof setTimeout> | undefined
+  /** Transient refusals since the last ack (the retry backoff). */
+  #writeRetries = 0
   #waiters: SeqWaiter[] = []
   #listeners = new Set<() => void>()
   #networkCleanup: (() => void) | undefined
@@ -315,14 +320,40 @@ export class WebSocketTransport {
     // Every change up to the ack's seq was sent before it: the cursor moves
     // to it first, so the write is confirmed once it settles.
     const moved = this.#units.advance(frame.seq)
-    this.#writes.ack(frame)
+    if (this.#writes.ack(frame)) this.#writeRetries = 0
     this.#settleWaiters()
     if (moved) this.#notify()
     this.#pump()
   }
 
   #onReject(frame: RejectFrame): void {
-    if (this.#writes.reject(frame)) this.#pump()
+    const outcome = this.#writes.reject(frame)
+    if (outcome === 'unknown') return
+    if (outcome === 'retry') this.#retryWritesLater()
+    this.#pump()
+  }
+
+  /** An `error` frame. TOO_MANY about a write in flight (too many sockets wait on its id) must not settle it. */
+  #onErrorFrame(frame: ErrorFrame): void {
+    const waiting = frame.code === ErrorCode.TOO_MANY ? /^mutation '(.*)' already has \d+ sockets waiting on it$/.exec(frame.message) : null
+    if (waiting && this.#writes.hold(waiting[1]!)) return this.#retryWritesLater()
+    this.#report(new ProtocolError(frame.code, frame.message))
+  }
+
+  /** Releases held writes after a backoff delay (a transient refusal). */
+  #retryWritesLater(): void {
+    if (this.#writeRetry !== undefined) return
+    this.#writeRetries += 1
+    this.#writeRetry = setTimeout(() => {
+      this.#writeRetry = undefined
+      this.#writes.release()
+      this.#pump()
+    }, backoffDelay(this.#writeRetries, this.#machine))
+  }
+
+  #cancelWriteRetry(): void {
+    clearTimeout(this.#writeRetry)
+    this.#writeRetry = undefined
   }
 
   /** Sends unsent writes, oldest first, within the in-flight window (writes.ts). */
@@ -381,7 +412,7 @@ export class WebSocketTransport {
         return
       }
       case 'error':
-        return this.#report(new ProtocolError(frame.code, frame.message))
+        return this.#onErrorFrame(frame)
       default:
         return // a frame type from a later protocol minor: ignore
     }
@@ -478,6 +509,7 @@ export class WebSocketTransport {
           this.#units.discard()
           this.#writes.socketLost()
           this.#clearSubRetries() // the next hello asks for every subscription
+          this.#cancelWriteRetry() // every write is sent again after the next welcome
           this.#ws = null
           this.#generation += 1
           break
@@ -609,6 +641,7 @@ export class WebSocketTransport {
     this.#retryTimer = undefined
     this.#networkCleanup?.()
     this.#networkCleanup = undefined
+    this.#cancelWriteRetry()
     this.#writes.close(error)
     const waiters = this.#waiters
     this.#waiters = []

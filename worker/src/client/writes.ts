@@ -9,6 +9,13 @@
 // * An ack settles its write: the server sends it only after every change up
 //   to its seq, so the cursor has already passed the seq when it arrives.
 //   A reject settles it with a RejectedError: nothing was applied.
+// * Some refusals are transient and settle nothing. A reject TOO_MANY for
+//   the socket's in-flight caps (count or bytes) applied nothing and was not
+//   recorded: the write is held and sent again, same id, once another write
+//   settles (or the transport's retry timer releases it). An `error`
+//   TOO_MANY about an id already in flight with too many sockets waiting on
+//   it means its outcome is still unknown: the write is held and sent again
+//   later (the transport's timer).
 // * When the transport ends, a write that never reached a socket rejects
 //   ClosedError (nothing was applied); one that was sent and not answered
 //   rejects OutcomeUnknownError: the DO may have committed it, and that must
@@ -44,6 +51,16 @@ interface QueuedWrite {
   sent: boolean
   /** Sent on some socket since it was last known not applied: the DO may have committed it. */
   mayHaveCommitted: boolean
+  /** Refused for now: not sent again until released. */
+  held: 'in-flight' | 'waiters' | undefined
+}
+
+/** What a reject did: settled the write, held it for a retry, or matched no write. */
+export type RejectOutcome = 'refused' | 'retry' | 'unknown'
+
+/** A reject TOO_MANY for the socket's in-flight caps (count or bytes): transient, not recorded. */
+function isInFlightCap(frame: RejectFrame): boolean {
+  return frame.code === ErrorCode.TOO_MANY && typeof frame.message === 'string' && /\bin flight\b/.test(frame.message)
 }
 
 const encoder = new TextEncoder()
@@ -73,6 +90,13 @@ export class WriteQueue {
     return n
   }
 
+  /** Writes held back by a transient refusal. */
+  get held(): number {
+    let n = 0
+    for (const w of this.#writes.values()) if (w.held !== undefined) n += 1
+    return n
+  }
+
   has(id: string): boolean {
     return this.#writes.has(id)
   }
@@ -81,7 +105,7 @@ export class WriteQueue {
   add(frame: WriteFrame, text: string): Promise<WriteOutcome> {
     if (this.#writes.has(frame.id)) return Promise.reject(new TypeError(`[seqsync] write ${frame.id} is already pending`))
     return new Promise((resolve, reject) => {
-      this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false, mayHaveCommitted: false })
+      this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false, mayHaveCommitted: false, held: undefined })
     })
   }
 
@@ -97,7 +121,7 @@ export class WriteQueue {
     let inFlight = this.inFlight
     for (const w of [...this.#writes.values()]) {
       if (inFlight >= limits.maxInFlight) break
-      if (w.sent) continue
+      if (w.sent || w.held !== undefined) continue
       const bytes = utf8Over(w.text, limits.maxFrameBytes)
       if (bytes !== undefined) {
         this.#writes.delete(w.frame.id)
@@ -117,27 +141,59 @@ export class WriteQueue {
     return out
   }
 
-  /** Settles the acked write. False if no unsettled write has this id. */
+  /** Settles the acked write (and frees writes held for the in-flight caps). False if no unsettled write has this id. */
   ack(frame: AckFrame): boolean {
     const w = this.#writes.get(frame.id)
     if (!w) return false
     this.#writes.delete(frame.id)
+    this.release('in-flight')
     w.resolve({ seq: frame.seq, result: frame.result })
     return true
   }
 
-  /** Settles the rejected write with a RejectedError. False if no unsettled write has this id. */
-  reject(frame: RejectFrame): boolean {
+  /**
+   * A reject: a transient one (the in-flight caps) holds the write for a
+   * retry; any other settles it with a RejectedError (nothing was applied).
+   */
+  reject(frame: RejectFrame): RejectOutcome {
     const w = this.#writes.get(frame.id)
-    if (!w) return false
+    if (!w) return 'unknown'
+    if (isInFlightCap(frame)) {
+      w.sent = false
+      w.held = 'in-flight'
+      w.mayHaveCommitted = false // refused before it ran, and not in flight anywhere
+      return 'retry'
+    }
     this.#writes.delete(frame.id)
+    this.release('in-flight')
     w.reject(new RejectedError(frame))
+    return 'refused'
+  }
+
+  /**
+   * The server cannot take `id` now and its outcome is not known yet (too
+   * many sockets wait on it): hold it, unsettled, until released. False if
+   * no write with this id is in flight.
+   */
+  hold(id: string): boolean {
+    const w = this.#writes.get(id)
+    if (!w || !w.sent) return false
+    w.sent = false
+    w.held = 'waiters'
     return true
+  }
+
+  /** Frees held writes (only those held for the in-flight caps, with 'in-flight'), to be sent again. */
+  release(kind?: 'in-flight'): void {
+    for (const w of this.#writes.values()) if (w.held !== undefined && (kind === undefined || w.held === kind)) w.held = undefined
   }
 
   /** The socket is gone: every write is unsent, to be sent again with the same id. */
   socketLost(): void {
-    for (const w of this.#writes.values()) w.sent = false
+    for (const w of this.#writes.values()) {
+      w.sent = false
+      w.held = undefined
+    }
   }
 
   /**
