@@ -304,10 +304,15 @@ export class HugeFramesDO extends TestDO {
   }
 }
 
-/** TestDO with a 1-second change log, for resumes from before the window. */
+/**
+ * TestDO with a 1-second change log, for resumes from before the window.
+ * Committed outcomes are kept for the default 2 days, said explicitly: a
+ * client that was away while the log expired still replays its unconfirmed
+ * writes and must get their recorded acks, not run them again.
+ */
 export class ShortRetentionDO extends TestDO {
   protected override syncOptions(): SyncOptions {
-    return { retentionMs: 1000 }
+    return { retentionMs: 1000, dedupRetentionMs: 2 * 24 * 3600 * 1000 }
   }
 }
 
