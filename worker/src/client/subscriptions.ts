@@ -25,7 +25,7 @@ import type { AppliedUnit, CompletedUnit, DeliveryTarget } from './unit.js'
 
 /** What a collection registers with the transport. @internal */
 export interface SubscriptionHandler {
-  /** Apply one unit, synchronously. Throwing reports through `onError`. */
+  /** Apply one unit, synchronously. If it throws, abortUnit follows and the subscription resyncs. */
   applyUnit(unit: AppliedUnit): void
   /**
    * Called once per unit, after every subscription of this handler got its
@@ -107,11 +107,19 @@ export class Subscriptions {
     return true
   }
 
-  /** Unregisters every entry and returns them. */
-  clear(): SubEntry[] {
+  /** The transport ended: unregisters every entry and tells its handler (onClosed, else onError). */
+  closeAll(closed: SeqsyncError): void {
     const all = [...this.#entries.values()]
     this.#entries.clear()
-    return all
+    for (const entry of all) {
+      const gone = new SubscriptionError({ sub: entry.spec.id, code: closed.code, message: closed.message }, entry.spec.c)
+      try {
+        if (entry.handler.onClosed) entry.handler.onClosed(gone)
+        else entry.handler.onError(gone)
+      } catch {
+        // a collection's error path must not stop the others
+      }
+    }
   }
 
   /** A new epoch: every subscription needs a fresh snapshot. */

@@ -1,9 +1,10 @@
 // WebSocketTransport: the one socket to one Durable Object, shared by every
-// collection on it. This class is the I/O shell: it owns the socket, the
-// timers and the subscriptions, feeds socket and network events to the pure
-// connection machine (connection.ts), and performs the effects it returns.
-// The pure parts live beside it: frame decoding (codec.ts), unit assembly
-// and the cursor (unit.ts), the write queue (writes.ts).
+// collection on it. This class is the I/O shell: it owns the socket and the
+// timers, feeds socket and network events to the pure connection machine
+// (connection.ts), and performs the effects it returns. The pure parts live
+// beside it: frame decoding (codec.ts), unit assembly and the cursor
+// (unit.ts), the write queue (writes.ts), the subscriptions
+// (subscriptions.ts); host.ts wraps the timers and network events.
 //
 // Invariants (docs/protocol.md §3):
 // * appliedSeq only moves at the end of a unit (final changes / snapshot /
@@ -35,7 +36,6 @@ import type {
 import { decodeServerFrame, encodeClientFrame, isObject } from './codec.js'
 import { backoffDelay, DEFAULT_BACKOFF, initialTransition, transition } from './connection.js'
 import type {
-  BackoffConfig,
   ConnectionEffect,
   ConnectionEvent,
   ConnectionState,
@@ -47,75 +47,14 @@ import { Subscriptions } from './subscriptions.js'
 import type { SubEntry, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
 import { UnitAssembler } from './unit.js'
 import type { CompletedUnit } from './unit.js'
-import { utf8Over, WriteQueue } from './writes.js'
+import { waitingWriteId, WriteQueue, writeId } from './writes.js'
 import type { WriteFrame, WriteOutcome } from './writes.js'
+import type { WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
+import { RetryTimers, SeqWaiters, watchNetwork } from './host.js'
 
 export type { AppliedUnit } from './unit.js'
 export type { SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
-
-/** The part of a WebSocket this transport uses: the browser's, or `ws`'s in Node. */
-export interface WebSocketLike {
-  readonly readyState: number
-  binaryType?: string
-  send(data: string): void
-  close(code?: number, reason?: string): void
-  // Handlers are typed `(ev: never) => void` so that both the DOM's and `ws`'s
-  // event types are assignable; the transport reads only `data`, `code`, `reason`.
-  onopen: ((ev: never) => void) | null
-  onmessage: ((ev: never) => void) | null
-  onclose: ((ev: never) => void) | null
-  onerror: ((ev: never) => void) | null
-}
-
-/** A WebSocket constructor: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike
-
-export interface WebSocketTransportOptions {
-  /** The `ws://` or `wss://` URL of the DO's sync endpoint. */
-  url: string
-  /** Defaults to `globalThis.WebSocket`. In Node < 22 pass `WebSocket` from `ws`. */
-  WebSocket?: WebSocketConstructor
-  /** Reconnect backoff. Default `{ initialMs: 250, maxMs: 30000 }`. */
-  backoff?: Partial<BackoffConfig>
-  /** Uniform random in [0, 1) for the backoff jitter. Default `Math.random`. */
-  random?: () => number
-  /** Errors that belong to no caller: `error` frames, unparsable frames, a collection that failed to apply a unit. */
-  onError?: (error: SeqsyncError) => void
-  /** Don't dial until the first collection registers or the first write. Default false. */
-  lazy?: boolean
-  /** Listen to the host's `online`/`offline` events (browsers). Default true when available. */
-  watchNetwork?: boolean
-  /** Give up on a dial that has no `welcome` after this long, and retry. Default 10 000. */
-  handshakeTimeoutMs?: number
-}
-
-/** The result of a confirmed write: the seq the DO gave it. */
-export interface WriteResult {
-  seq: number
-}
-
-export interface WriteOptions {
-  /**
-   * The mutation id (≤ 128 bytes). Default: a fresh UUID. Pass the id of an
-   * OutcomeUnknownError to send that write again: the DO applies an id at
-   * most once and answers a committed one with its recorded ack.
-   */
-  id?: string
-}
-
-function writeId(options: WriteOptions | undefined): string {
-  const id = options?.id
-  if (id === undefined) return crypto.randomUUID()
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError('[seqsync] a write id must be a non-empty string')
-  return id
-}
-
-interface SeqWaiter {
-  seq: number
-  resolve: () => void
-  reject: (error: SeqsyncError) => void
-  timer: ReturnType<typeof setTimeout> | undefined
-}
+export type { WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 
 const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_OPS = 500
@@ -142,8 +81,8 @@ export class WebSocketTransport {
   #ws: WebSocketLike | null = null
   /** Bumped for every socket; events of an older socket are ignored. */
   #generation = 0
-  #retryTimer: ReturnType<typeof setTimeout> | undefined
-  #handshakeTimer: ReturnType<typeof setTimeout> | undefined
+  /** The connection's timers: the reconnect, and the handshake's deadline. */
+  readonly #timers = new RetryTimers<'reconnect' | 'handshake'>()
   readonly #handshakeTimeoutMs: number
   #started = false
   #queue: ConnectionEvent[] = []
@@ -152,16 +91,14 @@ export class WebSocketTransport {
   #epoch: string | undefined
   #limits: WelcomeFrame['limits'] | undefined
   readonly #subs = new Subscriptions()
-  /** Subscriptions refused RATE_LIMITED, waiting to be sent again. */
-  readonly #subRetries = new Map<SubEntry, ReturnType<typeof setTimeout>>()
+  /** Subscriptions refused RATE_LIMITED waiting to be sent again, and writes held by a transient refusal. */
+  readonly #retries = new RetryTimers<SubEntry | 'writes'>()
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
   readonly #writes = new WriteQueue()
-  /** Releases writes held by a transient refusal. */
-  #writeRetry: ReturnType<typeof setTimeout> | undefined
-  /** Transient refusals since the last ack (the retry backoff). */
+  /** Transient refusals of writes since the last ack (the retry backoff). */
   #writeRetries = 0
-  #waiters: SeqWaiter[] = []
+  readonly #waiters = new SeqWaiters()
   #listeners = new Set<() => void>()
   #networkCleanup: (() => void) | undefined
 
@@ -183,7 +120,12 @@ export class WebSocketTransport {
     this.#onError = options.onError
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
     this.#state = { status: 'connecting', failures: 0, open: false }
-    if (options.watchNetwork !== false) this.#watchNetwork()
+    if (options.watchNetwork !== false) {
+      this.#networkCleanup = watchNetwork(
+        () => this.#sendEvent({ type: 'online' }),
+        () => this.#sendEvent({ type: 'offline' }),
+      )
+    }
     if (!options.lazy) this.#start()
   }
 
@@ -216,20 +158,11 @@ export class WebSocketTransport {
   awaitSeq(seq: number, timeoutMs = 5000): Promise<void> {
     if (this.#units.appliedSeq >= seq) return Promise.resolve()
     if (this.#state.status === 'closed') return Promise.reject(this.#closedError())
-    return new Promise<void>((resolve, reject) => {
-      const waiter: SeqWaiter = { seq, resolve, reject, timer: undefined }
-      if (Number.isFinite(timeoutMs)) {
-        waiter.timer = setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter)
-          reject(
-            new TimeoutError(
-              `[seqsync] awaitSeq(${seq}) timed out after ${timeoutMs} ms (appliedSeq ${this.#units.appliedSeq}, ${this.status})`,
-            ),
-          )
-        }, timeoutMs)
-      }
-      this.#waiters.push(waiter)
-    })
+    return this.#waiters.wait(
+      seq,
+      timeoutMs,
+      () => new TimeoutError(`[seqsync] awaitSeq(${seq}) timed out after ${timeoutMs} ms (appliedSeq ${this.#units.appliedSeq}, ${this.status})`),
+    )
   }
 
   /**
@@ -248,13 +181,13 @@ export class WebSocketTransport {
     if (ops.length > maxOps) {
       throw new SeqsyncError(ErrorCode.TOO_MANY, `[seqsync] mutate: ${ops.length} ops, more than maxOpsPerMutation ${maxOps}`)
     }
-    const { seq } = await this.#write({ t: 'mut', id: writeId(options), ops })
+    const { seq } = await this.#write({ t: 'mut', id: writeId(options?.id), ops })
     return { seq }
   }
 
   /** Runs a named server command (exactly once); resolves with its result once confirmed. Settles as `mutate` does. */
   async call<R = unknown>(name: string, args?: unknown, options?: WriteOptions): Promise<R> {
-    const frame: CallFrame = { t: 'call', id: writeId(options), name }
+    const frame: CallFrame = { t: 'call', id: writeId(options?.id), name }
     if (args !== undefined) frame.args = args
     const { result } = await this.#write(frame)
     return result as R
@@ -292,8 +225,7 @@ export class WebSocketTransport {
     this.#start()
     return () => {
       if (!this.#subs.delete(entry)) return
-      clearTimeout(this.#subRetries.get(entry))
-      this.#subRetries.delete(entry)
+      this.#retries.cancel(entry)
       if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: spec.id })
     }
   }
@@ -302,15 +234,7 @@ export class WebSocketTransport {
 
   #write(frame: WriteFrame): Promise<WriteOutcome> {
     if (this.#state.status === 'closed') return Promise.reject(this.#closedError())
-    const text = encodeClientFrame(frame)
-    const maxBytes = this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-    const bytes = utf8Over(text, maxBytes)
-    if (bytes !== undefined) {
-      return Promise.reject(
-        new SeqsyncError(ErrorCode.TOO_LARGE, `[seqsync] ${frame.t} frame is ${bytes} bytes, over maxFrameBytes ${maxBytes}; nothing was sent`),
-      )
-    }
-    const settled = this.#writes.add(frame, text)
+    const settled = this.#writes.add(frame, encodeClientFrame(frame), this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
     this.#pump()
     this.#start()
     return settled
@@ -321,7 +245,7 @@ export class WebSocketTransport {
     // to it first, so the write is confirmed once it settles.
     const moved = this.#units.advance(frame.seq)
     if (this.#writes.ack(frame)) this.#writeRetries = 0
-    this.#settleWaiters()
+    this.#waiters.settle(this.#units.appliedSeq)
     if (moved) this.#notify()
     this.#pump()
   }
@@ -335,25 +259,19 @@ export class WebSocketTransport {
 
   /** An `error` frame. TOO_MANY about a write in flight (too many sockets wait on its id) must not settle it. */
   #onErrorFrame(frame: ErrorFrame): void {
-    const waiting = frame.code === ErrorCode.TOO_MANY ? /^mutation '(.*)' already has \d+ sockets waiting on it$/.exec(frame.message) : null
-    if (waiting && this.#writes.hold(waiting[1]!)) return this.#retryWritesLater()
+    const waiting = waitingWriteId(frame)
+    if (waiting !== undefined && this.#writes.hold(waiting)) return this.#retryWritesLater()
     this.#report(new ProtocolError(frame.code, frame.message))
   }
 
   /** Releases held writes after a backoff delay (a transient refusal). */
   #retryWritesLater(): void {
-    if (this.#writeRetry !== undefined) return
+    if (this.#retries.has('writes')) return
     this.#writeRetries += 1
-    this.#writeRetry = setTimeout(() => {
-      this.#writeRetry = undefined
+    this.#retries.schedule('writes', backoffDelay(this.#writeRetries, this.#machine), () => {
       this.#writes.release()
       this.#pump()
-    }, backoffDelay(this.#writeRetries, this.#machine))
-  }
-
-  #cancelWriteRetry(): void {
-    clearTimeout(this.#writeRetry)
-    this.#writeRetry = undefined
+    })
   }
 
   /** Sends unsent writes, oldest first, within the in-flight window (writes.ts). */
@@ -364,20 +282,6 @@ export class WebSocketTransport {
       maxFrameBytes: this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     })
     for (const text of texts) this.#sendText(text)
-  }
-
-  // ---- cursor ----------------------------------------------------------------
-
-  #settleWaiters(): void {
-    if (this.#waiters.length === 0) return
-    const at = this.#units.appliedSeq
-    const ready = this.#waiters.filter((w) => w.seq <= at)
-    if (ready.length === 0) return
-    this.#waiters = this.#waiters.filter((w) => w.seq > at)
-    for (const w of ready) {
-      if (w.timer !== undefined) clearTimeout(w.timer)
-      w.resolve()
-    }
   }
 
   // ---- frames in -------------------------------------------------------------
@@ -454,7 +358,7 @@ export class WebSocketTransport {
   /** appliedSeq = max(appliedSeq, seq); settle the waits that confirms; notify. */
   #advance(seq: number): void {
     const moved = this.#units.advance(seq)
-    this.#settleWaiters()
+    this.#waiters.settle(this.#units.appliedSeq)
     if (moved) this.#notify()
   }
 
@@ -501,51 +405,37 @@ export class WebSocketTransport {
           this.#sendHello()
           break
         case 'session-live':
-          this.#clearHandshakeTimer()
+          this.#timers.cancel('handshake')
           this.#pump()
           break
         case 'session-lost':
-          this.#clearHandshakeTimer()
+          this.#timers.cancel('handshake')
           this.#units.discard()
           this.#writes.socketLost()
-          this.#clearSubRetries() // the next hello asks for every subscription
-          this.#cancelWriteRetry() // every write is sent again after the next welcome
+          this.#retries.cancelAll() // the next hello asks for every sub; every write is sent again
           this.#ws = null
           this.#generation += 1
           break
         case 'schedule-retry':
-          if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
-          this.#retryTimer = setTimeout(() => {
-            this.#retryTimer = undefined
-            this.#sendEvent({ type: 'retry' })
-          }, effect.ms)
+          this.#timers.schedule('reconnect', effect.ms, () => this.#sendEvent({ type: 'retry' }))
           break
         case 'cancel-retry':
-          if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
-          this.#retryTimer = undefined
+          this.#timers.cancel('reconnect')
           break
         case 'terminal':
-          this.#clearHandshakeTimer()
           this.#terminate()
           break
       }
     }
   }
 
-  #clearHandshakeTimer(): void {
-    if (this.#handshakeTimer !== undefined) clearTimeout(this.#handshakeTimer)
-    this.#handshakeTimer = undefined
-  }
-
   #openSocket(): void {
     this.#generation += 1
     const generation = this.#generation
     const live = () => generation === this.#generation
-    this.#clearHandshakeTimer()
-    this.#handshakeTimer = setTimeout(() => {
-      this.#handshakeTimer = undefined
+    this.#timers.schedule('handshake', this.#handshakeTimeoutMs, () => {
       if (live()) this.#sendEvent({ type: 'handshake-timeout' })
-    }, this.#handshakeTimeoutMs)
+    })
     let ws: WebSocketLike
     try {
       ws = new this.#WebSocket(this.url)
@@ -637,62 +527,22 @@ export class WebSocketTransport {
 
   #terminate(): void {
     const error = this.#closedError()
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
-    this.#retryTimer = undefined
+    this.#timers.cancelAll()
     this.#networkCleanup?.()
     this.#networkCleanup = undefined
-    this.#cancelWriteRetry()
+    this.#retries.cancelAll()
     this.#writes.close(error)
-    const waiters = this.#waiters
-    this.#waiters = []
-    for (const w of waiters) {
-      if (w.timer !== undefined) clearTimeout(w.timer)
-      w.reject(error)
-    }
-    this.#clearSubRetries()
-    for (const entry of this.#subs.clear()) {
-      const gone = new SubscriptionError({ sub: entry.spec.id, code: error.code, message: error.message }, entry.spec.c)
-      try {
-        if (entry.handler.onClosed) entry.handler.onClosed(gone)
-        else entry.handler.onError(gone)
-      } catch {
-        // a collection's error path must not stop the others
-      }
-    }
+    this.#waiters.rejectAll(error)
+    this.#subs.closeAll(error)
   }
 
   /** Sends `entry`'s sub again after a backoff delay (it was refused RATE_LIMITED). */
   #retrySub(entry: SubEntry): void {
     entry.synced = false
     entry.rateLimited += 1
-    clearTimeout(this.#subRetries.get(entry))
-    const timer = setTimeout(() => {
-      this.#subRetries.delete(entry)
+    this.#retries.schedule(entry, backoffDelay(entry.rateLimited, this.#machine), () => {
       if (this.#subs.holds(entry) && this.#state.status === 'live') this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
-    }, backoffDelay(entry.rateLimited, this.#machine))
-    this.#subRetries.set(entry, timer)
-  }
-
-  #clearSubRetries(): void {
-    for (const timer of this.#subRetries.values()) clearTimeout(timer)
-    this.#subRetries.clear()
-  }
-
-  #watchNetwork(): void {
-    const target = globalThis as {
-      addEventListener?: (type: string, listener: () => void) => void
-      removeEventListener?: (type: string, listener: () => void) => void
-    }
-    if (typeof target.addEventListener !== 'function' || typeof target.removeEventListener !== 'function') return
-    if (typeof navigator === 'undefined' || typeof (navigator as { onLine?: unknown }).onLine !== 'boolean') return
-    const online = () => this.#sendEvent({ type: 'online' })
-    const offline = () => this.#sendEvent({ type: 'offline' })
-    target.addEventListener('online', online)
-    target.addEventListener('offline', offline)
-    this.#networkCleanup = () => {
-      target.removeEventListener?.('online', online)
-      target.removeEventListener?.('offline', offline)
-    }
+    })
   }
 
   #notify(): void {

@@ -22,7 +22,7 @@
 //   never look like a refusal.
 
 import { ErrorCode } from '../protocol/index.js'
-import type { AckFrame, CallFrame, MutFrame, RejectFrame } from '../protocol/index.js'
+import type { AckFrame, CallFrame, ErrorFrame, MutFrame, RejectFrame } from '../protocol/index.js'
 import { OutcomeUnknownError, RejectedError, SeqsyncError } from './errors.js'
 import type { ClosedError } from './errors.js'
 
@@ -65,6 +65,23 @@ function isInFlightCap(frame: RejectFrame): boolean {
 
 const encoder = new TextEncoder()
 
+/** The id of a new write: `id` if given (a non-empty string), else a fresh UUID. */
+export function writeId(id: string | undefined): string {
+  if (id === undefined) return crypto.randomUUID()
+  if (typeof id !== 'string' || id.length === 0) throw new TypeError('[seqsync] a write id must be a non-empty string')
+  return id
+}
+
+/**
+ * The write an `error` TOO_MANY is about when too many sockets wait on its
+ * id (docs/protocol.md §4.4: its outcome is not known yet), or undefined.
+ * The frame has no id field: the core's message names it.
+ */
+export function waitingWriteId(frame: ErrorFrame): string | undefined {
+  if (frame.code !== ErrorCode.TOO_MANY || typeof frame.message !== 'string') return undefined
+  return /^mutation '(.*)' already has \d+ sockets waiting on it$/.exec(frame.message)?.[1]
+}
+
 /** The UTF-8 length of `text` if it is over `max` bytes, else undefined. */
 export function utf8Over(text: string, max: number): number | undefined {
   // Fast path: a UTF-16 unit is at most 3 UTF-8 bytes, and at least 1.
@@ -101,9 +118,18 @@ export class WriteQueue {
     return this.#writes.has(id)
   }
 
-  /** Queues `frame` (encoded as `text`); the promise settles with its answer. */
-  add(frame: WriteFrame, text: string): Promise<WriteOutcome> {
+  /**
+   * Queues `frame` (encoded as `text`); the promise settles with its answer.
+   * A frame over `maxFrameBytes` is refused TOO_LARGE at once, nothing sent.
+   */
+  add(frame: WriteFrame, text: string, maxFrameBytes = Infinity): Promise<WriteOutcome> {
     if (this.#writes.has(frame.id)) return Promise.reject(new TypeError(`[seqsync] write ${frame.id} is already pending`))
+    const bytes = utf8Over(text, maxFrameBytes)
+    if (bytes !== undefined) {
+      return Promise.reject(
+        new SeqsyncError(ErrorCode.TOO_LARGE, `[seqsync] ${frame.t} frame is ${bytes} bytes, over maxFrameBytes ${maxFrameBytes}; nothing was sent`),
+      )
+    }
     return new Promise((resolve, reject) => {
       this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false, mayHaveCommitted: false, held: undefined })
     })
