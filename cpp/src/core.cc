@@ -283,7 +283,7 @@ struct Core::Impl {
     return Plan();
   }
 
-  // ---- a wake ----
+  // ---- opening: registration, then the sockets a wake kept ----
 
   Status Register(std::string_view registration_json, std::string_view fresh_epoch) {
     JsonDocument doc;
@@ -293,7 +293,6 @@ struct Core::Impl {
   }
 
   Status RestoreSockets(const std::vector<std::string>& live, Plan* refusals) {
-    if (!schema.registered()) return Status::NotRegistered("call registerSync before restoring sockets");
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartArray();
@@ -360,23 +359,17 @@ Core::Core(Storage* storage, Options options) : impl_(std::make_unique<Impl>(sto
 
 Core::~Core() = default;
 
-Status Core::Register(std::string_view registration_json, std::string_view fresh_epoch) {
-  return impl_->Register(registration_json, fresh_epoch);
-}
-
-Status Core::RestoreSockets(const std::vector<std::string>& live, Plan* refusals) {
-  return impl_->RestoreSockets(live, refusals);
+Result<std::unique_ptr<Core>> Core::Open(Storage* storage, Options options, std::string_view registration_json,
+                                         std::string_view fresh_epoch, const std::vector<std::string>& live_socket_ids,
+                                         Plan* refusals) {
+  std::unique_ptr<Core> core(new Core(storage, std::move(options)));
+  SEQSYNC_RETURN_IF_ERROR(core->impl_->Register(registration_json, fresh_epoch));
+  SEQSYNC_RETURN_IF_ERROR(core->impl_->RestoreSockets(live_socket_ids, refusals));
+  return core;
 }
 
 Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::string_view frame,
                      std::int64_t now_ms) {
-  if (!impl_->schema.registered()) {
-    Plan plan = ErrorPlan(socket_id, Status::NotRegistered(
-                                         "the Durable Object did not call registerSync before accepting frames"));
-    plan.close_code = kCloseInternal;
-    plan.close_reason = "registerSync was not called";
-    return plan;
-  }
   JsonDocument doc;
   FrameType type;
   Status read = ReadFrame(frame, impl_->options, &doc, &type);

@@ -294,7 +294,6 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   table_names_json_ = std::move(table_names_json);
   // The columns were just read from the DDL fingerprinted here.
   fingerprint_ = std::move(fingerprint);
-  registered_ = true;
   return Status::Ok();
 }
 

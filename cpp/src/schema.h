@@ -48,7 +48,6 @@ class Schema {
   // The collection for `table`, or nullptr iff it is not registered.
   const Collection* Find(std::string_view table) const;
   bool HasCommand(std::string_view name) const;
-  bool registered() const { return registered_; }
 
  private:
   // Reads `c`'s columns. With its DDL (`ddl`), also validates the table for
@@ -62,7 +61,6 @@ class Schema {
   // schema_version: Durable Object SQLite refuses it (SQLITE_AUTH).
   std::string fingerprint_;
   std::string table_names_json_;  // ["messages",…], the fingerprint query's parameter
-  bool registered_ = false;
 };
 
 }  // namespace seqsync

@@ -1,8 +1,9 @@
 // The embind surface of the core: the only file that includes
-// <emscripten/bind.h>. One class, RawCore, whose methods take whole frames
-// and return plain JS objects (nothing to .delete() but the core itself).
-// Errors cross as {code, message}; no method throws. The typed wrapper is
-// worker/src/do/core.ts; the declarations are cpp/wasm/core.d.mts.
+// <emscripten/bind.h>. One class, RawCore, made only by RawCore.open (there
+// is no constructor: a core exists only registered), whose methods take
+// whole frames and return plain JS objects (nothing to .delete() but the
+// core itself). Errors cross as {code, message}; no method throws. The typed
+// wrapper is worker/src/do/core.ts; the declarations are cpp/wasm/core.d.mts.
 
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
@@ -61,25 +62,29 @@ val PlanValue(Plan plan) {
 
 class RawCore {
  public:
-  RawCore(val bridge, const std::string& options_json) : storage_(std::move(bridge)) {
+  // {code, message, core, deliveries}: on success `core` is a new RawCore,
+  // owned by the caller (.delete() it), and `deliveries` the sub-errors of
+  // the stored subscriptions the registration no longer allows; otherwise
+  // `core` is null and code/message say why (options first, then the
+  // registration and the restore).
+  static val Open(val bridge, const std::string& options_json, const std::string& registration,
+                  const std::string& fresh_epoch, val live_ids) {
     auto options = ParseOptions(options_json);
-    status_ = options.ok() ? Status::Ok() : options.status();
-    core_ = std::make_unique<Core>(&storage_, options.ok() ? *options : Options());
-  }
-
-  val status() const { return StatusValue(status_); }
-
-  val Register(const std::string& registration, const std::string& fresh_epoch) {
-    return StatusValue(core_->Register(registration, fresh_epoch));
-  }
-
-  val RestoreSockets(val ids) {
+    if (!options.ok()) {
+      return Opened(Status(options.status().code(), "invalid options: " + options.status().message()));
+    }
     std::vector<std::string> live;
-    const unsigned n = ids["length"].as<unsigned>();
-    for (unsigned i = 0; i < n; ++i) live.push_back(ids[i].as<std::string>());
+    const unsigned n = live_ids["length"].as<unsigned>();
+    for (unsigned i = 0; i < n; ++i) live.push_back(live_ids[i].as<std::string>());
+    // The storage lives in the RawCore, so it outlives the Core it serves.
+    std::unique_ptr<RawCore> raw(new RawCore(std::move(bridge)));
     Plan refusals;
-    val out = StatusValue(core_->RestoreSockets(live, &refusals));
+    auto core = Core::Open(&raw->storage_, *options, registration, fresh_epoch, live, &refusals);
+    if (!core.ok()) return Opened(core.status());
+    raw->core_ = std::move(core).value();
+    val out = Opened(Status::Ok());
     out.set("deliveries", PlanValue(std::move(refusals))["deliveries"]);
+    out.set("core", val(std::move(raw)));  // JS owns it from here
     return out;
   }
 
@@ -128,8 +133,17 @@ class RawCore {
   std::string Limits() const { return LimitsJson(core_->options()); }
 
  private:
+  explicit RawCore(val bridge) : storage_(std::move(bridge)) {}
+
+  // What open returns, without a core yet.
+  static val Opened(const Status& s) {
+    val out = StatusValue(s);
+    out.set("core", val::null());
+    out.set("deliveries", val::array());
+    return out;
+  }
+
   JsStorage storage_;
-  Status status_;
   std::unique_ptr<Core> core_;
 };
 
@@ -141,10 +155,7 @@ std::string VersionString() { return Version(); }
 EMSCRIPTEN_BINDINGS(seqsync_core) {
   using seqsync::RawCore;
   emscripten::class_<RawCore>("RawCore")
-      .constructor<emscripten::val, const std::string&>()
-      .function("status", &RawCore::status)
-      .function("register", &RawCore::Register)
-      .function("restoreSockets", &RawCore::RestoreSockets)
+      .class_function("open", &RawCore::Open)
       .function("onMessage", &RawCore::OnMessage)
       .function("commitMutation", &RawCore::CommitMutation)
       .function("finishMutation", &RawCore::FinishMutation)

@@ -30,10 +30,6 @@ export interface RawPlan {
 }
 
 export interface RawCore {
-  status(): CoreStatus
-  register(registrationJson: string, freshEpoch: string): CoreStatus
-  /** `deliveries`: a sub-error for each stored subscription the registration no longer allows. */
-  restoreSockets(ids: string[]): CoreStatus & Pick<RawPlan, 'deliveries'>
   onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan
   commitMutation(scope: string, id: string, resultJson: string, nowMs: number): CoreStatus & { seq: number }
   finishMutation(scope: string, id: string, nowMs: number): RawPlan
@@ -47,8 +43,19 @@ export interface RawCore {
   delete(): void
 }
 
+/** What RawCore.open returns: a registered, restored core, or why there is none. */
+export interface RawOpened extends CoreStatus {
+  /** Owned by the caller (delete() it); null iff code is not OK. */
+  core: RawCore | null
+  /** A sub-error for each stored subscription the registration no longer allows. */
+  deliveries: RawDelivery[]
+}
+
 export interface CoreModule {
-  RawCore: new (bridge: SqlBridge, optionsJson: string) => RawCore
+  RawCore: {
+    /** Checks the options, registers, loads the log's state and restores `liveSocketIds`. Never throws. */
+    open(bridge: SqlBridge, optionsJson: string, registrationJson: string, freshEpoch: string, liveSocketIds: string[]): RawOpened
+  }
   version(): string
 }
 

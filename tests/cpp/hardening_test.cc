@@ -160,8 +160,7 @@ TEST_CASE("reserved table prefixes are refused in any case") {
     CAPTURE(table);
     SqliteStorage db;
     db.MustExec(std::string("CREATE TABLE \"") + table + "\"(id TEXT PRIMARY KEY)");
-    Core core(&db, Options());
-    Status s = core.Register(std::string(R"({"collections":[{"table":")") + table + R"(","pk":"id"}]})", "e");
+    Status s = OpenStatus(&db, std::string(R"({"collections":[{"table":")") + table + R"(","pk":"id"}]})");
     CHECK(s.code() == Code::kSchema);
   }
 }

@@ -13,8 +13,7 @@ namespace {
 Status RegisterOne(const std::string& ddl, const std::string& table = "t", const std::string& pk = "id") {
   SqliteStorage db;
   db.MustExec(ddl);
-  Core core(&db, Options());
-  return core.Register(R"({"collections":[{"table":")" + table + R"(","pk":")" + pk + R"("}]})", "e");
+  return OpenStatus(&db, R"({"collections":[{"table":")" + table + R"(","pk":")" + pk + R"("}]})");
 }
 
 // SQLite that records every statement the core runs.
@@ -31,38 +30,32 @@ class RecordingStorage : public SqliteStorage {
 
 TEST_SUITE("schema") {
 
-TEST_CASE("frames before Register get NOT_REGISTERED, naming registerSync, and change nothing") {
+TEST_CASE("a core exists only registered: Open refuses a registration it cannot install, with its reason") {
+  // So no core ever answers a frame unregistered; a Durable Object that never
+  // called registerSync is answered NOT_REGISTERED by the shell.
   SqliteStorage db;
   db.MustExec(kChatSchema);
-  Core core(&db, Options());
-  for (const char* frame : {R"({"t":"hello","v":1})",
-                            R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"delete","k":"a"}]})"}) {
-    CAPTURE(frame);
-    Plan plan = core.OnMessage("s1", "u1", frame, 1);
-    REQUIRE(plan.deliveries.size() == 1);
-    CHECK(plan.deliveries[0].frame.find("\"NOT_REGISTERED\"") != std::string::npos);
-    CHECK(plan.deliveries[0].frame.find("registerSync") != std::string::npos);
-    CHECK(!plan.mutation);
-  }
-  CHECK(db.Exec("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sync\\_%' ESCAPE '\\'", {}).value()[0][0].AsInteger() == 0);
+  Plan refusals;
+  auto missing = Core::Open(&db, Options(), R"({"collections":[{"table":"nope","pk":"id"}]})", "e", {"s1"}, &refusals);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == Code::kSchema);
+  CHECK(missing.status().message().find("'nope'") != std::string::npos);
+  CHECK(OpenStatus(&db, "not json").code() == Code::kMalformedFrame);
+  CHECK(refusals.deliveries.empty());
+  CHECK(OpenStatus(&db, kChatRegistration).ok());
 }
 
 TEST_CASE("a wake is a read: one sqlite_master read, a table_info per collection, two state reads") {
   RecordingStorage db;
   db.MustExec(kChatSchema);
-  {
-    Core first(&db, Options());
-    REQUIRE(first.Register(kChatRegistration, "e").ok());
-    REQUIRE(first.RestoreSockets({}).ok());
-  }
+  REQUIRE(OpenStatus(&db, kChatRegistration).ok());
   auto scalar = [&](const char* sql) { return db.Exec(sql, {}).value()[0][0].AsInteger(); };
   const std::int64_t schema_version = scalar("PRAGMA schema_version");
   const int changes = sqlite3_total_changes(db.db());
   db.statements.clear();
 
-  Core woken(&db, Options());
-  REQUIRE(woken.Register(kChatRegistration, "e").ok());
-  REQUIRE(woken.RestoreSockets({}).ok());
+  auto woken = Core::Open(&db, Options(), kChatRegistration, "e", {}, nullptr);
+  REQUIRE(woken.ok());
   CHECK(db.statements.size() == 6);  // kChatSchema registers three collections
   for (const std::string& sql : db.statements) {
     CAPTURE(sql);
@@ -74,7 +67,7 @@ TEST_CASE("a wake is a read: one sqlite_master read, a table_info per collection
   // The fingerprint taken at registration matches the one the first drain
   // reads, so the columns are not read again.
   db.statements.clear();
-  woken.Drain(1);
+  (*woken)->Drain(1);
   for (const std::string& sql : db.statements) CHECK(sql.find("table_info") == std::string::npos);
 }
 
@@ -121,9 +114,8 @@ TEST_CASE("WITHOUT ROWID tables, rowid columns, missing tables and reserved name
 TEST_CASE("a collection or command defined twice is refused") {
   SqliteStorage db;
   db.MustExec("CREATE TABLE t(id TEXT PRIMARY KEY)");
-  Core core(&db, Options());
-  CHECK(core.Register(R"({"collections":[{"table":"t","pk":"id"},{"table":"t","pk":"id"}]})", "e").message().find("twice") != std::string::npos);
-  CHECK(core.Register(R"({"collections":[],"commands":["a","a"]})", "e").message().find("twice") != std::string::npos);
+  CHECK(OpenStatus(&db, R"({"collections":[{"table":"t","pk":"id"},{"table":"t","pk":"id"}]})").message().find("twice") != std::string::npos);
+  CHECK(OpenStatus(&db, R"({"collections":[],"commands":["a","a"]})").message().find("twice") != std::string::npos);
 }
 
 TEST_CASE("registering again is idempotent: three triggers per table, one log entry per write") {

@@ -115,6 +115,12 @@ inline bool ExecuteOps(SqliteStorage* db, const std::string& ops_json) {
   return true;
 }
 
+// The status of opening a core over `db` with `registration` (no sockets).
+inline Status OpenStatus(Storage* db, const std::string& registration, Options options = Options()) {
+  auto opened = Core::Open(db, options, registration, "e", {}, nullptr);
+  return opened.ok() ? Status::Ok() : opened.status();
+}
+
 // A Core over a fresh in-memory database with the chat schema registered.
 struct Harness {
   SqliteStorage db;
@@ -134,12 +140,11 @@ struct Harness {
   // refusals of stored subscriptions the registration no longer allows.
   Plan Reopen(const char* registration = kChatRegistration,
               const std::vector<std::string>& live = {}) {
-    core = std::make_unique<Core>(&db, options);
-    Status s = core->Register(registration, "epoch-1");
-    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    core.reset();  // the old instance is gone before the new one reads SQLite
     Plan refusals;
-    Status r = core->RestoreSockets(live, &refusals);
-    REQUIRE_MESSAGE(r.ok(), r.ToString());
+    auto opened = Core::Open(&db, options, registration, "epoch-1", live, &refusals);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+    core = std::move(opened).value();
     return refusals;
   }
 

@@ -365,13 +365,13 @@ struct Fixture {
         "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT);");
     seqsync::Options o;
     o.read_page_rows = 4;
-    core = std::make_unique<seqsync::Core>(&db, o);
-    if (!core->Register(R"({"collections":[{"table":"messages","pk":"id","ops":["insert","update","delete"]},)"
-                        R"({"table":"tasks","pk":"id","ops":["insert","update","delete"]},)"
-                        R"({"table":"notes","pk":"id","ops":["insert"]}],"commands":["echo"]})",
-                        "fuzz").ok()) {
-      Fail("Register failed");
-    }
+    auto opened = seqsync::Core::Open(&db, o,
+                                      R"({"collections":[{"table":"messages","pk":"id","ops":["insert","update","delete"]},)"
+                                      R"({"table":"tasks","pk":"id","ops":["insert","update","delete"]},)"
+                                      R"({"table":"notes","pk":"id","ops":["insert"]}],"commands":["echo"]})",
+                                      "fuzz", {}, nullptr);
+    if (!opened.ok()) Fail("Core::Open failed: %s", opened.status().ToString().c_str());
+    core = std::move(opened).value();
     Hello();
   }
 

@@ -4,12 +4,12 @@
 // callbacks; the core owns every protocol decision. The shell hands the core
 // whole inbound frames and gets back a Plan: frames to send and to whom, and
 // at most one mutation for the shell to authorize and execute. All reads and
-// writes go through the Storage given at construction.
+// writes go through the Storage given to Open.
 //
 // Threading: single-threaded and not reentrant, like the DO that hosts it.
 // Nothing in memory is trusted across hibernation: after a wake the shell
-// builds a new Core, calls Register and RestoreSockets, and the core rebuilds
-// its state from SQLite.
+// opens a new Core (Core::Open), which rebuilds its state from SQLite. A
+// Core exists only registered and restored: there is no half-built one.
 
 #ifndef SEQSYNC_CORE_H_
 #define SEQSYNC_CORE_H_
@@ -65,26 +65,28 @@ struct LogState {
 
 class Core {
  public:
-  // `storage` must outlive the Core.
-  Core(Storage* storage, Options options);
+  // Opens the core of one Durable Object over `storage`, which must outlive
+  // it. In order, it:
+  //  * creates seqsync's own tables, validates every registered collection,
+  //    installs its change-capture triggers (and removes those of tables no
+  //    longer registered), and loads the log's state. Idempotent across
+  //    wakes and deploys, and a read when nothing changed.
+  //    `registration_json`: {"collections":[{"table","pk","ops":["insert",…]}],
+  //                          "commands":["name",…]}.
+  //    `fresh_epoch`: a random id, used only if this storage has no epoch yet.
+  //  * restores the subscriptions of `live_socket_ids` (the sockets still
+  //    open after a wake) and forgets every other socket's. A stored
+  //    subscription that no longer fits the registration (its collection or
+  //    a column went away in a deploy) is forgotten, and its socket is told
+  //    with a `sub-error` added to `refusals` (if not null), for the shell
+  //    to send.
+  // Errors: the registration's (kSchema, kInvalidField, …) or the storage's.
+  static Result<std::unique_ptr<Core>> Open(Storage* storage, Options options, std::string_view registration_json,
+                                            std::string_view fresh_epoch,
+                                            const std::vector<std::string>& live_socket_ids, Plan* refusals);
   ~Core();
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
-
-  // Creates seqsync's own tables, validates every registered collection,
-  // installs its change-capture triggers (and removes those of tables no
-  // longer registered), and loads the log's state. Idempotent.
-  // `registration_json`: {"collections":[{"table","pk","ops":["insert",…]}],
-  //                       "commands":["name",…]}.
-  // `fresh_epoch`: a random id, used only if this storage has no epoch yet.
-  Status Register(std::string_view registration_json, std::string_view fresh_epoch);
-
-  // After a wake: the ids of sockets that are still open. Restores their
-  // subscriptions from SQLite and forgets every other socket's. A stored
-  // subscription that no longer fits the registration (its collection or a
-  // column went away in a deploy) is forgotten, and its socket is told with
-  // a `sub-error` in `refusals` (if given), for the shell to send.
-  Status RestoreSockets(const std::vector<std::string>& live_socket_ids, Plan* refusals = nullptr);
 
   // Handles one inbound frame from `socket_id`. `scope` is the identity that
   // scopes mutation ids (derived from the socket's claims by the shell).
@@ -123,6 +125,8 @@ class Core {
   const Options& options() const;
 
  private:
+  Core(Storage* storage, Options options);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

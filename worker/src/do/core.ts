@@ -1,6 +1,9 @@
-// Loading the C++ core and talking to it. The core is an Emscripten module
-// (worker/build/core.{mjs,wasm}, built from cpp/); every call crosses the
-// JS/wasm boundary with whole frames and returns plain objects.
+// The C++ core, typed. The core is an Emscripten module (worker/build/
+// core.{mjs,wasm}, built from cpp/); every call crosses the JS/wasm boundary
+// with whole frames and returns plain objects, errors included, as
+// {code, message}. This file is the one place that reads those statuses:
+// Core turns them into typed errors (SyncRegistrationError, CoreRefusal,
+// CoreError) or error frames, so the shell never compares a code to OK.
 //
 // Each Durable Object instantiates its own module: DOs of one isolate share
 // module scope, and a separate heap per DO keeps one object's memory and
@@ -9,15 +12,170 @@
 import createCoreModule, {
   type CoreModule,
   type RawCore,
+  type RawDelivery,
   type RawPlan,
   type SqlBridge,
 } from '../../build/core.mjs'
 import coreWasm from '../../build/core.wasm'
+import { CloseCode, ErrorCode, errorName } from '../protocol/codes.js'
 
-export type { RawCore, RawPlan }
+export type { RawDelivery, RawPlan }
+
+/** Thrown by registerSync when the core refuses the options or the registration. */
+export class SyncRegistrationError extends Error {
+  readonly code: number
+  constructor(code: number, message: string) {
+    super(`seqsync: registerSync failed: ${message}`)
+    this.name = 'SyncRegistrationError'
+    this.code = code
+  }
+}
+
+/** The core refused a call (a storage failure, say): the call did nothing, the core lives on. */
+export class CoreError extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message)
+    this.name = 'CoreError'
+  }
+}
+
+/** The core could not record a mutation's outcome: the shell rejects it with `code` and rolls back. */
+export class CoreRefusal extends CoreError {}
+
+/** An `error` frame, byte for byte as the core writes one (docs/protocol.md §5). */
+export function errorFrame(code: number, message: string): string {
+  return JSON.stringify({ t: 'error', code, error: errorName(code), message })
+}
+
+/** The answer to a frame on a Durable Object that never called registerSync: say so, then close. */
+export function notRegisteredPlan(socketId: string): RawPlan {
+  const frame = errorFrame(ErrorCode.NOT_REGISTERED, 'the Durable Object did not call registerSync before accepting frames')
+  return {
+    deliveries: [{ to: socketId, frame }],
+    mutation: null,
+    closeCode: CloseCode.INTERNAL,
+    closeReason: 'registerSync was not called',
+    close: [],
+  }
+}
+
+export interface OpenArgs {
+  sql: SqlStorage
+  /** Sends `frame` to the sockets `to` (ids one per line) while a call is still building its plan. */
+  send: (to: string, frame: string) => void
+  optionsJson: string
+  registrationJson: string
+  /** Used only if the storage has no epoch yet. */
+  freshEpoch: string
+  /** The sockets still open (after a wake): their subscriptions are restored. */
+  liveSocketIds: string[]
+  /**
+   * Called when a core call throws: the wasm trapped (its heap exhausted, or
+   * a bug), so neither what it was deciding nor its memory can be trusted.
+   * The core is never called again. Must throw.
+   */
+  onTrap: (error: unknown) => never
+}
+
+/** A registered core, restored after a wake. Made only by Core.open. */
+export class Core {
+  /** The epoch of the storage it serves (fixed for its life). */
+  readonly epoch: string
+  /** The core's frame limit, for the shell to check before a frame is copied into wasm. */
+  readonly maxFrameBytes: number
+  #raw: RawCore | undefined
+  readonly #onTrap: (error: unknown) => never
+
+  private constructor(raw: RawCore, onTrap: (error: unknown) => never) {
+    this.#raw = raw
+    this.#onTrap = onTrap
+    this.epoch = this.#call((core) => core.epoch())
+    this.maxFrameBytes = (JSON.parse(this.#call((core) => core.limitsJson())) as { maxFrameBytes: number }).maxFrameBytes
+  }
+
+  /**
+   * Opens a core in a fresh wasm instance: checks the options, registers,
+   * loads the log's state and restores the live sockets. Throws
+   * SyncRegistrationError if the core refuses, or whatever onTrap throws.
+   * Returns the refusals of stored subscriptions a deploy made invalid, to send.
+   */
+  static open(args: OpenArgs): { core: Core; refusals: RawDelivery[] } {
+    const module = instantiateCoreModule()
+    let opened: ReturnType<CoreModule['RawCore']['open']>
+    try {
+      opened = module.RawCore.open(coreBridge(args.sql, args.send), args.optionsJson, args.registrationJson,
+        args.freshEpoch, args.liveSocketIds)
+    } catch (error) {
+      return args.onTrap(error)
+    }
+    if (opened.code !== ErrorCode.OK || !opened.core) {
+      opened.core?.delete()
+      throw new SyncRegistrationError(opened.code, opened.message)
+    }
+    return { core: new Core(opened.core, args.onTrap), refusals: opened.deliveries }
+  }
+
+  onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan {
+    return this.#call((core) => core.onMessage(socket, scope, frame, nowMs))
+  }
+
+  /** Records the mutation's outcome (inside its transaction); returns its seq. Throws CoreRefusal. */
+  commitMutation(scope: string, id: string, resultJson: string, nowMs: number): number {
+    const committed = this.#call((core) => core.commitMutation(scope, id, resultJson, nowMs))
+    if (committed.code !== ErrorCode.OK) throw new CoreRefusal(committed.code, committed.message)
+    return committed.seq
+  }
+
+  finishMutation(scope: string, id: string, nowMs: number): RawPlan {
+    return this.#call((core) => core.finishMutation(scope, id, nowMs))
+  }
+
+  rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): RawPlan {
+    return this.#call((core) => core.rejectMutation(scope, id, code, message, nowMs))
+  }
+
+  drain(nowMs: number): RawPlan {
+    return this.#call((core) => core.drain(nowMs))
+  }
+
+  onClose(socket: string): void {
+    this.#call((core) => core.onClose(socket))
+  }
+
+  /** Compaction and retention, now. Throws CoreError. */
+  housekeep(nowMs: number): void {
+    const status = this.#call((core) => core.housekeep(nowMs))
+    if (status.code !== ErrorCode.OK) throw new CoreError(status.code, `seqsync: housekeeping failed: ${status.message}`)
+  }
+
+  /** Head, retention floor and log size. Throws CoreError. */
+  state(): { head: number; floor: number; rows: number } {
+    const { code, message, head, floor, rows } = this.#call((core) => core.state())
+    if (code !== ErrorCode.OK) throw new CoreError(code, `seqsync: reading the log's state failed: ${message}`)
+    return { head, floor, rows }
+  }
+
+  /** Frees the core's wasm objects; it cannot be called again. */
+  delete(): void {
+    const raw = this.#raw
+    this.#raw = undefined
+    raw?.delete()
+  }
+
+  #call<T>(call: (core: RawCore) => T): T {
+    const raw = this.#raw
+    if (!raw) throw new Error('seqsync: this core was stopped')
+    try {
+      return call(raw)
+    } catch (error) {
+      this.#raw = undefined // never called again
+      return this.#onTrap(error)
+    }
+  }
+}
 
 /** Instantiates a fresh core module. Throws if the wasm cannot start. */
-export function instantiateCoreModule(): CoreModule {
+function instantiateCoreModule(): CoreModule {
   const args: Record<string, unknown> = {
     // workerd forbids WebAssembly.compile(bytes); instantiate the imported
     // Module synchronously, so the factory has filled `args` when it returns.
@@ -32,7 +190,7 @@ export function instantiateCoreModule(): CoreModule {
   }
   void createCoreModule(args as never)
   const module = args as unknown as Partial<CoreModule>
-  if (typeof module.RawCore !== 'function') {
+  if (typeof module.RawCore?.open !== 'function') {
     throw new Error('seqsync: the wasm core did not initialise synchronously')
   }
   return module as CoreModule
@@ -45,7 +203,7 @@ export function instantiateCoreModule(): CoreModule {
  * errors come back as values. SQLite's own message is logged here, in the
  * DO: the core sends clients a fixed sentence for INTERNAL errors.
  */
-export function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void): SqlBridge {
+function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void): SqlBridge {
   return {
     exec(query: string, params: unknown[]) {
       try {

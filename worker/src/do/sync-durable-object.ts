@@ -10,7 +10,7 @@ import { DurableObject } from 'cloudflare:workers'
 
 import { CloseCode, ErrorCode } from '../protocol/codes.js'
 import type { WireOp } from '../protocol/frames.js'
-import { coreBridge, instantiateCoreModule, type RawCore, type RawPlan } from './core.js'
+import { Core, CoreError, CoreRefusal, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
 import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
 import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
@@ -50,15 +50,7 @@ export interface SyncOptions {
   compactEvery?: number
 }
 
-/** Thrown by registerSync when the core refuses the registration. */
-export class SyncRegistrationError extends Error {
-  readonly code: number
-  constructor(code: number, message: string) {
-    super(`seqsync: registerSync failed: ${message}`)
-    this.name = 'SyncRegistrationError'
-    this.code = code
-  }
-}
+export { SyncRegistrationError }
 
 // What each socket carries across hibernation (≤ 16 KB, platform limit).
 interface SocketAttachment<Claims> {
@@ -72,18 +64,16 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   /** The DO's SQLite. Create your tables with it before calling registerSync. */
   protected readonly sql: SqlStorage
 
-  #core: RawCore | undefined
+  // Set by registerSync: a core exists only registered.
+  #core: Core | undefined
   #registry: RegistryHandle | undefined
   // socket id -> socket, rebuilt from ctx.getWebSockets() after a wake.
   #sockets: Map<string, WebSocket> | undefined
-  // Each socket's attachment and mutation scope, read once per instance
-  // rather than deserialized and canonicalized on every frame.
-  #coreOptions = '{}'
-  // The core's frame limit, checked before a frame is copied into wasm.
-  #maxFrameBytes = 0
   // Set when a core call threw: its heap may be corrupt, so it is never
   // called again (see #coreTrapped).
   #coreBroken = false
+  // Each socket's attachment and mutation scope, read once per instance
+  // rather than deserialized and canonicalized on every frame.
   #identities = new WeakMap<WebSocket, { socketId: string; claims: Claims; scope: string }>()
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -120,29 +110,36 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * the constructor, inside ctx.blockConcurrencyWhile, after your migrations.
    */
   protected registerSync(registry: RegistryHandle, options: SyncOptions = {}): void {
+    this.#usableCore() // throws while a trapped core resets the object
     // Called again in a running instance (after ctx.storage.deleteAll(),
     // say): what the running core holds in memory describes the old
-    // storage, so a fresh core is started over the new one.
-    const previousEpoch = this.#registry && this.#core ? this.#withCore((core) => core.epoch()) : undefined
-    if (previousEpoch !== undefined) this.#dropCore()
-    this.#ensureCore(options)
-    const registration = registry.toRegistrationJson()
-    this.ctx.storage.transactionSync(() => {
-      const status = this.#withCore((core) => core.register(registration, crypto.randomUUID()))
-      if (status.code !== ErrorCode.OK) throw new SyncRegistrationError(status.code, status.message)
-    })
+    // storage, so a fresh core is opened over the new one.
+    const previousEpoch = this.#core?.epoch
+    this.#dropCore()
+    const sockets = this.#socketMap()
+    // The registration's DDL and the restore commit together, or neither does.
+    const opened = this.ctx.storage.transactionSync(() =>
+      Core.open({
+        sql: this.sql,
+        send: (to, frame) => this.#sendTo(to, frame),
+        optionsJson: JSON.stringify(options),
+        registrationJson: registry.toRegistrationJson(),
+        freshEpoch: crypto.randomUUID(),
+        liveSocketIds: [...sockets.keys()],
+        onTrap: (error) => this.#coreTrapped(error),
+      }),
+    )
+    this.#core = opened.core
     this.#registry = registry
-    if (previousEpoch !== undefined && previousEpoch !== this.#withCore((core) => core.epoch())) {
+    if (previousEpoch !== undefined && previousEpoch !== opened.core.epoch) {
       // A new epoch under live sockets: their cursors mean nothing here.
       // A retryable close makes each client reconnect, see the new epoch,
       // and replace what it holds with a snapshot.
-      for (const ws of this.#socketMap().values()) closeQuietly(ws, CloseCode.RESET, 'storage was reset; reconnect to resync')
+      for (const ws of sockets.values()) closeQuietly(ws, CloseCode.RESET, 'storage was reset; reconnect to resync')
       return
     }
-    const restored = this.#withCore((core) => core.restoreSockets([...this.#socketMap().keys()]))
-    if (restored.code !== ErrorCode.OK) throw new SyncRegistrationError(restored.code, restored.message)
     // Subscriptions a deploy made invalid (a dropped collection or column) are refused, not left hanging.
-    this.#deliver(restored)
+    this.#deliver({ deliveries: opened.refusals })
   }
 
   /**
@@ -152,7 +149,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    */
   protected runSyncedWrite<T>(write: (sql: SqlStorage) => T): T {
     const result = this.ctx.storage.transactionSync(() => write(this.sql))
-    this.#deliver(this.#withCore((core) => core.drain(Date.now())))
+    // Before registerSync no socket can hold a subscription: nothing to send.
+    const core = this.#usableCore()
+    if (core) this.#deliver(core.drain(Date.now()))
     return result
   }
 
@@ -162,16 +161,13 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * the clock the retention window is measured against.
    */
   protected syncHousekeep(nowMs: number = Date.now()): void {
-    const status = this.#withCore((core) => core.housekeep(nowMs))
-    if (status.code !== ErrorCode.OK) throw new Error(`seqsync: housekeeping failed: ${status.message}`)
+    this.#registeredCore().housekeep(nowMs)
   }
 
   /** Head, retention floor and log size, for logs, health checks and tests. */
   protected syncState(): { head: number; floor: number; rows: number; epoch: string } {
-    return this.#withCore((core) => {
-      const { head, floor, rows } = core.state()
-      return { head, floor, rows, epoch: core.epoch() }
-    })
+    const core = this.#registeredCore()
+    return { ...core.state(), epoch: core.epoch }
   }
 
   /** Accepts the WebSocket upgrade. Override to serve other requests too. */
@@ -209,26 +205,25 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const identity = this.#identity(ws)
     if (!identity) return // not a seqsync socket
     const { socketId, claims, scope } = identity
-    this.#ensureCore()
+    const core = this.#usableCore()
+    if (!core) return this.#deliver(notRegisteredPlan(socketId), ws)
     // An oversize frame is refused before it is copied into the wasm heap.
-    const bytes = frameBytes(message, this.#maxFrameBytes)
-    if (bytes > this.#maxFrameBytes) {
-      sendQuietly(ws, JSON.stringify({
-        t: 'error', code: ErrorCode.TOO_LARGE, error: 'TOO_LARGE',
-        message: `frame is ${bytes} bytes; the limit is ${this.#maxFrameBytes}`,
-      }))
+    const bytes = frameBytes(message, core.maxFrameBytes)
+    if (bytes > core.maxFrameBytes) {
+      sendQuietly(ws, errorFrame(ErrorCode.TOO_LARGE, `frame is ${bytes} bytes; the limit is ${core.maxFrameBytes}`))
       return
     }
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
-    const plan = this.#withCore((core) => core.onMessage(socketId, scope, frame, Date.now()))
+    const plan = core.onMessage(socketId, scope, frame, Date.now())
     this.#deliver(plan, ws)
     if (plan.mutation) await this.#runMutation(scope, claims, plan.mutation, ws)
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.#forget(ws)
-    // Complete the close handshake; 1005/1006 cannot be sent back (TOOLCHAIN gotcha 7).
+    // Complete the close handshake. 1005 (no status) and 1006 (abnormal) are
+    // reserved for reporting and may not be sent in a close frame, so they are answered with 1000.
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, reason)
     } catch {
@@ -241,20 +236,6 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   // ---- internals -----------------------------------------------------------
-
-  /**
-   * Runs `call` on the core. A core call that throws has trapped (its heap
-   * exhausted, or a bug): whatever it was deciding cannot be trusted, and
-   * neither can its memory, so it is never called again.
-   */
-  #withCore<T>(call: (core: RawCore) => T): T {
-    const core = this.#ensureCore()
-    try {
-      return call(core)
-    } catch (error) {
-      return this.#coreTrapped(error)
-    }
-  }
 
   /**
    * Drops a trapped core by resetting the object: its sockets are closed,
@@ -270,33 +251,22 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     throw error instanceof Error ? error : new Error(String(error))
   }
 
-  /** Stops the running core; the next use starts a fresh one. */
+  /** Stops the running core, if any. */
   #dropCore(): void {
     this.#core?.delete()
     this.#core = undefined
   }
 
-  /** The core, started with `options` if it is not running yet. @param options only from registerSync */
-  #ensureCore(options?: SyncOptions): RawCore {
+  /** The core, or undefined before registerSync. Throws once a core trapped: the object is being reset. */
+  #usableCore(): Core | undefined {
     if (this.#coreBroken) throw new Error('seqsync: the wasm core trapped; this object is being reset')
-    const optionsJson = JSON.stringify(options ?? {})
-    if (this.#core) {
-      if (options !== undefined && optionsJson !== this.#coreOptions) {
-        // syncState/runSyncedWrite/a frame started it first, with defaults.
-        throw new SyncRegistrationError(ErrorCode.INVALID_FIELD, 'call registerSync before anything else uses sync: the core already runs with other options')
-      }
-      return this.#core
-    }
-    const module = instantiateCoreModule()
-    const core = new module.RawCore(coreBridge(this.sql, (to, frame) => this.#sendTo(to, frame)), optionsJson)
-    const status = core.status()
-    if (status.code !== ErrorCode.OK) {
-      core.delete()
-      throw new SyncRegistrationError(status.code, `invalid options: ${status.message}`)
-    }
-    this.#core = core
-    this.#coreOptions = optionsJson
-    this.#maxFrameBytes = (JSON.parse(core.limitsJson()) as { maxFrameBytes: number }).maxFrameBytes
+    return this.#core
+  }
+
+  /** The core; throws if registerSync was not called. */
+  #registeredCore(): Core {
+    const core = this.#usableCore()
+    if (!core) throw new CoreError(ErrorCode.NOT_REGISTERED, 'seqsync: registerSync was not called')
     return core
   }
 
@@ -328,7 +298,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     if (socketId === undefined) return
     this.#identities.delete(ws)
     this.#socketMap().delete(socketId)
-    if (this.#core) this.#withCore((core) => core.onClose(socketId))
+    this.#core?.onClose(socketId)
   }
 
   /** Sends `frame` to the sockets `to` (ids one per line). */
@@ -356,8 +326,10 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     sender: WebSocket,
   ): Promise<void> {
     const registry = this.#registry
+    // The core that answers is the one running now (a registerSync while
+    // authorize awaited starts a new one).
     const reject = (code: number, message: string) =>
-      this.#deliver(this.#withCore((core) => core.rejectMutation(scope, mutation.id, code, message, Date.now())))
+      this.#deliver(this.#registeredCore().rejectMutation(scope, mutation.id, code, message, Date.now()))
     if (!registry) return reject(ErrorCode.NOT_REGISTERED, 'registerSync was not called')
 
     // Resolve every handler first: the core checked collections and ops
@@ -408,10 +380,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
           results.push(result)
         }
         const resultJson = mutation.command ? JSON.stringify(results[0] ?? null) : ''
-        // A trap here throws out of the transaction, which rolls it back.
-        const committed = this.#withCore((core) => core.commitMutation(scope, mutation.id, resultJson, Date.now()))
-        if (committed.code !== ErrorCode.OK) throw new CoreRefusal(committed.code, committed.message)
-        return committed.seq
+        // A trap or a CoreRefusal here throws out of the transaction, which rolls it back.
+        return this.#registeredCore().commitMutation(scope, mutation.id, resultJson, Date.now())
       })
     } catch (error) {
       scoped.end()
@@ -426,7 +396,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
     }
     scoped.end()
-    this.#deliver(this.#withCore((core) => core.finishMutation(scope, mutation.id, Date.now())), sender)
+    this.#deliver(this.#registeredCore().finishMutation(scope, mutation.id, Date.now()), sender)
 
     // afterCommit: after the confirmation went out, fire-and-forget.
     steps.forEach(({ handler, op }, i) => {
@@ -473,12 +443,6 @@ function transactionScopedSql(sql: SqlStorage): { sql: SqlStorage; end(): void }
 
 function isThenable(value: unknown): boolean {
   return typeof (value as { then?: unknown } | null)?.then === 'function'
-}
-
-class CoreRefusal extends Error {
-  constructor(readonly code: number, message: string) {
-    super(message)
-  }
 }
 
 function toSyncOp(wire: WireOp): SyncOp<Record<string, unknown>> {
