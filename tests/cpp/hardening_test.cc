@@ -7,22 +7,11 @@
 namespace seqsync {
 namespace {
 
-// The code of the first error-carrying frame `socket` got, or -1.
-int FirstCode(const Plan& plan, const std::string& socket) {
-  for (const std::string& f : Harness::FramesFor(plan, socket)) {
-    JsonDocument d = Json(f);
-    if (d.HasMember("code")) return d["code"].GetInt();
-  }
-  return -1;
-}
-
 std::string Zeros(std::size_t n) {
   std::string s = "[";
   for (std::size_t i = 0; i < n; ++i) s += i ? ",0" : "0";
   return s + "]";
 }
-
-int Wire(Code c) { return static_cast<int>(c); }
 
 }  // namespace
 
@@ -33,12 +22,12 @@ TEST_CASE("a frame of maxJsonValues values is parsed; one value more is TOO_LARG
   o.max_json_values = 100;
   Harness h(o);
   // The object, "nope" and the array are 3 values; the zeros the rest.
-  CHECK(FirstCode(h.Send("s", R"({"t":"nope","x":)" + Zeros(97) + "}"), "s") == Wire(Code::kUnknownFrame));
-  CHECK(FirstCode(h.Send("s", R"({"t":"nope","x":)" + Zeros(98) + "}"), "s") == Wire(Code::kTooLarge));
+  CHECK(CodeOf(h.Send("s", R"({"t":"nope","x":)" + Zeros(97) + "}"), "s") == Code::kUnknownFrame);
+  CHECK(CodeOf(h.Send("s", R"({"t":"nope","x":)" + Zeros(98) + "}"), "s") == Code::kTooLarge);
   // The attack's shape at the default bound: a sub of 1.5M zeros.
   Harness d;
   Plan p = d.Send("s", R"({"t":"sub","id":"x","c":"messages","where":)" + Zeros(1500000) + "}");
-  CHECK(FirstCode(p, "s") == Wire(Code::kTooLarge));
+  CHECK(CodeOf(p, "s") == Code::kTooLarge);
 }
 
 TEST_CASE("hello.subs: the cap and unique ids are checked before any entry is parsed") {
@@ -50,15 +39,15 @@ TEST_CASE("hello.subs: the cap and unique ids are checked before any entry is pa
     Plan p = h.Send("s", R"({"t":"hello","v":1,"subs":[{"id":"a","c":"x"},{"id":"b","c":"y"},{"id":"c","c":"z"}]})");
     auto frames = Harness::FramesFor(p, "s");
     REQUIRE(frames.size() == 1);
-    CHECK(FirstCode(p, "s") == Wire(Code::kTooMany));
-    CHECK(FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s") == Wire(Code::kProtocolOrder));
+    CHECK(CodeOf(p, "s") == Code::kTooMany);
+    CHECK(CodeOf(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s") == Code::kProtocolOrder);
     CHECK(TypeOf(h.Connect("s", R"([{"id":"a","c":"messages"},{"id":"b","c":"tasks"}])")[0]) == "welcome");
   }
   SUBCASE("a repeated id is INVALID_FIELD; nothing is stored or snapshotted") {
     Plan p = h.Send("s", R"({"t":"hello","v":1,"subs":[{"id":"a","c":"messages"},{"id":"a","c":"messages"}]})");
     auto frames = Harness::FramesFor(p, "s");
     REQUIRE(frames.size() == 1);
-    CHECK(FirstCode(p, "s") == Wire(Code::kInvalidField));
+    CHECK(CodeOf(p, "s") == Code::kInvalidField);
     CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 0);
   }
 }
@@ -69,9 +58,9 @@ TEST_CASE("a sub past the cap is refused before its where is parsed") {
   Harness h(o);
   h.Connect("s", R"([{"id":"a","c":"messages"}])");
   // An unknown collection would be UNKNOWN_COLLECTION if it were parsed.
-  CHECK(FirstCode(h.Send("s", R"({"t":"sub","id":"b","c":"nope"})"), "s") == Wire(Code::kTooMany));
+  CHECK(CodeOf(h.Send("s", R"({"t":"sub","id":"b","c":"nope"})"), "s") == Code::kTooMany);
   // A replacement of the one it holds is still fine.
-  CHECK(FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"tasks"})"), "s") == -1);
+  CHECK(CodeOf(h.Send("s", R"({"t":"sub","id":"a","c":"tasks"})"), "s") == Code::kOk);
 }
 
 TEST_CASE("a hello sub whose snapshot fails holds nothing: no changes, nothing stored") {
@@ -100,9 +89,9 @@ TEST_CASE("sub: a burst of subRateBurst, then subRatePerSecond; past it RATE_LIM
   o.sub_rate_per_second = 2;
   Harness h(o);
   h.Connect("s");
-  auto sub = [&] { return FirstCode(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s"); };
-  for (int i = 0; i < 4; ++i) CHECK(sub() == -1);
-  CHECK(sub() == Wire(Code::kRateLimited));
+  auto sub = [&] { return CodeOf(h.Send("s", R"({"t":"sub","id":"a","c":"messages"})"), "s"); };
+  for (int i = 0; i < 4; ++i) CHECK(sub() == Code::kOk);
+  CHECK(sub() == Code::kRateLimited);
   CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 1);
   // unsub is never limited: it frees; an unknown id runs no statement.
   long before = h.db.exec_count();
@@ -111,11 +100,11 @@ TEST_CASE("sub: a burst of subRateBurst, then subRatePerSecond; past it RATE_LIM
   CHECK(h.Send("s", R"({"t":"unsub","id":"a"})").deliveries.empty());
   CHECK(h.Count("SELECT COUNT(*) FROM _sync_subs") == 0);
   h.now += 500;  // one token back
-  CHECK(sub() == -1);
-  CHECK(sub() == Wire(Code::kRateLimited));
+  CHECK(sub() == Code::kOk);
+  CHECK(sub() == Code::kRateLimited);
   h.now += 60'000;  // never more than the burst
-  for (int i = 0; i < 4; ++i) CHECK(sub() == -1);
-  CHECK(sub() == Wire(Code::kRateLimited));
+  for (int i = 0; i < 4; ++i) CHECK(sub() == Code::kOk);
+  CHECK(sub() == Code::kRateLimited);
 }
 
 TEST_CASE("at most kMaxWaitersPerMutation sockets wait on one in-flight id; the next gets an error, not a reject") {
@@ -131,7 +120,7 @@ TEST_CASE("at most kMaxWaitersPerMutation sockets wait on one in-flight id; the 
   auto refused = Harness::FramesFor(h.Send(last, mut), last);
   REQUIRE(refused.size() == 1);
   CHECK(TypeOf(refused[0]) == "error");
-  CHECK(FirstCode(h.Send(last, mut), last) == Wire(Code::kTooMany));
+  CHECK(CodeOf(h.Send(last, mut), last) == Code::kTooMany);
 }
 
 TEST_CASE("rejections are not recorded: refused writes with fresh ids store nothing") {
@@ -140,7 +129,7 @@ TEST_CASE("rejections are not recorded: refused writes with fresh ids store noth
   for (int i = 0; i < 20; ++i) {
     std::string id = "bad" + std::to_string(i);
     Plan p = h.Send("s", R"({"t":"mut","id":")" + id + R"(","ops":[{"c":"nope","op":"insert","k":"k","cols":{}}]})");
-    CHECK(FirstCode(p, "s") == Wire(Code::kUnknownCollection));
+    CHECK(CodeOf(p, "s") == Code::kUnknownCollection);
   }
   CHECK(h.Count("SELECT COUNT(*) FROM _sync_mutations") == 0);
   // Committed outcomes still are.
@@ -208,13 +197,13 @@ TEST_CASE("subscription bodies are budgeted per socket and per object, so many s
     o.max_sub_bytes_per_socket = 4096;
     Harness h(o);
     h.Connect("s");
-    CHECK(FirstCode(h.Send("s", sub("a", 1500)), "s") == -1);
-    CHECK(FirstCode(h.Send("s", sub("b", 1500)), "s") == -1);
-    CHECK(FirstCode(h.Send("s", sub("c", 1500)), "s") == Wire(Code::kTooLarge));
-    CHECK(FirstCode(h.Send("s", sub("b", 100)), "s") == -1);  // a smaller replacement frees room
-    CHECK(FirstCode(h.Send("s", sub("c", 1500)), "s") == -1);
+    CHECK(CodeOf(h.Send("s", sub("a", 1500)), "s") == Code::kOk);
+    CHECK(CodeOf(h.Send("s", sub("b", 1500)), "s") == Code::kOk);
+    CHECK(CodeOf(h.Send("s", sub("c", 1500)), "s") == Code::kTooLarge);
+    CHECK(CodeOf(h.Send("s", sub("b", 100)), "s") == Code::kOk);  // a smaller replacement frees room
+    CHECK(CodeOf(h.Send("s", sub("c", 1500)), "s") == Code::kOk);
     h.Send("s", R"({"t":"unsub","id":"a"})");
-    CHECK(FirstCode(h.Send("s", sub("d", 1500)), "s") == -1);
+    CHECK(CodeOf(h.Send("s", sub("d", 1500)), "s") == Code::kOk);
   }
   SUBCASE("per object: kMaxSubBytesPerObject, freed when a socket closes") {
     Options o;
@@ -226,15 +215,15 @@ TEST_CASE("subscription bodies are budgeted per socket and per object, so many s
     for (std::size_t i = 0; i < fit + 4; ++i) {
       std::string socket = "s" + std::to_string(i / 4);
       if (i % 4 == 0) h.Connect(socket);
-      int code = FirstCode(h.Send(socket, sub("x" + std::to_string(i), per_sub)), socket);
-      if (code == Wire(Code::kTooMany)) ++refused;
-      else CHECK(code == -1);
+      Code code = CodeOf(h.Send(socket, sub("x" + std::to_string(i), per_sub)), socket);
+      if (code == Code::kTooMany) ++refused;
+      else CHECK(code == Code::kOk);
     }
     CHECK(refused >= 4);
     CHECK(refused <= 5);
     h.core->OnClose("s0");
     h.Connect("late");
-    CHECK(FirstCode(h.Send("late", sub("y", per_sub)), "late") == -1);
+    CHECK(CodeOf(h.Send("late", sub("y", per_sub)), "late") == Code::kOk);
   }
 }
 
@@ -247,7 +236,7 @@ TEST_CASE("mutations in flight are bounded in bytes per socket; one alone always
   REQUIRE(h.Send("s", InsertMessage("m1", "k1", "u1", big)).mutation.has_value());  // alone: in
   Plan second = h.Send("s", InsertMessage("m2", "k2", "u1", big));
   CHECK_FALSE(second.mutation.has_value());
-  CHECK(FirstCode(second, "s") == Wire(Code::kTooMany));
+  CHECK(CodeOf(second, "s") == Code::kTooMany);
   CHECK(h.Send("s", InsertMessage("m3", "k3", "u1", "small")).mutation.has_value());  // 600 + ~100
 }
 

@@ -39,7 +39,9 @@ namespace seqsync {
 inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
 inline std::ostream& operator<<(std::ostream& os, Code c) { return os << CodeName(c); }
 
-// The chat schema of seed 000, plus a second collection.
+// tests/vectors/schema.sql, the schema the golden session runs on: chat
+// messages, tasks (numbers, reals and NULLs for predicates and windows) and
+// insert-only notes.
 inline constexpr char kChatSchema[] =
     "CREATE TABLE messages(id TEXT PRIMARY KEY, author TEXT NOT NULL, content TEXT NOT NULL,"
     " created_at INTEGER NOT NULL);"

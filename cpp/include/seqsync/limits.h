@@ -1,7 +1,8 @@
 // Every bound the core enforces, with its default, its hard ceiling and why.
 // Runtime overrides are fields of Options (options.h); an override above the
-// ceiling is clamped to it. Each limit has a boundary test at N and N+1 in
-// tests/cpp/limits_test.cc.
+// ceiling is clamped to it. Each limit has a boundary test at N and N+1:
+// the frame and mutation bounds in tests/cpp/frame_reader_test.cc and
+// hardening_test.cc, the predicate bounds in predicate_test.cc.
 
 #ifndef SEQSYNC_LIMITS_H_
 #define SEQSYNC_LIMITS_H_
@@ -20,8 +21,9 @@ inline constexpr Seq kMaxSeq = (Seq{1} << 53) - 1;
 // The protocol version this core speaks (docs/protocol.md).
 inline constexpr int kProtocolVersion = 1;
 
-// Bytes of one inbound frame. Default 4 MiB; ceiling 32 MiB, the platform's
-// inbound WebSocket message limit (PLATFORM.md §2).
+// Bytes of one inbound frame. Default 4 MiB; ceiling 32 MiB, the largest
+// WebSocket message a Durable Object can receive (the runtime closes the
+// socket with 1009 past it).
 inline constexpr std::size_t kDefaultMaxFrameBytes = 4u << 20;
 inline constexpr std::size_t kCeilingMaxFrameBytes = 32u << 20;
 
@@ -35,7 +37,8 @@ inline constexpr std::size_t kDefaultMaxKeyBytes = 512;
 inline constexpr std::size_t kDefaultMaxIdBytes = 128;
 
 // JSON nesting of an inbound frame. The ceiling keeps recursive walks of the
-// parsed document far from the wasm stack (5 MB).
+// parsed document (RapidJSON's writer) far from the end of the wasm stack,
+// which is 256 KB (-sTOTAL_STACK in CMakeLists.txt).
 inline constexpr int kDefaultMaxJsonDepth = 32;
 inline constexpr int kCeilingMaxJsonDepth = 128;
 
@@ -104,8 +107,9 @@ inline constexpr std::size_t kDefaultSubRatePerSecond = 16;
 // row still goes out whole, alone in its frame.
 inline constexpr std::size_t kDefaultSnapshotChunkBytes = 512u << 10;
 
-// Rows read per hydration or snapshot query. DO SQLite fails a single string
-// over ~2.2 MB (TOOLCHAIN.md gotcha 10); pages that hit it are halved.
+// Rows read per hydration or snapshot query. A page is read as one JSON
+// string, and DO SQLite fails any string over ~2.2 MB (SQLITE_TOOBIG), so a
+// page that hits it is halved.
 inline constexpr std::size_t kDefaultReadPageRows = 512;
 
 // How long change-log entries (and mutation outcomes) are kept: 2 days.
