@@ -13,9 +13,14 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "schema.h"
+#include "seqsync/core.h"
+#include "seqsync/options.h"
 #include "seqsync/predicate.h"
+#include "seqsync/storage.h"
 
 namespace seqsync {
 
@@ -50,6 +55,53 @@ struct Socket {
 };
 
 using SocketMap = std::map<std::string, Socket, std::less<>>;
+
+// The sockets of one core, their subscriptions, and the budgets on them.
+class Sockets {
+ public:
+  // Both must outlive this.
+  Sockets(Storage* storage, const Options* options) : storage_(storage), options_(options) {}
+
+  // The socket `id`, new if unknown.
+  Socket& Get(std::string_view id) { return sockets_[std::string(id)]; }
+  const SocketMap& all() const { return sockets_; }
+
+  // Takes one sub token from `sock`'s bucket; false iff it is empty.
+  bool TakeSubToken(Socket* sock, std::int64_t now_ms);
+  // The refusal of a sub past the bucket.
+  Status RateLimited() const;
+
+  // True iff `sock` has room for a subscription `id` (new, or replacing one).
+  bool HasRoomFor(const Socket& sock, std::string_view id) const;
+
+  // Adds or replaces `s` on `sock`, in SQLite and then in memory; kTooMany
+  // past the cap or the object's budget, kTooLarge past the socket's.
+  Status AddSub(std::string_view socket_id, Socket* sock, Subscription s);
+
+  // Forgets subscription `id` of `socket_id`, in memory and in SQLite.
+  // An unknown id costs nothing: no statement runs for it.
+  void RemoveSub(std::string_view socket_id, Socket* sock, std::string_view id);
+
+  // Forgets a closed socket and what it held.
+  void Close(std::string_view socket_id);
+
+  // After a wake: restores the sockets in `live` and their subscriptions
+  // from SQLite, read with ReadSub on `schema`, and deletes every other
+  // socket's rows. A stored subscription that no longer reads is deleted,
+  // and its socket told with a sub-error added to `refusals` (if not null).
+  Status Restore(const std::vector<std::string>& live, Schema* schema, Plan* refusals);
+
+ private:
+  void Account(Socket* sock, std::size_t added, std::size_t removed);
+
+  Storage* storage_;
+  const Options* options_;
+  SocketMap sockets_;
+  // Bytes of every socket's subscription bodies. A body costs the heap a few
+  // times its size (the where text, its parsed literals), so the per-socket
+  // and per-object budgets on it are what bound subscription memory.
+  std::size_t sub_bytes_ = 0;
+};
 
 }  // namespace seqsync
 
