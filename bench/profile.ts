@@ -18,7 +18,7 @@ import WebSocket from 'ws'
 
 // @ts-expect-error: plain .mjs helper shared with the tests
 import { commandLine } from '../tests/support/proc.mjs'
-import { startWrangler } from '../tests/support/wrangler.mjs'
+import { directWorkerdUrl, startWrangler } from '../tests/support/wrangler.mjs'
 import { createClient, now, sleep, until, type BenchClient, type Row, type System } from './clients.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -139,7 +139,8 @@ const row = (prefix: string, i: number): Row => ({ id: `${prefix}-${String(i).pa
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true })
   const server = await startWrangler({ config: join(ROOT, 'bench/wrangler.toml'), readyPath: '/health', timeoutMs: 90_000 })
-  const base = server.url as string
+  // Past the dev proxy, as `npm run bench` dials.
+  const base = ((await directWorkerdUrl(server, '/health')) as string | undefined) ?? (server.url as string)
   // npm exec rewrites its title: read the port from the command line as text.
   const inspectorPort = commandLine(server.pid as number).match(/--inspector-port[\s\0]+(\d+)/)?.[1]
   if (!inspectorPort) throw new Error('no --inspector-port on the wrangler command line')

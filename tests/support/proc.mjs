@@ -1,6 +1,6 @@
 // Reading a process tree's resources from /proc (Linux): the workerd
 // processes a `wrangler dev` started, their resident memory and CPU time.
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 /** PIDs of processes whose name starts with `name`, in process group `pgid`. */
 export function processesInGroup(pgid, name = 'workerd') {
@@ -48,4 +48,27 @@ export function commandLine(pid) {
   } catch {
     return ''
   }
+}
+
+/** TCP ports `pid` listens on (IPv4), from /proc/net/tcp and its socket fds. */
+export function listeningPorts(pid) {
+  const inodes = new Set()
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+        if (m) inodes.add(m[1])
+      } catch {
+        // closed while we looked
+      }
+    }
+  } catch {
+    return []
+  }
+  const ports = []
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/)
+    if (f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':')[1], 16)) // 0A: LISTEN
+  }
+  return ports
 }

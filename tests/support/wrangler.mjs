@@ -7,6 +7,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+import { commandLine, listeningPorts, processesInGroup } from './proc.mjs'
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -73,4 +75,25 @@ export async function startWrangler({ config, readyPath = '/', timeoutMs = 60_00
     }
   }
   return { url, wsUrl: url.replace('http', 'ws'), port, stateDir: state, pid: child.pid, stop, output: () => output }
+}
+
+/**
+ * The URL of the workerd that runs the Worker and its DOs, past the dev
+ * proxy `wrangler dev` puts in front of it (a hop that adds a constant to
+ * every dial and frame). Found as the port of that workerd (the one with an
+ * inspector) that answers `readyPath` with 200; undefined if none does.
+ */
+export async function directWorkerdUrl(server, readyPath = '/') {
+  const pid = processesInGroup(server.pid, 'workerd').find((p) => commandLine(p).includes('--inspector-addr'))
+  if (pid === undefined) return undefined
+  for (const port of listeningPorts(pid)) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${readyPath}`, { signal: AbortSignal.timeout(2000) })
+      await res.arrayBuffer()
+      if (res.ok) return `http://127.0.0.1:${port}`
+    } catch {
+      // the inspector or the debug port
+    }
+  }
+  return undefined
 }
