@@ -83,39 +83,6 @@ Status ChangeLog::LayMark(Seq seq, std::int64_t ts) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Result<std::vector<Change>> ChangeLog::Read(Seq after, Seq upto, std::size_t limit, bool refresh_schema) {
-  static const std::string kWithFingerprint =
-      "SELECT json_group_array(json_array(seq,tbl,key)), (" + Schema::FingerprintSql(4) +
-      ") IS ?5 FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)";
-  std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
-                               SqlValue::Integer(static_cast<std::int64_t>(upto)),
-                               SqlValue::Integer(static_cast<std::int64_t>(limit))};
-  if (refresh_schema) {
-    params.push_back(schema_->FingerprintParam());
-    params.push_back(schema_->FingerprintValue());
-  }
-  auto r = storage_->Exec(
-      refresh_schema ? std::string_view(kWithFingerprint)
-                     : "SELECT json_group_array(json_array(seq,tbl,key)) FROM (SELECT seq,tbl,key FROM "
-                       "_sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)",
-      params);
-  if (!r.ok()) return r.status();
-  if (r->empty() || (*r)[0].size() != (refresh_schema ? 2u : 1u)) return Status::Internal("unexpected change log shape");
-  if (refresh_schema && (*r)[0][1].AsInteger() != 1) SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
-  JsonDocument doc;
-  SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, 4, &doc));
-  std::vector<Change> out;
-  if (!doc.IsArray()) return Status::Internal("change log read returned no array");
-  out.reserve(doc.Size());
-  for (const JsonValue& e : doc.GetArray()) {
-    if (!e.IsArray() || e.Size() != 3 || !e[0].IsNumber() || !e[1].IsString() || !e[2].IsString()) {
-      return Status::Internal("malformed change log entry");
-    }
-    out.push_back({static_cast<Seq>(e[0].GetInt64()), std::string(View(e[1])), std::string(View(e[2]))});
-  }
-  return out;
-}
-
 void ChangeLog::MarkDrained(Seq head, std::int64_t now_ms) {
   appended_since_compaction_ += static_cast<std::size_t>(head - drained_);
   drained_ = head;

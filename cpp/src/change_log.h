@@ -11,25 +11,16 @@
 #include <string_view>
 #include <vector>
 
-#include "schema.h"
 #include "seqsync/core.h"
 #include "seqsync/options.h"
 #include "seqsync/storage.h"
 
 namespace seqsync {
 
-// One entry of the change log.
-struct Change {
-  Seq seq;
-  std::string table;
-  std::string key;
-};
-
 class ChangeLog {
  public:
-  // All three must outlive the log.
-  ChangeLog(Storage* storage, const Options* options, Schema* schema)
-      : storage_(storage), options_(options), schema_(schema) {}
+  // Both must outlive the log.
+  ChangeLog(Storage* storage, const Options* options) : storage_(storage), options_(options) {}
 
   // Reads the epoch, floor, watermark and head in one statement; a storage
   // with no epoch yet gets `fresh_epoch` (which must not be empty).
@@ -47,12 +38,6 @@ class ChangeLog {
   bool CanCatchUp(bool same_epoch, Seq since, Seq head) const {
     return same_epoch && since >= floor_ && since <= head;
   }
-
-  // Reads up to `limit` changes with seq in (after, upto], in seq order.
-  // With `refresh_schema`, the same statement checks the schema fingerprint
-  // (in SQL: only a 0/1 crosses) and the columns are re-read if it changed,
-  // so rows read after this carry every column.
-  Result<std::vector<Change>> Read(Seq after, Seq upto, std::size_t limit, bool refresh_schema);
 
   // Every change up to `head` was sent at `now_ms`.
   void MarkDrained(Seq head, std::int64_t now_ms);
@@ -72,7 +57,6 @@ class ChangeLog {
 
   Storage* storage_;
   const Options* options_;
-  Schema* schema_;
   std::string epoch_;
   Seq drained_ = 0;
   Seq floor_ = 0;

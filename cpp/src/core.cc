@@ -61,7 +61,7 @@ struct Core::Impl {
   Storage* storage;
   Options options;
   Schema schema;
-  ChangeLog log{storage, &options, &schema};
+  ChangeLog log{storage, &options};
   Fanout fanout{storage, &options, &schema, &log};
   Mutations mutations{storage, &options, &schema, &log};
   Sockets sockets{storage, &options};

@@ -81,98 +81,148 @@ Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, 
   return log_->MaybeHousekeep(now_ms, head);
 }
 
-Status Fanout::Hydrate(const Collection& c, const std::vector<std::string>& keys, JsonDocument* doc,
-                       std::map<std::string, const JsonValue*, std::less<>>* rows) {
-  const std::string sql = "SELECT json_group_array(" + c.row_sql + ") FROM " + QuoteIdent(c.table) + " WHERE " +
-                          QuoteIdent(c.pk) + " IN (SELECT value FROM json_each(?1))";
-  for (std::size_t start = 0; start < keys.size();) {
-    const std::size_t wanted = std::min(options_->read_page_rows, keys.size() - start);
-    std::size_t page = wanted;
-    auto r = ReadHalvingPage(&page, [&](std::size_t n) {
-      rapidjson::StringBuffer sb;
-      JsonWriter w(sb);
-      w.StartArray();
-      for (std::size_t i = start; i < start + n; ++i) WriteString(keys[i], &w);
-      w.EndArray();
-      return storage_->Exec(sql, {SqlValue::Text(std::string(sb.GetString(), sb.GetSize()))});
+const std::string& Fanout::PageSql(const std::set<std::string>& tables, bool check_schema) {
+  if (page_sql_generation_ != schema_->generation()) {
+    page_sql_.clear();
+    page_sql_generation_ = schema_->generation();
+  }
+  std::string key = check_schema ? "1" : "0";
+  for (const std::string& t : tables) key += "\x1f" + t;
+  auto [it, fresh] = page_sql_.try_emplace(key);
+  if (!fresh) return it->second;
+  // Each entry's current row, built by SQLite in a subquery by key. Newer
+  // SQLite (the DO's) hands a subquery's JSON to json_array as a string,
+  // which is sent as it is; older SQLite as an object.
+  std::string row = "NULL";
+  if (!tables.empty()) {
+    row = "CASE _sync_c.tbl";
+    for (const std::string& t : tables) {
+      const Collection* c = schema_->Find(t);
+      if (c == nullptr) continue;  // unregistered since: nothing to send
+      row += " WHEN '" + c->table + "' THEN (SELECT " + c->row_sql + " FROM " + QuoteIdent(c->table) + " WHERE " +
+             QuoteIdent(c->pk) + " = _sync_c.key)";
+    }
+    row += " END";
+  }
+  it->second = "SELECT json_group_array(json_array(_sync_c.seq,_sync_c.tbl,_sync_c.key," + row + "))" +
+               (check_schema ? ", (" + Schema::FingerprintSql(4) + ") IS ?5" : std::string()) +
+               " FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3) _sync_c";
+  return it->second;
+}
+
+Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables,
+                        JsonDocument* doc, std::vector<PageEntry>* page) {
+  const std::size_t wanted = options_->read_page_rows;
+  std::size_t limit = wanted;
+  while (true) {
+    const std::string& sql = PageSql(tables, check_schema);
+    std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
+                                 SqlValue::Integer(static_cast<std::int64_t>(upto)), SqlValue::Null()};
+    if (check_schema) {
+      params.push_back(schema_->FingerprintParam());
+      params.push_back(schema_->FingerprintValue());
+    }
+    auto r = ReadHalvingPage(&limit, [&](std::size_t n) {
+      params[2] = SqlValue::Integer(static_cast<std::int64_t>(n));
+      return storage_->Exec(sql, params);
     });
     // A page that was too big once will be again: later reads start smaller.
-    if (page < wanted) options_->read_page_rows = page;
+    if (limit < wanted) options_->read_page_rows = limit;
     if (!r.ok()) return r.status();
-    JsonDocument part(&doc->GetAllocator());
-    SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, kCeilingMaxJsonDepth, &part));
-    if (!doc->IsArray()) doc->SetArray();
-    for (JsonValue& row : part.GetArray()) doc->PushBack(row, doc->GetAllocator());
-    start += page;
+    if (r->size() != 1 || (*r)[0].size() != (check_schema ? 2u : 1u)) {
+      return Status::Internal("unexpected change log shape");
+    }
+    if (check_schema && (*r)[0][1].AsInteger() != 1) {
+      // An ALTER TABLE since the last look: read the columns, then the page
+      // again with them, so its rows carry every column.
+      SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
+      check_schema = false;
+      continue;
+    }
+    SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, 4, doc));
+    if (!doc->IsArray()) return Status::Internal("change log read returned no array");
+    page->reserve(doc->Size());
+    for (const JsonValue& e : doc->GetArray()) {
+      if (!e.IsArray() || e.Size() != 4 || !e[0].IsNumber() || !e[1].IsString() || !e[2].IsString() ||
+          !(e[3].IsString() || e[3].IsObject() || e[3].IsNull())) {
+        return Status::Internal("malformed change log entry");
+      }
+      page->push_back({static_cast<Seq>(e[0].GetInt64()), View(e[1]), View(e[2]), e[3].IsNull() ? nullptr : &e[3]});
+    }
+    // The join keeps the log's order in practice; the protocol needs it.
+    if (!std::is_sorted(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; })) {
+      std::sort(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; });
+    }
+    return Status::Ok();
   }
-  if (!doc->IsArray()) return Status::Ok();
-  for (const JsonValue& row : doc->GetArray()) {
-    const JsonValue* k = Member(row, c.pk.c_str());
-    if (k != nullptr && k->IsString()) rows->emplace(std::string(View(*k)), &row);
-  }
-  return Status::Ok();
 }
 
 Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units, const std::vector<Group>& groups,
                               Plan* plan) {
+  // Rows are read for the tables someone subscribes to.
+  std::set<std::string> wanted_tables;
+  bool any_predicate = false;
+  for (const Group& g : groups) {
+    for (const Subscription& s : *g.subs) {
+      wanted_tables.insert(s.collection);
+      any_predicate = any_predicate || !s.predicate.is_all();
+    }
+  }
   Seq last_seq = after;
   for (bool first_page = true;; first_page = false) {
-    SEQSYNC_ASSIGN_OR_RETURN(std::vector<Change> page,
-                             log_->Read(last_seq, upto, 4 * options_->read_page_rows, first_page));
+    JsonDocument doc;
+    std::vector<PageEntry> page;
+    SEQSYNC_RETURN_IF_ERROR(ReadPage(last_seq, upto, first_page, wanted_tables, &doc, &page));
     if (page.empty()) break;
     const Seq page_seq = page.back().seq;
     last_seq = page_seq;
     // Keep each key's last entry, in seq order: the row is read now, so an
     // earlier entry of the same key would only send it twice.
-    std::map<std::pair<std::string, std::string>, std::size_t> last;
+    std::map<std::pair<std::string_view, std::string_view>, std::size_t> last;
     for (std::size_t i = 0; i < page.size(); ++i) last[{page[i].table, page[i].key}] = i;
-    std::vector<const Change*> unique;
+    std::vector<const PageEntry*> unique;
     for (std::size_t i = 0; i < page.size(); ++i) {
       if (last[{page[i].table, page[i].key}] == i) unique.push_back(&page[i]);
     }
-    // Hydrate the keys of every table someone subscribes to.
-    std::set<std::string> wanted_tables;
-    for (const Group& g : groups) {
-      for (const Subscription& s : *g.subs) wanted_tables.insert(s.collection);
-    }
-    std::map<std::string, std::vector<std::string>> keys_by_table;
-    for (const Change* c : unique) {
-      if (wanted_tables.count(c->table)) keys_by_table[c->table].push_back(c->key);
-    }
-    std::map<std::string, JsonDocument> docs;
-    std::map<std::string, std::map<std::string, const JsonValue*, std::less<>>> rows;
-    for (auto& [table, keys] : keys_by_table) {
-      const Collection* coll = schema_->Find(table);
-      if (coll == nullptr) continue;  // unregistered since: nothing to send
-      SEQSYNC_RETURN_IF_ERROR(Hydrate(*coll, keys, &docs[table], &rows[table]));
-    }
-    // Row text is encoded once and shared by every group.
-    std::map<const JsonValue*, std::string> row_text;
+    // A row in text is parsed only if a predicate must look at it; a row
+    // as an object is encoded once.
+    std::vector<JsonDocument> parsed(any_predicate ? unique.size() : 0);
+    std::vector<std::string> encoded(unique.size());
     const Seq frame_seq = unit_seq != 0 ? unit_seq : page_seq;
     for (const Group& g : groups) {
       ChunkedFrames frames("{\"t\":\"changes\",\"seq\":" + std::to_string(frame_seq) + ",\"changes\":[",
                            options_->snapshot_chunk_bytes);
-      for (const Change* c : unique) {
+      for (std::size_t i = 0; i < unique.size(); ++i) {
+        const PageEntry& c = *unique[i];
         bool covered = false, matched = false;
-        const JsonValue* row = nullptr;
-        auto table_rows = rows.find(c->table);
-        if (table_rows != rows.end()) {
-          auto it = table_rows->second.find(c->key);
-          if (it != table_rows->second.end()) row = it->second;
-        }
         for (const Subscription& s : *g.subs) {
-          if (s.collection != c->table) continue;
+          if (s.collection != c.table) continue;
           covered = true;
-          if (row != nullptr && s.predicate.Matches(*row)) matched = true;
+          if (!c.row || matched) continue;
+          if (s.predicate.is_all()) {
+            matched = true;
+            continue;
+          }
+          if (c.row->IsObject()) {
+            matched = s.predicate.Matches(*c.row);
+            continue;
+          }
+          JsonDocument& row = parsed[i];
+          if (row.IsNull()) SEQSYNC_RETURN_IF_ERROR(ParseBounded(View(*c.row), kCeilingMaxJsonDepth, &row));
+          matched = s.predicate.Matches(row);
         }
         if (!covered) continue;
         // Covered but not matched: a removal, so a row that moved out of
         // every subscription (or was deleted) leaves the client.
-        std::string entry = "{\"c\":" + JsonQuote(c->table) + ",\"k\":" + JsonQuote(c->key);
+        std::string entry = "{\"c\":" + JsonQuote(c.table) + ",\"k\":" + JsonQuote(c.key);
         if (matched) {
-          auto [it, fresh] = row_text.try_emplace(row);
-          if (fresh) it->second = ToJson(*row);
-          entry += ",\"row\":" + it->second;
+          entry += ",\"row\":";
+          if (c.row->IsString()) {
+            entry += View(*c.row);
+          } else {
+            if (encoded[i].empty()) encoded[i] = ToJson(*c.row);
+            entry += encoded[i];
+          }
         }
         entry += "}";
         frames.Add(entry);

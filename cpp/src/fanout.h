@@ -7,6 +7,8 @@
 #define SEQSYNC_FANOUT_H_
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,10 +76,23 @@ class Fanout {
   bool Unsend(Plan* plan, std::uint64_t mark);
 
  private:
-  // Reads the current rows of `keys` in `c`; `doc` owns them, `rows` maps
-  // key → row. Absent keys (deleted rows) are absent from the map.
-  Status Hydrate(const Collection& c, const std::vector<std::string>& keys, JsonDocument* doc,
-                 std::map<std::string, const JsonValue*, std::less<>>* rows);
+  // One entry of a page of the log, with its key's row as it is now: JSON
+  // text, or an object (older SQLite); null: deleted, or a table no one
+  // subscribes to. Views into the page's document.
+  struct PageEntry {
+    Seq seq;
+    std::string_view table;
+    std::string_view key;
+    const JsonValue* row;
+  };
+  // Reads the entries in (after, upto], a page at most, with the rows of
+  // `tables`, in one statement. With `check_schema`, the same statement
+  // checks the schema fingerprint, and the page is read again with fresh
+  // columns if it changed (ADD COLUMN flows).
+  Status ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables, JsonDocument* doc,
+                  std::vector<PageEntry>* page);
+  // The statement ReadPage runs for `tables`, built once per schema generation.
+  const std::string& PageSql(const std::set<std::string>& tables, bool check_schema);
 
   Storage* storage_;
   Options* options_;
@@ -86,6 +101,8 @@ class Fanout {
   // Deliveries handed to the shell early by MaybeFlush, in all; a plan
   // index i stands for the (flushed_ + i)-th delivery of the current call.
   std::uint64_t flushed_ = 0;
+  unsigned page_sql_generation_ = 0;
+  std::map<std::string, std::string> page_sql_;  // by check flag and tables
 };
 
 }  // namespace seqsync

@@ -22,12 +22,22 @@ std::string SyncedFrame(Seq seq) {
 }
 
 std::string AckFrame(std::string_view id, Seq seq, std::string_view result_json) {
-  std::string f = "{\"t\":\"ack\",\"id\":" + JsonQuote(id) + ",\"seq\":" + std::to_string(seq);
-  if (!result_json.empty()) {
-    f += ",\"result\":";
-    f += result_json;
-  }
-  return f + "}";
+  std::string f = AckFramePrefix(id);
+  f += std::to_string(seq);
+  f += AckFrameSuffix(result_json);
+  return f;
+}
+
+std::string AckFramePrefix(std::string_view id) { return "{\"t\":\"ack\",\"id\":" + JsonQuote(id) + ",\"seq\":"; }
+
+std::string AckFrameSuffix(std::string_view result_json) {
+  if (result_json.empty()) return "}";
+  std::string f;
+  f.reserve(result_json.size() + 12);
+  f += ",\"result\":";
+  f += result_json;
+  f += "}";
+  return f;
 }
 
 namespace {

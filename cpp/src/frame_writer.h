@@ -28,6 +28,10 @@ std::string WelcomeFrame(std::string_view epoch, Seq seq, std::string_view limit
 std::string SyncedFrame(Seq seq);
 // `result_json` is empty for a mutation, JSON text for a command.
 std::string AckFrame(std::string_view id, Seq seq, std::string_view result_json);
+// The ack around its seq, for a caller that gets the seq elsewhere (SQL):
+// AckFrame = AckFramePrefix(id) + seq + AckFrameSuffix(result_json).
+std::string AckFramePrefix(std::string_view id);
+std::string AckFrameSuffix(std::string_view result_json);
 std::string RejectFrame(std::string_view id, const Status& why);
 std::string SubErrorFrame(std::string_view sub, const Status& why);
 std::string ErrorFrame(const Status& why);

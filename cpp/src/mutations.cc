@@ -217,18 +217,31 @@ Result<Seq> Mutations::Commit(std::string_view scope, std::string_view id, std::
                               std::int64_t now_ms) {
   auto it = in_flight_.find(DedupKey(scope, id));
   if (it == in_flight_.end()) return Status::Internal("no mutation in flight with this id");
-  std::string result;
-  if (!result_json.empty() && result_json != "null") {
+  const bool has_result = !result_json.empty() && result_json != "null";
+  if (has_result) {
     JsonDocument doc;  // the ack carries it verbatim: it must be JSON
     SEQSYNC_RETURN_IF_ERROR(ParseBounded(result_json, kCeilingMaxJsonDepth, &doc));
-    result.assign(result_json);
   }
-  SEQSYNC_ASSIGN_OR_RETURN(Seq head, log_->Head());
-  std::string ack = AckFrame(id, head, result);
-  auto recorded = storage_->Exec("INSERT OR REPLACE INTO _sync_mutations(scope,id,reply,ts) VALUES(?1,?2,?3,?4)",
-                                 {SqlValue::Text(std::string(scope)), SqlValue::Text(std::string(id)),
-                                  SqlValue::Text(ack), SqlValue::Integer(now_ms)});
+  // The ack's seq is the head its writes brought the log to. One statement
+  // reads it and records the ack, built around it by SQLite, for replays.
+  // Retention may have pruned every entry: the floor still says how far
+  // seqs went.
+  static constexpr std::string_view kRecord =
+      "INSERT OR REPLACE INTO _sync_mutations(scope,id,reply,ts) SELECT ?1,?2,?3||h||?4,?5 FROM"
+      " (SELECT MAX(COALESCE(MAX(seq),0),?6) AS h FROM _sync_changes)"
+      " RETURNING (SELECT MAX(COALESCE(MAX(seq),0),?6) FROM _sync_changes)";
+  std::vector<SqlValue> params{SqlValue::Text(std::string(scope)), SqlValue::Text(std::string(id)),
+                               SqlValue::Text(AckFramePrefix(id)),
+                               SqlValue::Text(AckFrameSuffix(has_result ? result_json : "")),
+                               SqlValue::Integer(now_ms), SqlValue::Integer(static_cast<std::int64_t>(log_->floor()))};
+  auto recorded = storage_->Exec(kRecord, params);
   if (!recorded.ok()) return recorded.status();
+  if (recorded->size() != 1 || (*recorded)[0].size() != 1) return Status::Internal("unexpected mutation record shape");
+  const Seq head = static_cast<Seq>((*recorded)[0][0].AsInteger());
+  if (head > kMaxSeq) return Status::Internal("seq space exhausted (2^53)");
+  std::string ack = std::move(params[2].text);
+  ack += std::to_string(head);
+  ack += params[3].text;
   it->second.ack = std::move(ack);
   it->second.head = head;
   return head;

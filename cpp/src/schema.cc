@@ -35,13 +35,15 @@ bool HasTextAffinity(const std::string& declared) {
          t.find("TEXT") != std::string::npos;
 }
 
+}  // namespace
+
 // The row as one JSON object. DO SQLite allows 32 arguments per function, so
 // json_object takes the first 15 columns and json_insert adds the rest 15 at
 // a time. JSON cannot hold bytes or infinities: BLOBs become {"$hex": "..."}
 // and ±Inf REALs {"$real": "Infinity"} / {"$real": "-Infinity"}.
-std::string RowSql(const std::vector<std::string>& columns) {
-  auto value = [](const std::string& c) {
-    std::string q = QuoteIdent(c);
+std::string RowSql(const std::vector<std::string>& columns, std::string_view alias) {
+  auto value = [alias](const std::string& c) {
+    std::string q = alias.empty() ? QuoteIdent(c) : std::string(alias) + "." + QuoteIdent(c);
     return "CASE typeof(" + q + ") WHEN 'blob' THEN json_object('$hex',hex(" + q + "))" +
            " WHEN 'real' THEN CASE WHEN abs(" + q + ") = 9e999 THEN json_object('$real',CASE WHEN " + q +
            " > 0 THEN 'Infinity' ELSE '-Infinity' END) ELSE " + q + " END ELSE " + q + " END";
@@ -63,6 +65,8 @@ std::string RowSql(const std::vector<std::string>& columns) {
   }
   return sql;
 }
+
+namespace {
 
 struct TriggerDef {
   std::string name;
@@ -180,7 +184,8 @@ Status Schema::ReadColumns(Storage* storage, Collection* c, const std::string* d
     }
   }
   c->columns = std::move(columns);
-  c->row_sql = RowSql(c->columns);
+  c->row_sql = RowSql(c->columns, "");
+  ++generation_;
   return Status::Ok();
 }
 

@@ -24,6 +24,10 @@ struct Collection {
   std::string row_sql;               // SQL expression: the row as a JSON object
 };
 
+// The row of a table with these columns as one JSON object (an SQL
+// expression), its columns qualified by `alias` if not empty.
+std::string RowSql(const std::vector<std::string>& columns, std::string_view alias);
+
 class Schema {
  public:
   // Validates `registration` ({"collections":[…],"commands":[…]}), reads each
@@ -45,6 +49,10 @@ class Schema {
   SqlValue FingerprintParam() const { return SqlValue::Text(table_names_json_); }
   SqlValue FingerprintValue() const { return SqlValue::Text(fingerprint_); }
 
+  // Changes whenever a collection's columns are (re)read: SQL built from
+  // them is stale once it moved.
+  unsigned generation() const { return generation_; }
+
   // The collection for `table`, or nullptr iff it is not registered.
   const Collection* Find(std::string_view table) const;
   bool HasCommand(std::string_view name) const;
@@ -61,6 +69,7 @@ class Schema {
   // schema_version: Durable Object SQLite refuses it (SQLITE_AUTH).
   std::string fingerprint_;
   std::string table_names_json_;  // ["messages",…], the fingerprint query's parameter
+  unsigned generation_ = 0;
 };
 
 }  // namespace seqsync

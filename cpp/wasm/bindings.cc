@@ -1,8 +1,9 @@
 // The embind surface of the core: the only file that includes
 // <emscripten/bind.h>. One class, RawCore, made only by RawCore.open (there
 // is no constructor: a core exists only registered), whose methods take
-// whole frames and return plain JS objects (nothing to .delete() but the
-// core itself). Errors cross as {code, message}; no method throws. The typed
+// whole frames, send the frames they plan through the bridge (one crossing
+// per frame, sent as encoded here), and return the rest as one JSON text or
+// a number (nothing to .delete() but the core itself). No method throws. The typed
 // wrapper is worker/src/do/core.ts; the declarations are cpp/wasm/core.d.mts.
 
 #include <emscripten/bind.h>
@@ -10,6 +11,7 @@
 
 #include <memory>
 
+#include "frame_writer.h"
 #include "js_storage.h"
 #include "seqsync/core.h"
 
@@ -25,11 +27,11 @@ val StatusValue(const Status& s) {
   return out;
 }
 
-val PlanValue(Plan plan) {
+// The plan as data, for RawCore.open, whose refusals the shell sends once
+// the registration committed.
+val DeliveriesValue(const Plan& plan) {
   val deliveries = val::array();
-  for (Delivery& d : plan.deliveries) {
-    // The recipients cross as one string (ids one per line), not one call
-    // per socket: a broadcast to 1,000 sockets is one crossing, not 1,000.
+  for (const Delivery& d : plan.deliveries) {
     std::string to;
     for (const std::string& id : d.to) {
       if (!to.empty()) to.push_back('\n');
@@ -40,24 +42,42 @@ val PlanValue(Plan plan) {
     entry.set("frame", val(d.frame));
     deliveries.call<void>("push", entry);
   }
-  val out = val::object();
-  out.set("deliveries", deliveries);
-  if (plan.mutation) {
-    val m = val::object();
-    m.set("id", plan.mutation->id);
-    m.set("ops", plan.mutation->ops_json);
-    m.set("command", plan.mutation->command);
-    m.set("args", plan.mutation->args_json);
-    out.set("mutation", m);
-  } else {
-    out.set("mutation", val::null());
+  return deliveries;
+}
+
+// What is left of a plan once its frames were sent, as JSON for the shell
+// to parse once: {"mutation":{"id","ops"|"command","args"},"closeCode",
+// "closeReason","close"}, each only if present; "" if nothing is (the
+// common case). The ops and args are JSON values, not strings, so the one
+// JSON.parse of this text is the only parse of a mutation in JS.
+std::string Remainder(const Plan& plan) {
+  if (!plan.mutation && plan.close_code == 0) return "";
+  std::string out = "{";
+  if (const auto& m = plan.mutation) {
+    // Appended piece by piece: the ops or args may be megabytes, and the
+    // heap is small.
+    out.reserve(m->ops_json.size() + m->args_json.size() + m->id.size() + m->command.size() + 64);
+    out += "\"mutation\":{\"id\":";
+    out += JsonQuote(m->id);
+    if (m->command.empty()) {
+      out += ",\"ops\":";
+      out += m->ops_json;
+    } else {
+      out += ",\"command\":";
+      out += JsonQuote(m->command);
+      out += ",\"args\":";
+      out += m->args_json;
+    }
+    out += "}";
   }
-  out.set("closeCode", plan.close_code);
-  out.set("closeReason", plan.close_reason);
-  val close = val::array();
-  for (const std::string& id : plan.close) close.call<void>("push", val(id));
-  out.set("close", close);
-  return out;
+  if (plan.close_code != 0) {
+    if (out.size() > 1) out += ",";
+    out += "\"closeCode\":" + std::to_string(plan.close_code) + ",\"closeReason\":" + JsonQuote(plan.close_reason) +
+           ",\"close\":[";
+    for (std::size_t i = 0; i < plan.close.size(); ++i) out += (i > 0 ? "," : "") + JsonQuote(plan.close[i]);
+    out += "]";
+  }
+  return out + "}";
 }
 
 class RawCore {
@@ -83,36 +103,41 @@ class RawCore {
     if (!core.ok()) return Opened(core.status());
     raw->core_ = std::move(core).value();
     val out = Opened(Status::Ok());
-    out.set("deliveries", PlanValue(std::move(refusals))["deliveries"]);
+    out.set("deliveries", DeliveriesValue(refusals));
     out.set("core", val(std::move(raw)));  // JS owns it from here
     return out;
   }
 
-  val OnMessage(const std::string& socket, const std::string& scope, const std::string& frame,
-                double now_ms) {
-    return PlanValue(core_->OnMessage(socket, scope, frame, static_cast<std::int64_t>(now_ms)));
+  // Each call that plans sends the plan's frames through the bridge, in
+  // order, before it returns, and returns the Remainder.
+  std::string OnMessage(const std::string& socket, const std::string& scope, const std::string& frame,
+                        double now_ms) {
+    return Sent(core_->OnMessage(socket, scope, frame, static_cast<std::int64_t>(now_ms)));
   }
 
-  val CommitMutation(const std::string& scope, const std::string& id, const std::string& result,
-                     double now_ms) {
+  // The seq (>= 0), or minus the code of why not (the message is then
+  // lastError()).
+  double CommitMutation(const std::string& scope, const std::string& id, const std::string& result,
+                        double now_ms) {
     auto seq = core_->CommitMutation(scope, id, result, static_cast<std::int64_t>(now_ms));
-    val out = StatusValue(seq.ok() ? Status::Ok() : seq.status());
-    out.set("seq", seq.ok() ? static_cast<double>(*seq) : 0.0);
-    return out;
+    if (seq.ok()) return static_cast<double>(*seq);
+    last_error_ = seq.status().message();
+    return -static_cast<double>(static_cast<int>(seq.status().code()));
   }
 
-  val FinishMutation(const std::string& scope, const std::string& id, double now_ms) {
-    return PlanValue(core_->FinishMutation(scope, id, static_cast<std::int64_t>(now_ms)));
+  std::string LastError() const { return last_error_; }
+
+  std::string FinishMutation(const std::string& scope, const std::string& id, double now_ms) {
+    return Sent(core_->FinishMutation(scope, id, static_cast<std::int64_t>(now_ms)));
   }
 
-  val RejectMutation(const std::string& scope, const std::string& id, int code,
-                     const std::string& message, double now_ms) {
+  std::string RejectMutation(const std::string& scope, const std::string& id, int code,
+                             const std::string& message, double now_ms) {
     Code c = IsKnownCode(code) && code != 0 ? static_cast<Code>(code) : Code::kInternal;
-    return PlanValue(core_->RejectMutation(scope, id, Status(c, message),
-                                           static_cast<std::int64_t>(now_ms)));
+    return Sent(core_->RejectMutation(scope, id, Status(c, message), static_cast<std::int64_t>(now_ms)));
   }
 
-  val Drain(double now_ms) { return PlanValue(core_->Drain(static_cast<std::int64_t>(now_ms))); }
+  std::string Drain(double now_ms) { return Sent(core_->Drain(static_cast<std::int64_t>(now_ms))); }
 
   void OnClose(const std::string& socket) { core_->OnClose(socket); }
 
@@ -143,8 +168,14 @@ class RawCore {
     return out;
   }
 
+  std::string Sent(const Plan& plan) {
+    for (const Delivery& d : plan.deliveries) storage_.Send(d.to, d.frame);
+    return Remainder(plan);
+  }
+
   JsStorage storage_;
   std::unique_ptr<Core> core_;
+  std::string last_error_;
 };
 
 std::string VersionString() { return Version(); }
@@ -159,6 +190,7 @@ EMSCRIPTEN_BINDINGS(seqsync_core) {
       .function("onMessage", &RawCore::OnMessage)
       .function("commitMutation", &RawCore::CommitMutation)
       .function("finishMutation", &RawCore::FinishMutation)
+      .function("lastError", &RawCore::LastError)
       .function("rejectMutation", &RawCore::RejectMutation)
       .function("drain", &RawCore::Drain)
       .function("onClose", &RawCore::OnClose)

@@ -1,10 +1,17 @@
 // Typings for the Emscripten module core.mjs (3.1.6 cannot emit them). The
 // shape is cpp/wasm/bindings.cc; the typed wrapper is worker/src/do/core.ts.
 
-/** The bridge the core calls for every SQL statement, and to send frames early. Never throws. */
+/**
+ * The bridge the core calls for every SQL statement, and to send frames.
+ * Params and results are text in the format of cpp/src/bridge_codec.h. Never throws.
+ */
 export interface SqlBridge {
-  exec(sql: string, params: unknown[]): { rows: unknown[][] } | { error: string }
-  /** Sends `frame` now to the sockets `to` (ids one per line), ahead of the plan being built. */
+  /** Names a statement text; exec calls it by the number returned. */
+  prepare(sql: string): number
+  exec(statement: number, params: string): string | Uint8Array
+  /** exec for a text not named (the core names a bounded number). */
+  execText(sql: string, params: string): string | Uint8Array
+  /** Sends `frame` now to the sockets `to` (ids one per line). */
   send(to: string, frame: string): void
 }
 
@@ -19,22 +26,25 @@ export interface RawDelivery {
   frame: string
 }
 
-export interface RawPlan {
-  deliveries: RawDelivery[]
-  /** ops/args are JSON text; command is "" for a `mut`. */
-  mutation: { id: string; ops: string; command: string; args: string } | null
-  closeCode: number
-  closeReason: string
+/** What a call leaves the shell to do once its frames were sent: RawCore's methods return it as JSON text, "" for nothing. */
+export interface RawRemainder {
+  /** The mutation to run: a `mut`'s normalised ops, or a `call`'s command and args. */
+  mutation?: { id: string; ops?: Array<{ c: string; op: 'insert' | 'update' | 'delete'; k: string; cols?: Record<string, unknown> }>; command?: string; args?: unknown }
+  closeCode?: number
+  closeReason?: string
   /** Sockets to close with closeCode; empty: the sending socket. */
-  close: string[]
+  close?: string[]
 }
 
 export interface RawCore {
-  onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan
-  commitMutation(scope: string, id: string, resultJson: string, nowMs: number): CoreStatus & { seq: number }
-  finishMutation(scope: string, id: string, nowMs: number): RawPlan
-  rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): RawPlan
-  drain(nowMs: number): RawPlan
+  /** The methods that plan send its frames through the bridge and return a RawRemainder as JSON text ("" for none). */
+  onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): string
+  /** The seq, or minus the error code (then lastError() says why). */
+  commitMutation(scope: string, id: string, resultJson: string, nowMs: number): number
+  lastError(): string
+  finishMutation(scope: string, id: string, nowMs: number): string
+  rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): string
+  drain(nowMs: number): string
   onClose(socket: string): void
   housekeep(nowMs: number): CoreStatus
   state(): CoreStatus & { head: number; floor: number; rows: number }

@@ -13,14 +13,25 @@ import createCoreModule, {
   type CoreModule,
   type RawCore,
   type RawDelivery,
-  type RawPlan,
+  type RawRemainder,
   type SqlBridge,
 } from '../../build/core.mjs'
 import coreWasm from '../../build/core.wasm'
 import { CloseCode, ErrorCode, errorName } from '../protocol/codes.js'
 
-export type { RawDelivery, RawPlan }
+export type { RawDelivery }
 
+/**
+ * What a core call leaves the shell to do: its frames already left through
+ * the bridge (a plan the shell makes itself carries them in `deliveries`).
+ */
+export type RawPlan = RawRemainder & { deliveries?: RawDelivery[] }
+
+const NOTHING_LEFT: RawPlan = Object.freeze({})
+
+function remainder(text: string): RawPlan {
+  return text === '' ? NOTHING_LEFT : (JSON.parse(text) as RawPlan)
+}
 /** Thrown by registerSync when the core refuses the options or the registration. */
 export class SyncRegistrationError extends Error {
   readonly code: number
@@ -52,10 +63,8 @@ export function notRegisteredPlan(socketId: string): RawPlan {
   const frame = errorFrame(ErrorCode.NOT_REGISTERED, 'the Durable Object did not call registerSync before accepting frames')
   return {
     deliveries: [{ to: socketId, frame }],
-    mutation: null,
     closeCode: CloseCode.INTERNAL,
     closeReason: 'registerSync was not called',
-    close: [],
   }
 }
 
@@ -115,27 +124,29 @@ export class Core {
     return { core: new Core(opened.core, args.onTrap), refusals: opened.deliveries }
   }
 
+  // The calls that plan send their frames as they return (through the
+  // bridge's send); what they return is the rest.
   onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan {
-    return this.#call((core) => core.onMessage(socket, scope, frame, nowMs))
+    return remainder(this.#call((core) => core.onMessage(socket, scope, frame, nowMs)))
   }
 
   /** Records the mutation's outcome (inside its transaction); returns its seq. Throws CoreRefusal. */
   commitMutation(scope: string, id: string, resultJson: string, nowMs: number): number {
-    const committed = this.#call((core) => core.commitMutation(scope, id, resultJson, nowMs))
-    if (committed.code !== ErrorCode.OK) throw new CoreRefusal(committed.code, committed.message)
-    return committed.seq
+    const seq = this.#call((core) => core.commitMutation(scope, id, resultJson, nowMs))
+    if (seq < 0) throw new CoreRefusal(-seq, this.#call((core) => core.lastError()))
+    return seq
   }
 
   finishMutation(scope: string, id: string, nowMs: number): RawPlan {
-    return this.#call((core) => core.finishMutation(scope, id, nowMs))
+    return remainder(this.#call((core) => core.finishMutation(scope, id, nowMs)))
   }
 
   rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): RawPlan {
-    return this.#call((core) => core.rejectMutation(scope, id, code, message, nowMs))
+    return remainder(this.#call((core) => core.rejectMutation(scope, id, code, message, nowMs)))
   }
 
   drain(nowMs: number): RawPlan {
-    return this.#call((core) => core.drain(nowMs))
+    return remainder(this.#call((core) => core.drain(nowMs)))
   }
 
   onClose(socket: string): void {
@@ -197,24 +208,32 @@ function instantiateCoreModule(): CoreModule {
 }
 
 /**
- * The DO's SQLite as the core sees it, plus a way to send frames while a
- * call is still building its plan (a long snapshot leaves as it is read).
- * A JS exception must never unwind through C++ frames (it would leak), so
- * errors come back as values. SQLite's own message is logged here, in the
- * DO: the core sends clients a fixed sentence for INTERNAL errors.
+ * The DO's SQLite as the core sees it, and its sockets. A statement crosses
+ * once each way: its text is named once (prepare), and its params and rows
+ * travel as text (cpp/src/bridge_codec.h). A JS exception must never unwind
+ * through C++ frames (it would leak), so errors come back as values.
+ * SQLite's own message is logged here, in the DO: the core sends clients a
+ * fixed sentence for INTERNAL errors.
  */
 function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void): SqlBridge {
+  const statements: string[] = []
+  const run = (query: string, params: string): string | Uint8Array => {
+    try {
+      return encodeRows(sql.exec(query, ...decodeParams(params)))
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      console.error(`seqsync: SQL failed: ${message} (in: ${query.slice(0, 200)})`)
+      return `E${message}`
+    }
+  }
   return {
-    exec(query: string, params: unknown[]) {
-      try {
-        const cursor = sql.exec(query, ...(params as SqlStorageValue[]))
-        return { rows: Array.from(cursor.raw()) as unknown[][] }
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        console.error(`seqsync: SQL failed: ${message} (in: ${query.slice(0, 200)})`)
-        return { error: message }
-      }
+    prepare(query: string) {
+      return statements.push(query) - 1
     },
+    exec(statement: number, params: string) {
+      return run(statements[statement] ?? '', params)
+    },
+    execText: run,
     send(to: string, frame: string) {
       try {
         send(to, frame)
@@ -223,4 +242,55 @@ function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void):
       }
     },
   }
+}
+
+// A result this long crosses as UTF-8 bytes, which the glue copies, rather
+// than as a string it encodes character by character.
+const ENCODE_NATIVELY_FROM = 4096
+const utf8 = new TextEncoder()
+
+/** The rows of `cursor` in the bridge's result format. */
+function encodeRows(cursor: SqlStorageCursor<Record<string, SqlStorageValue>>): string | Uint8Array {
+  let out = ''
+  let rows = 0
+  let columns = 0
+  let only: SqlStorageValue | undefined
+  for (const row of cursor.raw()) {
+    rows += 1
+    columns = row.length
+    if (rows === 1 && columns === 1) only = row[0]
+    for (const value of row) {
+      if (typeof value === 'string') out += `t${value.length}:${value}`
+      else if (typeof value === 'number') out += `${Number.isSafeInteger(value) ? 'i' : 'f'}${value};`
+      else out += 'n' // NULL, and BLOBs, which the core's queries turn into hex
+    }
+  }
+  if (rows === 1 && columns === 1 && typeof only === 'string') {
+    return only.length >= ENCODE_NATIVELY_FROM ? utf8.encode(`T${only}`) : `T${only}`
+  }
+  const text = `R${rows},${columns};${out}`
+  return text.length >= ENCODE_NATIVELY_FROM ? utf8.encode(text) : text
+}
+
+/** The params the core sent, from the bridge's params format. */
+function decodeParams(text: string): SqlStorageValue[] {
+  const params: SqlStorageValue[] = []
+  for (let i = 0; i < text.length;) {
+    const tag = text.charCodeAt(i)
+    if (tag === 110 /* n */) {
+      params.push(null)
+      i += 1
+    } else if (tag === 116 /* t */) {
+      const colon = text.indexOf(':', i)
+      const start = colon + 1
+      const end = start + Number(text.slice(i + 1, colon))
+      params.push(text.slice(start, end))
+      i = end
+    } else {
+      const semicolon = text.indexOf(';', i)
+      params.push(Number(text.slice(i + 1, semicolon)))
+      i = semicolon + 1
+    }
+  }
+  return params
 }

@@ -311,9 +311,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   /** Sends the plan's frames, then closes what it says to close (`sender` by default). */
-  #deliver(plan: Pick<RawPlan, 'deliveries'> & Partial<Pick<RawPlan, 'closeCode' | 'closeReason' | 'close'>>, sender?: WebSocket): void {
+  #deliver(plan: RawPlan, sender?: WebSocket): void {
     const sockets = this.#socketMap()
-    for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
+    if (plan.deliveries) for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
     if (!plan.closeCode) return
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
     for (const ws of targets) if (ws) closeQuietly(ws, plan.closeCode, plan.closeReason ?? '')
@@ -338,9 +338,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     if (mutation.command) {
       const handler = registry.commandHandler(mutation.command)
       if (!handler) return reject(ErrorCode.NO_HANDLER, `no command "${mutation.command}"`)
-      steps.push({ handler: commandAsHandler(handler), op: JSON.parse(mutation.args) })
+      steps.push({ handler: commandAsHandler(handler), op: mutation.args ?? null })
     } else {
-      for (const wire of JSON.parse(mutation.ops) as WireOp[]) {
+      for (const wire of (mutation.ops ?? []) as WireOp[]) {
         const handler = registry.mutationHandler(wire.c, wire.op)
         if (!handler) return reject(ErrorCode.NO_HANDLER, `no ${wire.op} handler for "${wire.c}"`)
         steps.push({ handler, op: toSyncOp(wire) })
