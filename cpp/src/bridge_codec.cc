@@ -1,8 +1,8 @@
 #include "bridge_codec.h"
 
 #include <charconv>
-#include <cstdio>
-#include <cstdlib>
+
+#include "json_util.h"
 
 namespace seqsync {
 namespace {
@@ -73,12 +73,12 @@ class Reader {
         return true;
       }
       case 'f': {
+        // As JS prints a number: JSON's grammar, or Infinity, -Infinity, NaN.
         if (!Until(';', &text)) return false;
-        std::string copy(text);  // strtod needs a terminator; reads Infinity and NaN too
-        char* end = nullptr;
-        double d = std::strtod(copy.c_str(), &end);
-        if (end != copy.c_str() + copy.size()) return false;
-        *out = SqlValue::Real(d);
+        JsonDocument d;
+        d.Parse<rapidjson::kParseNanAndInfFlag | rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+        if (d.HasParseError() || !d.IsNumber()) return false;
+        *out = SqlValue::Real(d.GetDouble());
         return true;
       }
       case 't': {
@@ -111,9 +111,16 @@ bool EncodeSqlParams(const std::vector<SqlValue>& params, std::string* out) {
         out->push_back(';');
         break;
       case SqlValue::Kind::kReal: {
-        char buf[40];
-        std::snprintf(buf, sizeof buf, "f%.17g;", p.real);
-        *out += buf;
+        // The shortest text that reads back as the same double; JS reads
+        // Infinity and NaN as written here.
+        rapidjson::StringBuffer sb;
+        rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::CrtAllocator,
+                          rapidjson::kWriteNanAndInfFlag>
+            w(sb);
+        w.Double(p.real);
+        out->push_back('f');
+        out->append(sb.GetString(), sb.GetSize());
+        out->push_back(';');
         break;
       }
       case SqlValue::Kind::kText: {

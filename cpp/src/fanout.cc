@@ -75,7 +75,13 @@ Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, 
   if (head <= log_->drained()) {
     SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
   } else {
-    SEQSYNC_RETURN_IF_ERROR(CollectChanges(log_->drained(), head, 0, true, GroupSockets(sockets), plan));
+    const std::vector<Group> groups = GroupSockets(sockets);
+    if (groups.empty()) {
+      // No one subscribes: the changes go to no one, so none is read.
+      SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
+    } else {
+      SEQSYNC_RETURN_IF_ERROR(CollectChanges(log_->drained(), head, 0, true, groups, plan));
+    }
     log_->MarkDrained(head, now_ms);
   }
   return log_->MaybeHousekeep(now_ms, head);
@@ -105,7 +111,7 @@ const std::string& Fanout::PageSql(const std::set<std::string>& tables, bool che
     row += " END";
   }
   it->second = "SELECT json_group_array(json_array(_sync_c.seq,_sync_c.tbl,_sync_c.key," + row + "))" +
-               (check_schema ? ", (" + Schema::FingerprintSql(4) + ") IS ?5" : std::string()) +
+               (check_schema ? ", (" + schema_->FingerprintSql() + ") IS ?4" : std::string()) +
                " FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3) _sync_c";
   return it->second;
 }
@@ -119,7 +125,6 @@ Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<s
     std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
                                  SqlValue::Integer(static_cast<std::int64_t>(upto)), SqlValue::Null()};
     if (check_schema) {
-      params.push_back(schema_->FingerprintParam());
       params.push_back(schema_->FingerprintValue());
     }
     auto r = ReadHalvingPage(&limit, [&](std::size_t n) {

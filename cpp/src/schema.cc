@@ -248,6 +248,7 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   std::map<std::string, std::string> ddl_by_lower_name;  // registered tables
   std::map<std::string, std::string> triggers;           // name -> sql
   std::string fingerprint;
+  std::string stored_names;  // the registered tables' names as sqlite_master spells them
   for (const SqlRow& row : *objects) {
     if (row.size() != 3) return Status::Internal("unexpected sqlite_master shape");
     const std::string& type = row[0].text;
@@ -260,6 +261,8 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
       ddl_by_lower_name.emplace(Lower(name), row[2].text);
       if (!fingerprint.empty()) fingerprint += '\x1e';
       fingerprint += name + '\x1f' + row[2].text;
+      if (!stored_names.empty()) stored_names += ",";
+      stored_names += "'" + name + "'";  // a registered name: a plain identifier
     }
   }
   // On a wake they all exist. A no-op CREATE ... IF NOT EXISTS would still
@@ -296,24 +299,20 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
   }
   collections_ = std::move(collections);
   commands_ = std::move(commands);
-  table_names_json_ = std::move(table_names_json);
+  // name US sql, joined by RS, in name order: exactly the string built above
+  // from kObjectsSql's rows. The names are spliced (no json_each): this runs
+  // with every drain.
+  fingerprint_sql_ = "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
+                     " WHERE type = 'table' AND name IN (" + stored_names + ") ORDER BY name)";
   // The columns were just read from the DDL fingerprinted here.
   fingerprint_ = std::move(fingerprint);
   return Status::Ok();
 }
 
-std::string Schema::FingerprintSql(int param) {
-  // name US sql, joined by RS, in name order: Register builds exactly this
-  // string from kObjectsSql's rows.
-  return "SELECT group_concat(name || char(31) || sql, char(30)) FROM (SELECT name, sql FROM sqlite_master"
-         " WHERE type = 'table' AND lower(name) IN (SELECT lower(value) FROM json_each(?" +
-         std::to_string(param) + ")) ORDER BY name)";
-}
-
 Status Schema::RefreshIfChanged(Storage* storage) {
   // One small query: the registered tables' CREATE statements, which
   // ALTER TABLE rewrites.
-  auto r = storage->Exec(FingerprintSql(1), {FingerprintParam()});
+  auto r = storage->Exec(fingerprint_sql_, {});
   if (!r.ok()) return r.status();
   std::string fingerprint = !r->empty() && !(*r)[0].empty() ? std::move((*r)[0][0].text) : "";
   if (!fingerprint_.empty() && fingerprint == fingerprint_) return Status::Ok();

@@ -42,11 +42,9 @@ class Schema {
   // last read (an ALTER TABLE ADD COLUMN), so rows carry new columns.
   Status RefreshIfChanged(Storage* storage);
 
-  // The same check folded into another statement: FingerprintSql(n) is a
-  // query whose parameter ?n is FingerprintParam(); it is unchanged iff its
-  // result IS FingerprintValue().
-  static std::string FingerprintSql(int param);
-  SqlValue FingerprintParam() const { return SqlValue::Text(table_names_json_); }
+  // The same check folded into another statement: FingerprintSql() is a
+  // query whose result IS FingerprintValue() iff nothing changed.
+  const std::string& FingerprintSql() const { return fingerprint_sql_; }
   SqlValue FingerprintValue() const { return SqlValue::Text(fingerprint_); }
 
   // Changes whenever a collection's columns are (re)read: SQL built from
@@ -68,7 +66,7 @@ class Schema {
   // (ALTER TABLE) makes RefreshIfChanged re-read them. Not PRAGMA
   // schema_version: Durable Object SQLite refuses it (SQLITE_AUTH).
   std::string fingerprint_;
-  std::string table_names_json_;  // ["messages",…], the fingerprint query's parameter
+  std::string fingerprint_sql_;  // reads the fingerprint (registered names spliced)
   unsigned generation_ = 0;
 };
 

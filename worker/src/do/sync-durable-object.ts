@@ -75,6 +75,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   // Each socket's attachment and mutation scope, read once per instance
   // rather than deserialized and canonicalized on every frame.
   #identities = new WeakMap<WebSocket, { socketId: string; claims: Claims; scope: string }>()
+  // The sql handle execute gets (see transactionScopedSql).
+  #scopedSql: ReturnType<typeof transactionScopedSql> | undefined
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -304,6 +306,11 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   /** Sends `frame` to the sockets `to` (ids one per line). */
   #sendTo(to: string, frame: string): void {
     const sockets = this.#socketMap()
+    if (!to.includes('\n')) {
+      const ws = sockets.get(to)
+      if (ws) sendQuietly(ws, frame)
+      return
+    }
     for (const id of to.split('\n')) {
       const ws = sockets.get(id)
       if (ws) sendQuietly(ws, frame)
@@ -368,9 +375,10 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const results: unknown[] = []
     // execute gets a handle that refuses statements once the transaction is
     // over, so a stray async continuation cannot write outside it.
-    const scoped = transactionScopedSql(this.sql)
+    const scoped = (this.#scopedSql ??= transactionScopedSql(this.sql))
     try {
       seq = this.ctx.storage.transactionSync(() => {
+        scoped.begin()
         for (const { handler, op } of steps) {
           const result = handler.execute({ user: claims, op, env: this.env, sql: scoped.sql })
           if (isThenable(result)) {
@@ -423,22 +431,26 @@ class AsyncExecuteError extends Error {
   }
 }
 
-/** A view of `sql` whose exec throws after end(). */
-function transactionScopedSql(sql: SqlStorage): { sql: SqlStorage; end(): void } {
-  let open = true
+/**
+ * A view of `sql` whose exec throws unless a transaction it began is open.
+ * One per object serves every mutation: transactions run synchronously, one
+ * at a time, so a stray continuation of an earlier execute always finds it
+ * closed (or it runs inside no transaction of its own).
+ */
+function transactionScopedSql(sql: SqlStorage): { sql: SqlStorage; begin(): void; end(): void } {
+  let open = false
+  const exec = (query: string, ...bindings: SqlStorageValue[]) => {
+    if (!open) throw new Error('seqsync: execute used sql after its transaction ended')
+    return sql.exec(query, ...bindings)
+  }
   const scoped = new Proxy(sql, {
     get(target, property, receiver) {
-      if (property === 'exec') {
-        return (query: string, ...bindings: SqlStorageValue[]) => {
-          if (!open) throw new Error('seqsync: execute used sql after its transaction ended')
-          return target.exec(query, ...bindings)
-        }
-      }
+      if (property === 'exec') return exec
       const value = Reflect.get(target, property, receiver) as unknown
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
     },
   })
-  return { sql: scoped, end: () => void (open = false) }
+  return { sql: scoped, begin: () => void (open = true), end: () => void (open = false) }
 }
 
 function isThenable(value: unknown): boolean {
