@@ -31,6 +31,9 @@
 
 #include "seqsync/core.h"
 
+#include <optional>
+#include <utility>
+
 #include "change_log.h"
 #include "fanout.h"
 #include "frame_reader.h"
@@ -65,6 +68,9 @@ struct Core::Impl {
   Fanout fanout{storage, &options, &schema, &log};
   Mutations mutations{storage, &options, &schema, &log};
   Sockets sockets{storage, &options};
+  // The first page of the drain after the mutation (by its dedup key) that
+  // CommitMutation read ahead; any other call drops it.
+  std::optional<std::pair<std::string, ReadAhead>> read_ahead;
 
   Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {}
 
@@ -238,6 +244,7 @@ Result<std::unique_ptr<Core>> Core::Open(Storage* storage, Options options, std:
 
 Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::string_view frame,
                      std::int64_t now_ms) {
+  impl_->read_ahead.reset();
   JsonDocument doc;
   FrameType type;
   Status read = ReadFrame(frame, impl_->options, &doc, &type);
@@ -260,7 +267,23 @@ Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::st
 
 Result<Seq> Core::CommitMutation(std::string_view scope, std::string_view mutation_id,
                                  std::string_view result_json, std::int64_t now_ms) {
-  return impl_->mutations.Commit(scope, mutation_id, result_json, now_ms);
+  // The drain that FinishMutation runs next reads its first page here, in
+  // the statement that records the outcome: one statement fewer a write.
+  impl_->read_ahead.reset();
+  std::string also;
+  std::vector<SqlValue> also_params;
+  ReadAhead ahead;
+  const bool reads_ahead =
+      impl_->fanout.ReadAheadSql(impl_->sockets.all(), /*first_param=*/7, &also, &also_params, &ahead);
+  SqlRow read;
+  auto seq = impl_->mutations.Commit(scope, mutation_id, result_json, now_ms, reads_ahead ? also : "", also_params,
+                                     &read);
+  if (seq.ok() && read.size() == 2 && read[0].kind == SqlValue::Kind::kText) {
+    ahead.text = std::move(read[0].text);
+    ahead.fresh_schema = read[1].AsInteger() == 1;
+    impl_->read_ahead.emplace(std::string(scope) + '\x1f' + std::string(mutation_id), std::move(ahead));
+  }
+  return seq;
 }
 
 Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, std::int64_t now_ms) {
@@ -274,7 +297,10 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
     return plan;
   }
   // The changes go first: when the ack arrives, the sender already holds them.
-  Status drained = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan, head);
+  std::optional<std::pair<std::string, ReadAhead>> ahead = std::move(impl_->read_ahead);
+  impl_->read_ahead.reset();
+  const bool own = ahead && ahead->first == std::string(scope) + '\x1f' + std::string(mutation_id);
+  Status drained = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan, head, own ? &ahead->second : nullptr);
   if (!drained.ok()) {
     // Committed, but its changes could not be read to send. An ack would
     // move the client's cursor past them, a reject would undo a committed
@@ -291,6 +317,7 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
 
 Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, const Status& why,
                           std::int64_t now_ms) {
+  impl_->read_ahead.reset();
   (void)now_ms;  // a rejection applied nothing and is not recorded: a replay is judged again
   Plan plan;
   Status reason = why.ok() ? Status::Internal("rejected with an OK status") : why;
@@ -299,6 +326,7 @@ Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, 
 }
 
 Plan Core::Drain(std::int64_t now_ms) {
+  impl_->read_ahead.reset();
   Plan plan;
   Status s = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan);
   (void)s;  // a failed drain is retried by the next one; nothing was marked sent

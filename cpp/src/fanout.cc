@@ -67,7 +67,8 @@ std::vector<Group> Fanout::GroupSockets(const SocketMap& sockets) const {
   return groups;
 }
 
-Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head) {
+Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head,
+                     const ReadAhead* ahead) {
   Seq head = known_head;
   if (head == 0) {
     SEQSYNC_ASSIGN_OR_RETURN(head, log_->Head());
@@ -80,21 +81,29 @@ Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, 
       // No one subscribes: the changes go to no one, so none is read.
       SEQSYNC_RETURN_IF_ERROR(schema_->RefreshIfChanged(storage_));
     } else {
-      SEQSYNC_RETURN_IF_ERROR(CollectChanges(log_->drained(), head, 0, true, groups, plan));
+      SEQSYNC_RETURN_IF_ERROR(CollectChanges(log_->drained(), head, 0, true, groups, plan, ahead));
     }
     log_->MarkDrained(head, now_ms);
   }
   return log_->MaybeHousekeep(now_ms, head);
 }
 
-const std::string& Fanout::PageSql(const std::set<std::string>& tables, bool check_schema) {
+namespace {
+
+std::string TablesKey(const std::set<std::string>& tables) {
+  std::string key;
+  for (const std::string& t : tables) key += t + '\x1f';
+  return key;
+}
+
+}  // namespace
+
+const std::string& Fanout::PageSelect(const std::set<std::string>& tables, int first_param) {
   if (page_sql_generation_ != schema_->generation()) {
     page_sql_.clear();
     page_sql_generation_ = schema_->generation();
   }
-  std::string key = check_schema ? "1" : "0";
-  for (const std::string& t : tables) key += "\x1f" + t;
-  auto [it, fresh] = page_sql_.try_emplace(key);
+  auto [it, fresh] = page_sql_.try_emplace(std::to_string(first_param) + '\x1e' + TablesKey(tables));
   if (!fresh) return it->second;
   // Each entry's current row, built by SQLite in a subquery by key. Newer
   // SQLite (the DO's) hands a subquery's JSON to json_array as a string,
@@ -110,10 +119,30 @@ const std::string& Fanout::PageSql(const std::set<std::string>& tables, bool che
     }
     row += " END";
   }
-  it->second = "SELECT json_group_array(json_array(_sync_c.seq,_sync_c.tbl,_sync_c.key," + row + "))" +
-               (check_schema ? ", (" + schema_->FingerprintSql() + ") IS ?4" : std::string()) +
-               " FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3) _sync_c";
+  auto param = [first_param](int i) { return "?" + std::to_string(first_param + i); };
+  it->second = "(SELECT json_group_array(json_array(_sync_c.seq,_sync_c.tbl,_sync_c.key," + row +
+               ")) FROM (SELECT seq,tbl,key FROM _sync_changes WHERE seq > " + param(0) + " AND seq <= " + param(1) +
+               " ORDER BY seq LIMIT " + param(2) + ") _sync_c)";
   return it->second;
+}
+
+bool Fanout::ReadAheadSql(const SocketMap& sockets, int first_param, std::string* returning,
+                          std::vector<SqlValue>* params, ReadAhead* ahead) {
+  std::set<std::string> tables;
+  for (const Group& g : GroupSockets(sockets)) {
+    for (const Subscription& s : *g.subs) tables.insert(s.collection);
+  }
+  if (tables.empty()) return false;
+  *returning = PageSelect(tables, first_param) + ",(" + schema_->FingerprintSql() + ") IS ?" +
+               std::to_string(first_param + 3);
+  // Inside the transaction every entry past the watermark is the mutation's
+  // (or was committed before it): no upper bound is needed.
+  *params = {SqlValue::Integer(static_cast<std::int64_t>(log_->drained())),
+             SqlValue::Integer(static_cast<std::int64_t>(kMaxSeq)),
+             SqlValue::Integer(static_cast<std::int64_t>(options_->read_page_rows)), schema_->FingerprintValue()};
+  ahead->after = log_->drained();
+  ahead->tables = TablesKey(tables);
+  return true;
 }
 
 Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables,
@@ -121,7 +150,8 @@ Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<s
   const std::size_t wanted = options_->read_page_rows;
   std::size_t limit = wanted;
   while (true) {
-    const std::string& sql = PageSql(tables, check_schema);
+    const std::string sql = "SELECT " + PageSelect(tables, 1) +
+                            (check_schema ? ",(" + schema_->FingerprintSql() + ") IS ?4" : std::string());
     std::vector<SqlValue> params{SqlValue::Integer(static_cast<std::int64_t>(after)),
                                  SqlValue::Integer(static_cast<std::int64_t>(upto)), SqlValue::Null()};
     if (check_schema) {
@@ -144,26 +174,30 @@ Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<s
       check_schema = false;
       continue;
     }
-    SEQSYNC_RETURN_IF_ERROR(ParseBounded((*r)[0][0].text, 4, doc));
-    if (!doc->IsArray()) return Status::Internal("change log read returned no array");
-    page->reserve(doc->Size());
-    for (const JsonValue& e : doc->GetArray()) {
-      if (!e.IsArray() || e.Size() != 4 || !e[0].IsNumber() || !e[1].IsString() || !e[2].IsString() ||
-          !(e[3].IsString() || e[3].IsObject() || e[3].IsNull())) {
-        return Status::Internal("malformed change log entry");
-      }
-      page->push_back({static_cast<Seq>(e[0].GetInt64()), View(e[1]), View(e[2]), e[3].IsNull() ? nullptr : &e[3]});
-    }
-    // The join keeps the log's order in practice; the protocol needs it.
-    if (!std::is_sorted(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; })) {
-      std::sort(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; });
-    }
-    return Status::Ok();
+    return ParsePage((*r)[0][0].text, doc, page);
   }
 }
 
+Status Fanout::ParsePage(std::string_view text, JsonDocument* doc, std::vector<PageEntry>* page) {
+  SEQSYNC_RETURN_IF_ERROR(ParseBounded(text, 4, doc));
+  if (!doc->IsArray()) return Status::Internal("change log read returned no array");
+  page->reserve(doc->Size());
+  for (const JsonValue& e : doc->GetArray()) {
+    if (!e.IsArray() || e.Size() != 4 || !e[0].IsNumber() || !e[1].IsString() || !e[2].IsString() ||
+        !(e[3].IsString() || e[3].IsObject() || e[3].IsNull())) {
+      return Status::Internal("malformed change log entry");
+    }
+    page->push_back({static_cast<Seq>(e[0].GetInt64()), View(e[1]), View(e[2]), e[3].IsNull() ? nullptr : &e[3]});
+  }
+  // The join keeps the log's order in practice; the protocol needs it.
+  if (!std::is_sorted(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; })) {
+    std::sort(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; });
+  }
+  return Status::Ok();
+}
+
 Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units, const std::vector<Group>& groups,
-                              Plan* plan) {
+                              Plan* plan, const ReadAhead* ahead) {
   // Rows are read for the tables someone subscribes to.
   std::set<std::string> wanted_tables;
   bool any_predicate = false;
@@ -177,7 +211,14 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
   for (bool first_page = true;; first_page = false) {
     JsonDocument doc;
     std::vector<PageEntry> page;
-    SEQSYNC_RETURN_IF_ERROR(ReadPage(last_seq, upto, first_page, wanted_tables, &doc, &page));
+    // The first page may have been read ahead, by the statement that
+    // committed the mutation, if it is the page this read would be.
+    if (first_page && ahead != nullptr && ahead->fresh_schema && ahead->after == after &&
+        ahead->tables == TablesKey(wanted_tables)) {
+      SEQSYNC_RETURN_IF_ERROR(ParsePage(ahead->text, &doc, &page));
+    } else {
+      SEQSYNC_RETURN_IF_ERROR(ReadPage(last_seq, upto, first_page, wanted_tables, &doc, &page));
+    }
     if (page.empty()) break;
     const Seq page_seq = page.back().seq;
     last_seq = page_seq;

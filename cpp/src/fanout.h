@@ -37,6 +37,16 @@ struct Group {
   const std::vector<Subscription>* subs;
 };
 
+// The first page of a drain, read ahead by the statement that committed a
+// mutation (inside its transaction, so it holds what the drain right after
+// would read).
+struct ReadAhead {
+  Seq after = 0;        // the drain watermark it was read from
+  std::string tables;   // the tables whose rows it holds
+  std::string text;     // the page, as ReadPage reads it
+  bool fresh_schema = false;  // the fingerprint matched: its rows have every column
+};
+
 class Fanout {
  public:
   // All must outlive the fanout. `options` is not const: a page SQLite finds
@@ -53,14 +63,22 @@ class Fanout {
   // mutation that just committed), which saves reading it again. Either way
   // the columns are fresh afterwards (ADD COLUMN flows), which the snapshots
   // that callers send next rely on.
-  Status Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head = 0);
+  // `ahead`: the first page, if a mutation's statement read it ahead.
+  Status Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head = 0,
+               const ReadAhead* ahead = nullptr);
+
+  // The expressions (and their params, numbered from ?first_param) that read
+  // a drain's first page ahead in another statement's RETURNING clause, and
+  // what `ahead` must record of it; false iff no one subscribes.
+  bool ReadAheadSql(const SocketMap& sockets, int first_param, std::string* returning, std::vector<SqlValue>* params,
+                    ReadAhead* ahead);
 
   // Adds to `plan` the changes in (after, upto] for the subscriptions of
   // each group, page by page as they are read. Frames carry `unit_seq` if
   // non-zero, else each page's last seq, and end a unit per page iff
   // `end_units`.
   Status CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units, const std::vector<Group>& groups,
-                        Plan* plan);
+                        Plan* plan, const ReadAhead* ahead = nullptr);
 
   // Adds to `plan` the snapshot of `sub` at `seq` for `to`, as frames added
   // as they are read; the last ends the unit iff `ends_unit`. On failure
@@ -91,8 +109,11 @@ class Fanout {
   // columns if it changed (ADD COLUMN flows).
   Status ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables, JsonDocument* doc,
                   std::vector<PageEntry>* page);
-  // The statement ReadPage runs for `tables`, built once per schema generation.
-  const std::string& PageSql(const std::set<std::string>& tables, bool check_schema);
+  Status ParsePage(std::string_view text, JsonDocument* doc, std::vector<PageEntry>* page);
+  // A page of the log with the rows of `tables`, as a scalar subquery whose
+  // params are ?first_param (after), the next (upto) and the next (limit).
+  // Built once per schema generation.
+  const std::string& PageSelect(const std::set<std::string>& tables, int first_param);
 
   Storage* storage_;
   Options* options_;

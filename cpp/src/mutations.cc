@@ -24,6 +24,7 @@
 
 #include "fanout.h"
 #include "frame_writer.h"
+#include "too_big.h"
 
 namespace seqsync {
 
@@ -214,7 +215,8 @@ Status Mutations::ValidateOps(const JsonValue& ops, JsonWriter* w) {
 }
 
 Result<Seq> Mutations::Commit(std::string_view scope, std::string_view id, std::string_view result_json,
-                              std::int64_t now_ms) {
+                              std::int64_t now_ms, std::string_view also, const std::vector<SqlValue>& also_params,
+                              SqlRow* also_values) {
   auto it = in_flight_.find(DedupKey(scope, id));
   if (it == in_flight_.end()) return Status::Internal("no mutation in flight with this id");
   const bool has_result = !result_json.empty() && result_json != "null";
@@ -234,7 +236,18 @@ Result<Seq> Mutations::Commit(std::string_view scope, std::string_view id, std::
                                SqlValue::Text(AckFramePrefix(id)),
                                SqlValue::Text(AckFrameSuffix(has_result ? result_json : "")),
                                SqlValue::Integer(now_ms), SqlValue::Integer(static_cast<std::int64_t>(log_->floor()))};
-  auto recorded = storage_->Exec(kRecord, params);
+  const std::size_t own_params = params.size();
+  params.insert(params.end(), also_params.begin(), also_params.end());
+  auto recorded = also.empty() ? storage_->Exec(kRecord, params)
+                               : storage_->Exec(std::string(kRecord) + "," + std::string(also), params);
+  if (!also.empty() && !recorded.ok() && Classified(recorded.status()).code() == Code::kTooLarge) {
+    // A failed statement changed nothing: record the outcome alone.
+    params.resize(own_params);
+    recorded = storage_->Exec(kRecord, params);
+  } else if (!also.empty() && recorded.ok() && recorded->size() == 1 && !(*recorded)[0].empty()) {
+    if (also_values != nullptr) also_values->assign((*recorded)[0].begin() + 1, (*recorded)[0].end());
+    (*recorded)[0].resize(1);
+  }
   if (!recorded.ok()) return recorded.status();
   if (recorded->size() != 1 || (*recorded)[0].size() != 1) return Status::Internal("unexpected mutation record shape");
   const Seq head = static_cast<Seq>((*recorded)[0][0].AsInteger());

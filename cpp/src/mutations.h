@@ -35,8 +35,12 @@ class Mutations {
 
   // Records the outcome of mutation `id` inside its transaction, after its
   // writes. Returns the head they brought the log to: the seq of its ack.
+  // `also`: more RETURNING expressions for the same statement (their params
+  // numbered from ?7), whose values go to `also_values`; if SQLite finds
+  // them too big, the outcome is recorded without them (`also_values` empty).
   Result<Seq> Commit(std::string_view scope, std::string_view id, std::string_view result_json,
-                     std::int64_t now_ms);
+                     std::int64_t now_ms, std::string_view also = {}, const std::vector<SqlValue>& also_params = {},
+                     SqlRow* also_values = nullptr);
 
   // The recorded ack of an in-flight mutation and the head after its
   // writes; false iff `id` is not in flight. `ack` is empty until Commit.
