@@ -1,7 +1,7 @@
 // The benchmark Worker: /sync/<room> is a seqsync DO, /floor/<room> the
 // plain-JS floor (floor.ts). /admin/<sync|floor>/<room>/<action> seeds rows
 // server-side and reports state — bench-only hooks a real app never exposes.
-import { refuseConnection, SyncDurableObject, SyncRegistry } from 'seqsync'
+import { routeSyncRequest, SyncDurableObject, SyncRegistry } from 'seqsync'
 
 import { benchRow, FloorDO } from './floor.js'
 
@@ -83,10 +83,6 @@ export class SeqsyncBenchDO extends SyncDurableObject<Env, Claims> {
     )
   }
 
-  protected parseAttachment(req: Request): Claims {
-    return JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
-  }
-
   // ---- bench admin (RPC) ----
   /** Inserts n generated rows in one runSyncedWrite (one transaction, broadcast once). */
   seed(n: number, prefix: string): { head: number } {
@@ -162,16 +158,15 @@ export default {
       }
       return Response.json(await stub.state())
     }
-    const match = url.pathname.match(/^\/(sync|floor)\/([A-Za-z0-9_-]{1,64})$/)
-    if (!match) return new Response('not found', { status: 404 })
-    // Both routes do the same Worker-side work (forge the claims header, as the
-    // README's Worker does), so the figures differ only by what the DOs do.
-    const user = url.searchParams.get('user') ?? 'bench'
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
-    const headers = new Headers(req.headers)
-    headers.set('x-claims', JSON.stringify({ userId: user }))
-    const forwarded = new Request(req, { headers })
-    if (match[1] === 'floor') return env.FLOOR_DO.get(env.FLOOR_DO.idFromName(match[2]!)).fetch(forwarded)
-    return env.SYNC_DO.get(env.SYNC_DO.idFromName(match[2]!)).fetch(forwarded)
+    // Both routes do the same Worker-side work (routeSyncRequest: authenticate,
+    // forge the claims header, forward), so the figures differ only by what the DOs do.
+    const routed = await routeSyncRequest(req, env, {
+      namespace: { sync: env.SYNC_DO, floor: env.FLOOR_DO },
+      authenticate: (req) => {
+        const user = new URL(req.url).searchParams.get('user') ?? 'bench'
+        return /^[A-Za-z0-9_-]{1,32}$/.test(user) ? { userId: user } : null
+      },
+    })
+    return routed ?? new Response('not found', { status: 404 })
   },
 } satisfies ExportedHandler<Env>

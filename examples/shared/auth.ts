@@ -9,8 +9,8 @@
 // rest is what a real app keeps. The session is an HMAC-SHA256-signed cookie
 // (key: AUTH_SECRET, with a dev value in .dev.vars; in production run
 // `wrangler secret put AUTH_SECRET`). Every /sync upgrade verifies that
-// cookie and checks the room. Only then does it forge the claims header the
-// Durable Object reads.
+// cookie and checks the room (authenticate, below). Only then does
+// routeSyncRequest forge the claims header the Durable Object reads.
 import { CloseCode, refuseConnection } from 'seqsync'
 
 export interface AuthEnv {
@@ -18,13 +18,12 @@ export interface AuthEnv {
   AUTH_SECRET?: string
 }
 
-/** Everything a Durable Object knows about a socket's user. Only `admit` sets it. */
+/** Everything a Durable Object knows about a socket's user. Only `authenticate` makes it. */
 export interface Claims {
   userId: string
 }
 
 const COOKIE = 'seqsync_session'
-const CLAIMS_HEADER = 'x-claims'
 const SESSION_SECONDS = 12 * 60 * 60
 const USER_NAME = /^[a-z0-9]{1,32}$/
 
@@ -68,34 +67,20 @@ export function mayOpenRoom(userId: string, room: string): boolean {
 // ── Keep this part: the gate that every /sync/<room> upgrade passes. ────
 
 /**
- * Returns the upgrade request, forwardable to the room's Durable Object with
- * claims forged from the verified session, or the terminal refusal to send
- * back (a 44xx close, so the client stops retrying).
+ * routeSyncRequest's authenticate: the claims of the verified session, or
+ * the terminal refusal to send back (a 44xx close, so the client stops
+ * retrying). routeSyncRequest forges the claims header from what this
+ * returns and strips the cookie, so the DO gets the claims, never the
+ * credential.
  */
-export async function admit(req: Request, env: AuthEnv, room: string): Promise<Request | Response> {
+export async function authenticate(req: Request, env: AuthEnv, room: string): Promise<Claims | Response> {
   // A WebSocket has no CORS, and SameSite does not cover sibling subdomains.
   // So refuse other origins, or any page could open a socket as the user.
   if (!sameOrigin(req)) return refuseConnection(req, CloseCode.FORBIDDEN, 'cross-origin upgrade')
   const claims = await verifySession(req, env)
   if (!claims) return refuseConnection(req) // 4401: no session, or a forged or expired one
   if (!mayOpenRoom(claims.userId, room)) return refuseConnection(req, CloseCode.FORBIDDEN, 'not a member of this room')
-  const headers = new Headers(req.headers)
-  headers.set(CLAIMS_HEADER, JSON.stringify(claims)) // overwrites any value the client sent
-  headers.delete('Cookie') // the DO gets the claims, never the credential
-  return new Request(req, { headers })
-}
-
-/**
- * Reads the claims in the Durable Object's parseAttachment. It throws, and
- * the DO refuses the socket, when they are missing or malformed. There is
- * never a default identity.
- */
-export function readClaims(req: Request): Claims {
-  const claims = JSON.parse(req.headers.get(CLAIMS_HEADER) ?? 'null') as { userId?: unknown } | null
-  if (typeof claims?.userId !== 'string' || !USER_NAME.test(claims.userId)) {
-    throw new Error('no valid claims: upgrades must come through admit()')
-  }
-  return { userId: claims.userId }
+  return claims
 }
 
 async function verifySession(req: Request, env: AuthEnv): Promise<Claims | null> {

@@ -5,7 +5,7 @@
 // ProbeDO registers whatever schema a test hands it.
 import { DurableObject } from 'cloudflare:workers'
 
-import { refuseConnection, SyncDenied, SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
+import { refuseConnection, routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
 
 export interface Env {
   TEST_DO: DurableObjectNamespace<TestDO>
@@ -17,6 +17,7 @@ export interface Env {
 
 interface Claims {
   userId: string
+  exp?: number
 }
 interface Message {
   id: string
@@ -182,10 +183,17 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
     this.#setUp()
   }
 
-  protected parseAttachment(req: Request): Claims {
-    const claims = JSON.parse(req.headers.get('x-claims') ?? '{}') as Claims
+  protected override parseAttachment(req: Request): Claims {
+    const claims = super.parseAttachment(req) // the header routeSyncRequest forged
     if (claims.userId === 'banned') throw new Response('banned', { status: 403 })
+    this.upgradeCredentials = { cookie: req.headers.get('Cookie'), authorization: req.headers.get('Authorization') }
     return claims
+  }
+
+  /** The credentials the last upgrade still carried when it reached this DO (the Worker strips them). */
+  upgradeCredentials: { cookie: string | null; authorization: string | null } | undefined
+  lastUpgradeCredentials() {
+    return this.upgradeCredentials
   }
 
   protected syncOptions(): SyncOptions {
@@ -317,7 +325,7 @@ export class ShortRetentionDO extends TestDO {
 }
 
 export class ProbeDO extends SyncDurableObject<Env, Claims> {
-  protected parseAttachment(): Claims {
+  protected override parseAttachment(): Claims {
     return { userId: 'probe' }
   }
   /** Runs `ddl`, then registers `table` with `pk`; returns the error's message, if any. */
@@ -348,14 +356,23 @@ export class ProbeDO extends SyncDurableObject<Env, Claims> {
 
 /** A DO that forgot to call registerSync: every frame must say so. */
 export class UnregisteredDO extends SyncDurableObject<Env, Claims> {
-  protected parseAttachment(): Claims {
+  protected override parseAttachment(): Claims {
     return { userId: 'someone' }
   }
 }
 
 // Test-only authentication: `?user=` names the user (the examples show a
-// real credential check). The claims header is always overwritten, so a
-// client cannot forge it.
+// real credential check); `?exp=` stands for a token's expiry, which changes
+// at every refresh. routeSyncRequest always overwrites the claims header, so
+// a client cannot forge it.
+function testClaims(req: Request): Claims | null {
+  const url = new URL(req.url)
+  const user = url.searchParams.get('user') ?? ''
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return null
+  const exp = url.searchParams.get('exp')
+  return exp ? { userId: user, exp: Number(exp) } : { userId: user }
+}
+
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url)
@@ -364,19 +381,29 @@ export default {
       const namespace = (admin[1] === 'short' ? env.SHORT_DO : env.TEST_DO) as DurableObjectNamespace<TestDO>
       return adminRequest(namespace, admin[2]!, admin[3]!, req)
     }
-    const match = url.pathname.match(/^\/(sync|short|huge|unregistered)\/([A-Za-z0-9_-]{1,64})$/)
-    if (!match) return new Response('not found', { status: 404 })
-    const user = url.searchParams.get('user') ?? ''
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return refuseConnection(req)
-    const headers = new Headers(req.headers)
-    // `?exp=` stands for a token's expiry, which changes at every refresh.
-    const exp = url.searchParams.get('exp')
-    headers.set('x-claims', JSON.stringify(exp ? { userId: user, exp: Number(exp) } : { userId: user }))
-    const namespaces = { sync: env.TEST_DO, short: env.SHORT_DO, huge: env.HUGE_DO, unregistered: env.UNREGISTERED_DO }
-    const namespace = namespaces[match[1] as keyof typeof namespaces]
-    return namespace.get(namespace.idFromName(match[2]!)).fetch(new Request(req, { headers }))
+    const seedStyle = url.pathname.match(/^\/seed-style\/([A-Za-z0-9_-]{1,64})$/)
+    if (seedStyle) return seedStyleWorker(req, env, seedStyle[1]!)
+    const routed = await routeSyncRequest(req, env, {
+      namespace: { sync: env.TEST_DO, short: env.SHORT_DO, huge: env.HUGE_DO, unregistered: env.UNREGISTERED_DO },
+      authenticate: testClaims,
+      // An endpoint beside the socket: answers with the claims it was authenticated with.
+      endpoints: { claims: ({ claims, room, route }) => Response.json({ claims, room, route }) },
+    })
+    return routed ?? new Response('not found', { status: 404 })
   },
 } satisfies ExportedHandler<Env>
+
+/**
+ * A Worker written by hand, as apps wrote them before routeSyncRequest:
+ * verify, forge the claims header, forward. It must keep working.
+ */
+async function seedStyleWorker(req: Request, env: Env, room: string): Promise<Response> {
+  const claims = testClaims(req)
+  if (!claims) return refuseConnection(req)
+  const headers = new Headers(req.headers)
+  headers.set('x-claims', JSON.stringify(claims))
+  return env.TEST_DO.get(env.TEST_DO.idFromName(room)).fetch(new Request(req, { headers }))
+}
 
 // Test-only HTTP hooks into a room, for harnesses outside workerd (the
 // client tests in Node). A real app would never expose these.

@@ -30,7 +30,12 @@ export class TestSocket {
 
   /** Opens /<kind>/<room>?user=<user> through the fixture Worker. */
   static async open(room: string, user = 'ann', kind: 'sync' | 'short' | 'huge' | 'unregistered' = 'sync', headers: Record<string, string> = {}, query = '') {
-    const res = await exports.default.fetch(`http://test/${kind}/${room}?user=${user}${query}`, {
+    return TestSocket.openPath(`/${kind}/${room}?user=${user}${query}`, headers)
+  }
+
+  /** Opens `path` (with its query) through the fixture Worker. */
+  static async openPath(path: string, headers: Record<string, string> = {}) {
+    const res = await exports.default.fetch(`http://test${path}`, {
       headers: { Upgrade: 'websocket', ...headers },
     })
     if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`)

@@ -5,9 +5,9 @@
 // room access are decided in ../../shared/auth.ts, as in the chat example.
 // Votes change only through the `vote` command, by one at a time. A
 // client update may change only a title.
-import { SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
+import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-import { admit, type AuthEnv, type Claims, login, readClaims } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
 import { type Task, TASK_COUNT, taskId, type VoteArgs } from './shared'
 
 export interface Env extends AuthEnv {
@@ -40,7 +40,7 @@ export class Board extends SyncDurableObject<Env, Claims> {
           .defineMutation({
             collection: 'tasks',
             type: 'update',
-            // Any member of the board (admit() checked the room) may rename
+            // Any member of the board (authenticate() checked the room) may rename
             // a task. Nothing else is a client's to set: votes move only by
             // `vote`, and updated_at is the server's clock.
             authorize: ({ op }) => {
@@ -75,10 +75,6 @@ export class Board extends SyncDurableObject<Env, Claims> {
     })
   }
 
-  protected parseAttachment(req: Request): Claims {
-    return readClaims(req) // throws (→ a 4401 close) without the claims admit() forged
-  }
-
   // TASK_COUNT tasks with distinct vote counts (7919 is coprime with 5,000).
   #seedOnce(): void {
     if (this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM tasks').one().n > 0) return
@@ -93,12 +89,12 @@ export class Board extends SyncDurableObject<Env, Claims> {
 
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
-    const url = new URL(req.url)
-    if (url.pathname === '/auth/login') return login(req, env)
-    const room = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)?.[1]
-    if (!room) return env.ASSETS.fetch(req)
-    const admitted = await admit(req, env, room) // the request with forged claims, or a refusal
-    if (admitted instanceof Response) return admitted
-    return env.BOARD.get(env.BOARD.idFromName(room)).fetch(admitted)
+    if (new URL(req.url).pathname === '/auth/login') return login(req, env)
+    // /sync/<room>: authenticate, forge the claims, forward to the room's DO; anything else is the page.
+    const routed = await routeSyncRequest(req, env, {
+      namespace: env.BOARD,
+      authenticate: (req, { room }) => authenticate(req, env, room),
+    })
+    return routed ?? env.ASSETS.fetch(req)
   },
 } satisfies ExportedHandler<Env>

@@ -1,11 +1,11 @@
 // The chat example's Worker and Durable Object: the README's quick start,
 // runnable. Who the user is and which rooms they may open is decided in one
 // place, ../../shared/auth.ts. This Worker routes /auth/login there, lets
-// every /sync/<room> upgrade through only via admit() (which forges the
-// claims header), and serves the page otherwise.
-import { SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
+// routeSyncRequest serve every /sync/<room> upgrade (authenticate(), then
+// the forged claims header), and serves the page otherwise.
+import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-import { admit, type AuthEnv, type Claims, login, readClaims } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
 
 export interface Env extends AuthEnv {
   CHAT_ROOM: DurableObjectNamespace<ChatRoom>
@@ -73,20 +73,16 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
       )
     })
   }
-
-  protected parseAttachment(req: Request): Claims {
-    return readClaims(req) // throws (→ a 4401 close) without the claims admit() forged
-  }
 }
 
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
-    const url = new URL(req.url)
-    if (url.pathname === '/auth/login') return login(req, env)
-    const room = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)?.[1]
-    if (!room) return env.ASSETS.fetch(req)
-    const admitted = await admit(req, env, room) // the request with forged claims, or a refusal
-    if (admitted instanceof Response) return admitted
-    return env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(room)).fetch(admitted)
+    if (new URL(req.url).pathname === '/auth/login') return login(req, env)
+    // /sync/<room>: authenticate, forge the claims, forward to the room's DO; anything else is the page.
+    const routed = await routeSyncRequest(req, env, {
+      namespace: env.CHAT_ROOM,
+      authenticate: (req, { room }) => authenticate(req, env, room),
+    })
+    return routed ?? env.ASSETS.fetch(req)
   },
 } satisfies ExportedHandler<Env>

@@ -2,9 +2,9 @@
 // categories. The page syncs a category only while its panel is open, so
 // the rows of unopened categories never leave the Durable Object. Sign-in
 // and room access are decided in ../../shared/auth.ts, as in the chat example.
-import { SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
+import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-import { admit, type AuthEnv, type Claims, login, readClaims } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
 import { CATEGORIES, type Item, ITEMS_PER_CATEGORY } from './shared'
 
 export interface Env extends AuthEnv {
@@ -72,10 +72,6 @@ export class Catalog extends SyncDurableObject<Env, Claims> {
     })
   }
 
-  protected parseAttachment(req: Request): Claims {
-    return readClaims(req) // throws (→ a 4401 close) without the claims admit() forged
-  }
-
   // A fresh catalog gets ITEMS_PER_CATEGORY items in each category.
   #seedOnce(): void {
     const count = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM items').one().n
@@ -95,12 +91,12 @@ export class Catalog extends SyncDurableObject<Env, Claims> {
 
 export default {
   async fetch(req: Request, env: Env): Promise<Response> {
-    const url = new URL(req.url)
-    if (url.pathname === '/auth/login') return login(req, env)
-    const room = url.pathname.match(/^\/sync\/([A-Za-z0-9_-]{1,64})$/)?.[1]
-    if (!room) return env.ASSETS.fetch(req)
-    const admitted = await admit(req, env, room) // the request with forged claims, or a refusal
-    if (admitted instanceof Response) return admitted
-    return env.CATALOG.get(env.CATALOG.idFromName(room)).fetch(admitted)
+    if (new URL(req.url).pathname === '/auth/login') return login(req, env)
+    // /sync/<room>: authenticate, forge the claims, forward to the room's DO; anything else is the page.
+    const routed = await routeSyncRequest(req, env, {
+      namespace: env.CATALOG,
+      authenticate: (req, { room }) => authenticate(req, env, room),
+    })
+    return routed ?? env.ASSETS.fetch(req)
   },
 } satisfies ExportedHandler<Env>

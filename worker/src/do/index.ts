@@ -14,5 +14,14 @@ export {
   type SyncOp,
 } from './registry.js'
 export { refuseConnection } from './refuse.js'
+export {
+  CLAIMS_HEADER,
+  matchSyncPath,
+  routeSyncRequest,
+  type Authenticate,
+  type RouteSyncOptions,
+  type SyncEndpointContext,
+  type SyncRouteMatch,
+} from './route.js'
 export { SyncDenied } from './denied.js'
 export { ErrorCode, CloseCode } from '../protocol/codes.js'

@@ -13,6 +13,7 @@ import type { WireOp } from '../protocol/frames.js'
 import { Core, CoreError, CoreRefusal, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
 import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
+import { CLAIMS_HEADER } from './route.js'
 import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
 
 /** Runtime knobs of the core (docs/protocol.md §9). Unknown keys are refused. */
@@ -90,9 +91,16 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * Reads the Worker-forged claims from the upgrade request. They are stored
    * in the socket's attachment and passed to every authorize/execute. Throw
    * to refuse the connection: a thrown Response is returned as is, anything
-   * else becomes HTTP 401.
+   * else becomes a 4401 close. Default: the JSON of the `x-claims` header
+   * that routeSyncRequest forges (a missing, unparsable or null one
+   * refuses). Override it to check the claims' shape, or to read claims a
+   * hand-written Worker put elsewhere.
    */
-  protected abstract parseAttachment(req: Request): Claims
+  protected parseAttachment(req: Request): Claims {
+    const claims = JSON.parse(req.headers.get(CLAIMS_HEADER) ?? 'null') as Claims | null
+    if (claims === null) throw new Error('no claims: upgrades must come through the Worker (routeSyncRequest)')
+    return claims
+  }
 
   /**
    * The identity that scopes mutation ids: another identity presenting the
