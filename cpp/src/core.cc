@@ -43,6 +43,7 @@
 #include "schema.h"
 #include "seqsync/close_codes.h"
 #include "sockets.h"
+#include "unread.h"
 #include "windows.h"
 
 namespace seqsync {
@@ -71,8 +72,17 @@ struct Core::Impl {
   // The first page of the drain after the mutation (by its dedup key) that
   // CommitMutation read ahead; any other call drops it.
   std::optional<std::pair<std::string, ReadAhead>> read_ahead;
+  Unread unread{&sockets};
 
-  Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {}
+  Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {
+    fanout.on_flushed = [this](const Delivery& d) { unread.ChargeFlushed(d); };
+  }
+
+  // Every plan leaves through here: its frames count as unread (unread.h).
+  Plan Charged(Plan plan) {
+    unread.ChargePlan(options.max_unread_bytes_per_socket, &plan);
+    return plan;
+  }
 
   // ---- subscriptions ----
 
@@ -218,6 +228,8 @@ struct Core::Impl {
     return Plan();
   }
 
+  Plan Dispatch(std::string_view socket_id, std::string_view scope, std::string_view frame, std::int64_t now_ms);
+
   // ---- opening: registration, then the sockets a wake kept ----
 
   Status Register(std::string_view registration_json, std::string_view fresh_epoch) {
@@ -245,24 +257,35 @@ Result<std::unique_ptr<Core>> Core::Open(Storage* storage, Options options, std:
 Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::string_view frame,
                      std::int64_t now_ms) {
   impl_->read_ahead.reset();
+  return impl_->Charged(impl_->Dispatch(socket_id, scope, frame, now_ms));
+}
+
+Plan Core::Impl::Dispatch(std::string_view socket_id, std::string_view scope, std::string_view frame,
+                          std::int64_t now_ms) {
   JsonDocument doc;
   FrameType type;
-  Status read = ReadFrame(frame, impl_->options, &doc, &type);
+  Status read = ReadFrame(frame, options, &doc, &type);
   if (!read.ok()) return ErrorPlan(socket_id, read);
-  Socket& sock = impl_->sockets.Get(socket_id);
-  if (type == FrameType::kHello) return impl_->OnHello(socket_id, &sock, doc, now_ms);
+  Socket& sock = sockets.Get(socket_id);
+  if (type == FrameType::kHello) return OnHello(socket_id, &sock, doc, now_ms);
   if (!sock.hello) {
     return ErrorPlan(socket_id, Status::ProtocolOrder("send hello before " + std::string(View(doc["t"]))));
   }
   switch (type) {
-    case FrameType::kSub: return impl_->OnSub(socket_id, &sock, doc, now_ms);
-    case FrameType::kUnsub: return impl_->OnUnsub(socket_id, &sock, doc);
+    case FrameType::kSub: return OnSub(socket_id, &sock, doc, now_ms);
+    case FrameType::kUnsub: return OnUnsub(socket_id, &sock, doc);
+    case FrameType::kRecv: {
+      auto bytes = ReadRecv(doc);
+      if (!bytes.ok()) return ErrorPlan(socket_id, bytes.status());
+      Unread::CreditRead(&sock, *bytes);
+      return Plan();
+    }
     default: break;
   }
   const bool is_call = type == FrameType::kCall;
-  auto id = ReadMutationId(doc, is_call, impl_->options);
+  auto id = ReadMutationId(doc, is_call, options);
   if (!id.ok()) return ErrorPlan(socket_id, id.status());
-  return impl_->mutations.Admit(socket_id, scope, *id, doc, is_call);
+  return mutations.Admit(socket_id, scope, *id, doc, is_call);
 }
 
 Result<Seq> Core::CommitMutation(std::string_view scope, std::string_view mutation_id,
@@ -290,11 +313,11 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
   Plan plan;
   std::string ack;
   Seq head = 0;
-  if (!impl_->mutations.Find(scope, mutation_id, &ack, &head)) return plan;
+  if (!impl_->mutations.Find(scope, mutation_id, &ack, &head)) return impl_->Charged(std::move(plan));
   if (ack.empty()) {
     impl_->mutations.Settle(scope, mutation_id,
                             RejectFrame(mutation_id, Status::Internal("mutation finished without commit")), &plan);
-    return plan;
+    return impl_->Charged(std::move(plan));
   }
   // The changes go first: when the ack arrives, the sender already holds them.
   std::optional<std::pair<std::string, ReadAhead>> ahead = std::move(impl_->read_ahead);
@@ -309,10 +332,10 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
     plan.close = impl_->mutations.Forget(scope, mutation_id);
     plan.close_code = kCloseInternal;
     plan.close_reason = "committed; reconnect to resume";
-    return plan;
+    return impl_->Charged(std::move(plan));
   }
   impl_->mutations.Settle(scope, mutation_id, ack, &plan);
-  return plan;
+  return impl_->Charged(std::move(plan));
 }
 
 Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, const Status& why,
@@ -322,7 +345,7 @@ Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, 
   Plan plan;
   Status reason = why.ok() ? Status::Internal("rejected with an OK status") : why;
   impl_->mutations.Settle(scope, mutation_id, RejectFrame(mutation_id, reason), &plan);
-  return plan;
+  return impl_->Charged(std::move(plan));
 }
 
 Plan Core::Drain(std::int64_t now_ms) {
@@ -330,7 +353,7 @@ Plan Core::Drain(std::int64_t now_ms) {
   Plan plan;
   Status s = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan);
   (void)s;  // a failed drain is retried by the next one; nothing was marked sent
-  return plan;
+  return impl_->Charged(std::move(plan));
 }
 
 void Core::OnClose(std::string_view socket_id) {

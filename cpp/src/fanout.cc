@@ -339,6 +339,7 @@ void Fanout::MaybeFlush(Plan* plan) {
   if (bytes < kPlanFlushBytes) return;
   std::size_t sent = 0;
   while (sent < plan->deliveries.size() && storage_->Send(plan->deliveries[sent].to, plan->deliveries[sent].frame)) {
+    if (on_flushed) on_flushed(plan->deliveries[sent]);
     ++sent;
   }
   plan->deliveries.erase(plan->deliveries.begin(), plan->deliveries.begin() + static_cast<std::ptrdiff_t>(sent));

@@ -7,6 +7,7 @@
 #define SEQSYNC_FANOUT_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -86,8 +87,10 @@ class Fanout {
   Status Snapshot(const Subscription& sub, Seq seq, bool ends_unit, const std::vector<std::string>& to,
                   Plan* plan);
 
-  // Hands the plan's frames to the shell once they hold kPlanFlushBytes.
+  // Hands the plan's frames to the shell once they hold kPlanFlushBytes,
+  // telling `on_flushed` of each (the unread counts, unread.h).
   void MaybeFlush(Plan* plan);
+  std::function<void(const Delivery&)> on_flushed;
   // Where the next delivery of `plan` will stand, counting flushed ones.
   std::uint64_t Mark(const Plan& plan) const { return flushed_ + plan.deliveries.size(); }
   // Drops the deliveries added since `mark`; false iff some already left.

@@ -34,6 +34,7 @@ Status ReadFrame(std::string_view text, const Options& options, JsonDocument* do
   else if (name == "unsub") *type = FrameType::kUnsub;
   else if (name == "mut") *type = FrameType::kMut;
   else if (name == "call") *type = FrameType::kCall;
+  else if (name == "recv") *type = FrameType::kRecv;
   else return Status::UnknownFrame("unknown frame type '" + std::string(name.substr(0, 64)) + "'");
   return Status::Ok();
 }
@@ -141,6 +142,14 @@ Result<std::string_view> ReadUnsub(const JsonValue& frame) {
   const JsonValue* id = Member(frame, "id");
   if (id == nullptr || !id->IsString()) return Status::InvalidField("unsub needs a string id");
   return View(*id);
+}
+
+Result<std::uint64_t> ReadRecv(const JsonValue& frame) {
+  const JsonValue* bytes = Member(frame, "bytes");
+  if (bytes == nullptr || !IsSafeUnsigned(*bytes)) {
+    return Status::InvalidField("recv needs bytes, a non-negative integer");
+  }
+  return bytes->IsUint64() ? bytes->GetUint64() : static_cast<std::uint64_t>(bytes->GetDouble());
 }
 
 Result<std::string> ReadMutationId(const JsonValue& frame, bool is_call, const Options& options) {

@@ -10,6 +10,7 @@
 #ifndef SEQSYNC_FRAME_READER_H_
 #define SEQSYNC_FRAME_READER_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,7 +24,7 @@
 
 namespace seqsync {
 
-enum class FrameType { kHello, kSub, kUnsub, kMut, kCall };
+enum class FrameType { kHello, kSub, kUnsub, kMut, kCall, kRecv };
 
 // Parses `text` under the frame limits (bytes, depth, values) into `*doc`
 // and reads its type. Errors: kTooLarge, kTooDeep, kMalformedFrame (not
@@ -71,6 +72,9 @@ std::string StoredBody(const Subscription& s);
 
 // The id of an unsub. Errors: kInvalidField.
 Result<std::string_view> ReadUnsub(const JsonValue& frame);
+
+// The bytes a recv frame reports read. Errors: kInvalidField.
+Result<std::uint64_t> ReadRecv(const JsonValue& frame);
 
 // The id of a mut or call, checked before the dedup lookup. Everything else
 // is judged after it (a replay of a finished id gets its outcome whatever

@@ -46,6 +46,7 @@ Result<Options> ParseOptions(std::string_view json) {
     else if (!std::strcmp(k, "maxSubBytesPerSocket")) s = ReadCount(v, k, kMaxSubBytesPerObject, &o.max_sub_bytes_per_socket);
     else if (!std::strcmp(k, "maxInFlightPerSocket")) s = ReadCount(v, k, kBig, &o.max_in_flight_per_socket);
     else if (!std::strcmp(k, "maxInFlightBytesPerSocket")) s = ReadCount(v, k, kBig, &o.max_in_flight_bytes_per_socket);
+    else if (!std::strcmp(k, "maxUnreadBytesPerSocket")) s = ReadCount(v, k, kBig, &o.max_unread_bytes_per_socket);
     else if (!std::strcmp(k, "maxPredicateDepth")) s = ReadCount(v, k, kCeilingMaxPredicateDepth, &o.max_predicate_depth);
     else if (!std::strcmp(k, "maxPredicateNodes")) s = ReadCount(v, k, kBig, &o.max_predicate_nodes);
     else if (!std::strcmp(k, "maxPredicateLiteralBytes")) s = ReadCount(v, k, kCeilingMaxValueBytes, &o.max_predicate_literal_bytes);
@@ -65,6 +66,7 @@ Result<Options> ParseOptions(std::string_view json) {
   if (o.read_page_rows < 1) o.read_page_rows = 1;
   if (o.compact_every < 1) o.compact_every = 1;
   if (o.max_json_values < 16) o.max_json_values = 16;
+  o.max_unread_bytes_per_socket = std::max(o.max_unread_bytes_per_socket, kMinMaxUnreadBytesPerSocket);
   return o;
 }
 
@@ -80,6 +82,7 @@ std::string LimitsJson(const Options& o) {
          ",\"maxSubBytesPerSocket\":" + std::to_string(o.max_sub_bytes_per_socket) +
          ",\"maxInFlightPerSocket\":" + std::to_string(o.max_in_flight_per_socket) +
          ",\"maxInFlightBytesPerSocket\":" + std::to_string(o.max_in_flight_bytes_per_socket) +
+         ",\"maxUnreadBytesPerSocket\":" + std::to_string(o.max_unread_bytes_per_socket) +
          ",\"maxPredicateDepth\":" + std::to_string(o.max_predicate_depth) +
          ",\"maxPredicateNodes\":" + std::to_string(o.max_predicate_nodes) +
          ",\"maxPredicateLiteralBytes\":" + std::to_string(o.max_predicate_literal_bytes) +

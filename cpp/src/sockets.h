@@ -52,6 +52,10 @@ struct Socket {
   double sub_tokens = -1;
   std::int64_t sub_tokens_ms = 0;
   std::size_t sub_bytes = 0;  // bodies of `subs`, counted against the budgets
+  // Bytes sent and not reported read, and bytes handed to the shell early in
+  // the current call (unread.h). In memory only: a wake starts them at 0.
+  std::uint64_t unread_bytes = 0;
+  std::uint64_t flushed_bytes = 0;
 };
 
 using SocketMap = std::map<std::string, Socket, std::less<>>;
@@ -65,6 +69,11 @@ class Sockets {
   // The socket `id`, new if unknown.
   Socket& Get(std::string_view id) { return sockets_[std::string(id)]; }
   const SocketMap& all() const { return sockets_; }
+  // The socket `id`, or null if unknown.
+  Socket* Find(std::string_view id) {
+    auto it = sockets_.find(id);
+    return it == sockets_.end() ? nullptr : &it->second;
+  }
 
   // Takes one sub token from `sock`'s bucket; false iff it is empty.
   bool TakeSubToken(Socket* sock, std::int64_t now_ms);

@@ -185,6 +185,11 @@ struct Harness {
       rest = core->RejectMutation(scope, m.id, Status::ExecuteFailed("mutation failed"), now);
     }
     for (Delivery& d : rest.deliveries) plan.deliveries.push_back(std::move(d));
+    if (rest.close_code != 0) {
+      plan.close_code = rest.close_code;
+      plan.close_reason = rest.close_reason;
+      plan.close = rest.close;
+    }
     return plan;
   }
 

@@ -15,6 +15,9 @@ inline constexpr int kCloseTooLarge = 1009;      // TOO_LARGE: over the platform
 // from its cursor.
 inline constexpr int kCloseInternal = 1011;
 inline constexpr int kCloseReset = 1012;         // RESET: the storage was reset (a new epoch)
+// SLOW_READER: more than maxUnreadBytesPerSocket sent and not reported read
+// (unread.cc). Not terminal: the client reconnects and resumes by cursor.
+inline constexpr int kCloseSlowReader = 4008;
 inline constexpr int kCloseProtocol = 4400;      // PROTOCOL: a violation the socket cannot survive
 inline constexpr int kCloseUnauthorized = 4401;  // UNAUTHORIZED, at the upgrade
 inline constexpr int kCloseForbidden = 4403;     // FORBIDDEN

@@ -82,6 +82,16 @@ inline constexpr std::size_t kDefaultMaxInFlightPerSocket = 32;
 // one's ops, parsed, while its authorize awaits: 32 frames of 4 MiB would be
 // far more than the isolate's 128 MB. One mutation alone is always let in.
 inline constexpr std::size_t kDefaultMaxInFlightBytesPerSocket = 8u << 20;
+// Bytes sent to one socket that its client has not reported reading (a
+// `recv` frame, docs/protocol.md §4.6). The runtime gives a Durable Object no
+// send-buffer signal (workerd's WebSocket has no bufferedAmount, and send()
+// queues without bound), so this is the only bound on what a client that
+// stopped reading costs the object: past it the socket is closed with
+// kCloseSlowReader and the client resumes by cursor. It must exceed the
+// largest resume unit a client asks for, or a healthy client that is still
+// reading it is closed when the next change comes. Minimum 64 KiB.
+inline constexpr std::size_t kDefaultMaxUnreadBytesPerSocket = 8u << 20;
+inline constexpr std::size_t kMinMaxUnreadBytesPerSocket = 64u << 10;
 
 // Predicate trees: the evaluator recurses, so depth is bounded well below the
 // wasm stack; nodes bound the work per row.

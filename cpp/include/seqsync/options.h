@@ -30,6 +30,9 @@ struct Options {
   std::size_t max_sub_bytes_per_socket = kDefaultMaxSubBytesPerSocket;
   std::size_t max_in_flight_per_socket = kDefaultMaxInFlightPerSocket;
   std::size_t max_in_flight_bytes_per_socket = kDefaultMaxInFlightBytesPerSocket;
+  // Bytes sent to a socket and not reported read before it is closed as a
+  // slow reader. Raised to kMinMaxUnreadBytesPerSocket.
+  std::size_t max_unread_bytes_per_socket = kDefaultMaxUnreadBytesPerSocket;
   int max_predicate_depth = kDefaultMaxPredicateDepth;
   std::size_t max_predicate_nodes = kDefaultMaxPredicateNodes;
   std::size_t max_predicate_literal_bytes = kDefaultMaxPredicateLiteralBytes;
