@@ -100,13 +100,15 @@ export function createClient(options: ClientOptions): BenchClient {
 
 // ---- seqsync ---------------------------------------------------------------
 
-class SeqsyncClient implements BenchClient {
+export class SeqsyncClient implements BenchClient {
   readonly system = 'seqsync' as const
   readonly transport: WebSocketTransport
   readonly collection
   #cut = false
   #sockets = new Set<WebSocket>()
   #dialled: ((t: number) => void) | undefined
+  /** Close codes of this client's sockets, in order. */
+  readonly closeCodes: number[] = []
 
   constructor(options: ClientOptions) {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -121,7 +123,10 @@ class SeqsyncClient implements BenchClient {
           self.#dialled = undefined
         }
         self.#sockets.add(this)
-        this.on('close', () => self.#sockets.delete(this))
+        this.on('close', (code: number) => {
+          self.#sockets.delete(this)
+          self.closeCodes.push(code)
+        })
         meter?.track(this)
       }
       override send(data: string): void {
@@ -163,6 +168,13 @@ class SeqsyncClient implements BenchClient {
   cut(): void {
     this.#cut = true
     for (const ws of this.#sockets) ws.terminate()
+  }
+  /** Stops reading the socket (TCP backpressure builds up), as a stalled tab would. */
+  pause(): void {
+    for (const ws of this.#sockets) (ws as unknown as { _socket?: { pause(): void } })._socket?.pause()
+  }
+  resume(): void {
+    for (const ws of this.#sockets) (ws as unknown as { _socket?: { resume(): void } })._socket?.resume()
   }
   restore(): Promise<number> {
     return new Promise((resolve) => {

@@ -22,20 +22,21 @@ import WebSocket from 'ws'
 // @ts-expect-error: plain .mjs helper shared with the tests
 import { commandLine, cpuMs, processesInGroup, rssBytes } from '../tests/support/proc.mjs'
 import { directWorkerdUrl, startWrangler } from '../tests/support/wrangler.mjs'
-import { createClient, median, Meter, now, percentile, sleep, until, SYSTEMS, type BenchClient, type Row, type System } from './clients.js'
+import { createClient, median, Meter, now, percentile, SeqsyncClient, sleep, until, SYSTEMS, type BenchClient, type Row, type System } from './clients.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const args = process.argv.slice(2)
 const SMOKE = args.includes('--smoke')
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',')
 const WRITE_DOCS = !SMOKE && !args.includes('--no-docs') && !ONLY && !args.includes('--report-only')
-const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory'] as const
+const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness'] as const
 type Scenario = (typeof SCENARIOS)[number]
 const enabled = (s: Scenario) => (ONLY ? ONLY.includes(s) : !(SMOKE && (s === 'memory')))
 
 const C = SMOKE
   ? { writes: 50, burst: 50, warmup: 10, rounds: 1, tpWriters: 4, tpWrites: 10, tpReps: 1, fanout: [{ subs: 6, rows: 10, gapMs: 20, procs: 2 }], catchup: 300, catchupReps: 1,
-      initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0 }
+      initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0,
+      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 } }
   : { writes: 2000, burst: 2000, warmup: 100, rounds: 8,
       // 20 writers on one DO, each with one write in flight: the DO is the bottleneck.
       tpWriters: 20, tpWrites: 150, tpReps: 3,
@@ -43,7 +44,10 @@ const C = SMOKE
       // the latency is the path's, not a queue's.
       fanout: [{ subs: 50, rows: 150, gapMs: 40, procs: 2 }, { subs: 200, rows: 60, gapMs: 150, procs: 4 }],
       catchup: 5000, catchupReps: 3, initial: [5000, 50000], initialReps: 3, wakeNew: 9, wakeHibernated: 3,
-      memRows: 50000, memSockets: 200 }
+      memRows: 50000, memSockets: 200,
+      // One stalled reader among 50, rows of ~1 KB: the bench DO's tight- rooms
+      // bound unread bytes at 64 KiB, so it is closed after ~60 rows.
+      fairness: { subs: 50, rows: 300, gapMs: 40, procs: 2, pad: 1000, reps: 3 } }
 
 // `--wake-hibernated=N` overrides the number of hibernated DOs (0 in --smoke).
 const WAKE_HIBERNATED = args.find((a) => a.startsWith('--wake-hibernated='))
@@ -340,6 +344,100 @@ async function scenarioFanout(): Promise<void> {
       }
     })
   }
+}
+
+// ---- 2b. fairness: one stalled reader among 50 ----------------------------------------
+
+/**
+ * 50 subscribers under a steady write stream, with and without one more
+ * client that stops reading its socket (TCP backpressure). Runs alternate
+ * (without, with, with, without, …) in fresh tight- rooms (64 KiB unread
+ * bound). Reported: the 50's p50/p99 in each mode (median over reps), the
+ * ratio, the DO process's RSS growth, and that the stalled client was closed
+ * SLOW_READER (4008) and, once it reads again, resumed by cursor to every row.
+ */
+async function scenarioFairness(): Promise<void> {
+  const cfg = C.fairness
+  log(`2b. fairness: ${cfg.subs} subscribers, ${cfg.rows} rows of ~${cfg.pad} B every ${cfg.gapMs} ms, with and without one stalled reader (${cfg.reps} reps each)`)
+  const mode0 = () => ({ p50: [] as number[], p99: [] as number[], rss: [] as number[], cpu: [] as number[] })
+  const modes = { without: mode0(), with: mode0() }
+  const recoveries: number[] = []
+  for (let rep = 0; rep < cfg.reps * 2; rep++) {
+    const stalled = rep % 4 === 1 || rep % 4 === 2
+    const room = freshRoom('tight-fair')
+    const prefix = `fair${roomCounter}x`
+    const writer = await readyClient('seqsync', room)
+    let slow: SeqsyncClient | undefined
+    const children: ChildProcess[] = []
+    try {
+      if (stalled) {
+        slow = createClient({ system: 'seqsync', base: BASE, room }) as SeqsyncClient
+        await withTimeout(slow.ready(), TIMEOUT.ready, 'stalled client ready')
+        slow.pause()
+      }
+      for (let p = 0; p < cfg.procs; p++) {
+        const count = Math.floor(cfg.subs / cfg.procs) + (p < cfg.subs % cfg.procs ? 1 : 0)
+        const child = fork(join(BUILD_DIR, 'subscriber.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+        children.push(child)
+        child.send({ cmd: 'start', system: 'seqsync', base: BASE, room, count, prefix, rows: cfg.rows })
+      }
+      await Promise.all(children.map((c) => nextMessage(c, 'ready', TIMEOUT.ready)))
+      const done = children.map((c) => nextMessage(c, 'done', TIMEOUT.fanout + cfg.rows * cfg.gapMs))
+      done.forEach((d) => d.catch(() => {}))
+      await sleep(300)
+      const rss0 = workerdRss()
+      let rssMax = rss0
+      const cpu0 = workerdCpuMs()
+      const sends: Promise<void>[] = []
+      const pad = 'x'.repeat(cfg.pad)
+      for (let r = 0; r < cfg.rows; r++) {
+        sends.push(writer.insert(clientRow(prefix, r, `${pad}t@${now().toFixed(4)}`)))
+        if (r % 20 === 0) rssMax = Math.max(rssMax, workerdRss())
+        await sleep(cfg.gapMs)
+      }
+      await withTimeout(Promise.all(sends), TIMEOUT.write, 'fairness writes')
+      const reports = await Promise.all(done)
+      const cpuUs = ((workerdCpuMs() - cpu0) * 1000) / (cfg.rows * cfg.subs)
+      rssMax = Math.max(rssMax, workerdRss())
+      const lat = reports.flatMap((r) => r.latencies as number[])
+      if (lat.length !== cfg.rows * cfg.subs) throw new Error(`fairness: ${lat.length} of ${cfg.rows * cfg.subs} deliveries arrived`)
+      const mode = modes[stalled ? 'with' : 'without']
+      mode.p50.push(percentile(lat, 50))
+      mode.p99.push(percentile(lat, 99))
+      mode.rss.push(rssMax - rss0)
+      mode.cpu.push(cpuUs)
+      let note = ''
+      if (slow) {
+        // Reading again: it drains what was queued, meets the 4008, reconnects and resumes.
+        const t0 = now()
+        slow.resume()
+        const all = () => Array.from({ length: cfg.rows }, (_, i) => clientRow(prefix, i).id).every((id) => slow!.has(id))
+        await until(() => all() && slow!.closeCodes.includes(4008), TIMEOUT.converge, `the stalled client was closed 4008 and resumed (${slow.describe()}, closes ${slow.closeCodes.join(',')})`)
+        recoveries.push(now() - t0)
+        note = `; stalled reader closed ${slow.closeCodes.join(',')}, resumed to all ${cfg.rows} rows in ${(now() - t0).toFixed(0)} ms after reading again`
+      }
+      log(`  ${stalled ? 'with' : 'without'} stalled: p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, DO CPU ${cpuUs.toFixed(1)} µs/delivery, DO RSS +${((rssMax - rss0) / 2 ** 20).toFixed(1)} MiB${note}`)
+    } finally {
+      writer.close()
+      slow?.close()
+      await stopChildren(children)
+    }
+  }
+  for (const key of ['p50', 'p99'] as const) {
+    const without = median(modes.without[key])
+    const withSlow = median(modes.with[key])
+    record(`fair.${key}.without`, 'seqsync', without)
+    record(`fair.${key}.with`, 'seqsync', withSlow)
+    record(`fair.${key}.ratio`, 'seqsync', withSlow / without)
+  }
+  record('fair.rssGrowthMiB.without', 'seqsync', median(modes.without.rss) / 2 ** 20)
+  record('fair.rssGrowthMiB.with', 'seqsync', median(modes.with.rss) / 2 ** 20)
+  record('fair.recoveryMs', 'seqsync', median(recoveries))
+  record('fair.doCpuUsPerDelivery.without', 'seqsync', median(modes.without.cpu))
+  record('fair.doCpuUsPerDelivery.with', 'seqsync', median(modes.with.cpu))
+  const r50 = results['fair.p50.ratio']!.seqsync!
+  const r99 = results['fair.p99.ratio']!.seqsync!
+  log(`  the ${cfg.subs} with a stalled reader ÷ without: p50 ×${r50.toFixed(3)}, p99 ×${r99.toFixed(3)} (target ≤ 1.10); DO CPU ${median(modes.with.cpu).toFixed(1)} vs ${median(modes.without.cpu).toFixed(1)} µs/delivery; DO RSS growth ${(median(modes.with.rss) / 2 ** 20).toFixed(1)} vs ${(median(modes.without.rss) / 2 ** 20).toFixed(1)} MiB`)
 }
 
 // ---- 3. reconnect catch-up --------------------------------------------------------------
@@ -778,6 +876,7 @@ async function main(): Promise<void> {
     await scenario('writes', scenarioWrites)
     await scenario('throughput', scenarioThroughput)
     await scenario('fanout', scenarioFanout)
+    await scenario('fairness', scenarioFairness)
     await scenario('catchup', scenarioCatchup)
     await scenario('initial', scenarioInitial)
   } finally {

@@ -80,6 +80,9 @@ export class SeqsyncBenchDO extends SyncDurableObject<Env, Claims> {
               m.id, m.author, m.content, m.created_at)
           },
         }),
+      // The fairness scenario's rooms (tight-…) bound unread bytes at the
+      // minimum, so a stalled reader is closed within the run.
+      this.ctx.id.name?.startsWith('tight-') ? { maxUnreadBytesPerSocket: 64 * 1024 } : {},
     )
   }
 

@@ -7,7 +7,7 @@
 #   bash scripts/bench.sh --profile inserts|initial|catchup|wake|hibernated|sqltrace [systems]
 #                                    CPU profiles of one workload, DO side and client side
 #                                    (test-output/bench-profiles/)
-# Other arguments go to bench/run.ts (--only=writes,fanout,catchup,initial,wake,sizes,memory,
+# Other arguments go to bench/run.ts (--only=writes,fanout,fairness,catchup,initial,wake,sizes,memory,
 # --no-docs, --report-only [--docs]).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -81,6 +81,7 @@ export const LIMITS = {
   maxJsonValues: 100_000,
   maxSubBytesPerSocket: 262_144,
   maxInFlightBytesPerSocket: 8_388_608,
+  maxUnreadBytesPerSocket: 8_388_608,
   maxPredicateLiteralBytes: 65_536,
   maxLikePatternBytes: 256,
   maxLikeWildcards: 16,

@@ -34,6 +34,7 @@ import type {
   WireOp,
 } from '../protocol/index.js'
 import { decodeServerFrame, encodeClientFrame, isObject } from './codec.js'
+import { ReadCredit } from './read-credit.js'
 import { backoffDelay, DEFAULT_BACKOFF, initialTransition, transition } from './connection.js'
 import type {
   ConnectionEffect,
@@ -95,6 +96,7 @@ export class WebSocketTransport {
   readonly #retries = new RetryTimers<SubEntry | 'writes'>()
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
+  readonly #readCredit = new ReadCredit()
   readonly #writes = new WriteQueue()
   /** Transient refusals of writes since the last ack (the retry backoff). */
   #writeRetries = 0
@@ -331,6 +333,7 @@ export class WebSocketTransport {
     }
     this.#epoch = frame.epoch
     if (isObject(frame.limits)) this.#limits = frame.limits
+    this.#readCredit.setLimit(this.#limits?.maxUnreadBytesPerSocket)
     this.#sendEvent({ type: 'welcome' })
   }
 
@@ -447,6 +450,7 @@ export class WebSocketTransport {
       return
     }
     this.#ws = ws
+    this.#readCredit.reset()
     try {
       ws.binaryType = 'arraybuffer'
     } catch {
@@ -459,7 +463,11 @@ export class WebSocketTransport {
       if (live()) this.#sendEvent({ type: 'open' })
     }
     ws.onmessage = (ev: { data: unknown }) => {
-      if (live()) this.#onMessage(ev.data)
+      if (!live()) return
+      this.#onMessage(ev.data)
+      // After the frame is handled: reporting it read frees the DO to send more.
+      const recv = this.#readCredit.received(ev.data)
+      if (recv && live()) this.#sendText(recv)
     }
     ws.onclose = (ev: { code?: number; reason?: string }) => {
       if (!live()) return

@@ -36,6 +36,8 @@ export interface SyncOptions {
   maxInFlightPerSocket?: number
   /** Bytes of one socket's mutations in flight together (one alone is always let in). Default 8 MiB. */
   maxInFlightBytesPerSocket?: number
+  /** Bytes sent to one socket and not reported read before it is closed 4008 SLOW_READER. Default 8 MiB, minimum 64 KiB. */
+  maxUnreadBytesPerSocket?: number
   maxPredicateDepth?: number
   maxPredicateNodes?: number
   /** Bytes of all literals of one `where` together. Default 64 KiB. */
@@ -331,7 +333,13 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     if (plan.deliveries) for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
     if (!plan.closeCode) return
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
-    for (const ws of targets) if (ws) closeQuietly(ws, plan.closeCode, plan.closeReason ?? '')
+    for (const ws of targets) {
+      if (!ws) continue
+      closeQuietly(ws, plan.closeCode, plan.closeReason ?? '')
+      // A slow reader's close handshake waits behind everything it has not
+      // read: forget it now, so nothing more is queued for it meanwhile.
+      if (plan.closeCode === CloseCode.SLOW_READER) this.#forget(ws)
+    }
   }
 
   async #runMutation(

@@ -70,7 +70,12 @@ export interface CallFrame {
   name: string
   args?: unknown
 }
-export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame
+/** Flow control (docs/protocol.md §4.6): `bytes` more of the server's frames were read. */
+export interface RecvFrame {
+  t: 'recv'
+  bytes: number
+}
+export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame | RecvFrame
 
 // ---- server → client -------------------------------------------------------
 export interface Limits {
@@ -87,6 +92,8 @@ export interface Limits {
   maxJsonValues: number
   maxSubBytesPerSocket: number
   maxInFlightBytesPerSocket: number
+  /** Bytes sent and not reported read (recv) before the socket is closed SLOW_READER. */
+  maxUnreadBytesPerSocket: number
   maxPredicateLiteralBytes: number
   maxLikePatternBytes: number
   maxLikeWildcards: number
