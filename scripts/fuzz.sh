@@ -109,6 +109,7 @@ node -e '
     {t: "sub", id: "t", c: "tasks", where: {type: "func", name: "eq", args: [{type: "ref", path: ["done"]}, {type: "val", value: 1}]}},
     {t: "unsub", id: "t"},
     {t: "hello", v: 1, epoch: "fuzz", since: 0, subs: [{id: "t", c: "tasks", resume: true}]},
+    {t: "recv", bytes: 4096},
   ]
   more.forEach((f, i) => fs.writeFileSync(`${out}/frame-corpus/write${i}`, JSON.stringify(f)))
   // Inputs of several frames (0x1e between them): writes to one key in turn,
@@ -149,7 +150,7 @@ node -e '
   const words = ["{\"t\":\"", "\"t\"", "\"v\":1", "\"id\":\"", "\"c\":\"", "\"k\":\"", "\"op\":\"",
     "\"ops\":[", "\"cols\":{", "\"subs\":[", "\"where\":", "\"orderBy\":[", "\"col\"", "\"dir\"",
     "\"desc\"", "\"nulls\"", "\"first\"", "\"limit\":", "\"offset\":", "\"since\":", "\"epoch\":",
-    "\"resume\":true", "\"args\":", "\"name\":", "hello", "sub", "unsub", "mut", "call", "echo",
+    "\"resume\":true", "\"args\":", "\"name\":", "hello", "sub", "unsub", "recv", "\"bytes\":", "mut", "call", "echo",
     "insert", "update", "delete", "messages", "tasks", "notes", "author", "content", "created_at", "title",
     "done", "rank", "body", "{\"type\":\"func\",\"name\":\"", "{\"type\":\"ref\",\"path\":[\"",
     "{\"type\":\"val\",\"value\":", "eq", "gt", "gte", "lt", "lte", "in", "like", "and", "or", "not",

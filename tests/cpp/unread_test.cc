@@ -14,7 +14,7 @@ std::size_t BytesFor(const Plan& plan, const std::string& socket) {
   return n;
 }
 
-std::string Recv(std::size_t bytes) { return R"({"t":"recv","bytes":)" + std::to_string(bytes) + "}"; }
+std::string Recv(std::uint64_t bytes) { return R"({"t":"recv","bytes":)" + std::to_string(bytes) + "}"; }
 
 Options SmallBound() {
   Options o;
@@ -81,7 +81,7 @@ TEST_CASE("a unit larger than the bound arrives whole; the next call closes its 
 TEST_CASE("a report cannot bank credit beyond what was sent") {
   Harness h(SmallBound());
   h.Connect("liar", R"([{"id":"m","c":"messages"}])");
-  h.Send("liar", Recv(std::size_t{1} << 40));
+  h.Send("liar", Recv(std::uint64_t{1} << 40));
   h.Connect("w");
   const std::string content(4000, 'x');
   bool closed = false;

@@ -19,7 +19,7 @@
 //    not count) is answered with exactly one `error` of its kind (TOO_LARGE,
 //    MALFORMED_FRAME, TOO_DEEP, TOO_LARGE/TOO_MANY) and nothing else: no
 //    mutation, no close. A frame within them is never refused by the parser,
-//    and every frame gets an answer (unsub excepted).
+//    and every frame gets an answer (unsub and recv excepted).
 //  - Memory: the heap an OnMessage call holds at its peak (counted with
 //    ASan's malloc/free hooks) stays within 4x the frame, 4x the reply and
 //    kBytesPerValue per allowed JSON value, plus 1 MiB: for a 4 MiB frame
@@ -318,7 +318,7 @@ void CheckAnswer(const seqsync::Options& o, std::string_view frame, const Scan* 
   if (scan->invalid) return only_error("that is not JSON", {"MALFORMED_FRAME"});
   if (!scan->top_object || !scan->t_string) return only_error("without a string t", {"MALFORMED_FRAME"});
   const std::string& t = scan->t;
-  bool known = t == "sub" || t == "unsub" || t == "mut" || t == "call";
+  bool known = t == "sub" || t == "unsub" || t == "recv" || t == "mut" || t == "call";
   if (t != "hello" && !known) return only_error("of an unknown type", {"UNKNOWN_FRAME"});
   if (known && !hello) return only_error("before hello", {"PROTOCOL_ORDER"});
   if (t == "hello" && hello) return only_error("hello again", {"PROTOCOL_ORDER"});
@@ -330,7 +330,8 @@ void CheckAnswer(const seqsync::Options& o, std::string_view frame, const Scan* 
       Fail("a frame within the parse limits (%s) was refused: %s", Head(frame).c_str(), Head(d.frame).c_str());
     }
   }
-  if (t == "unsub") return;
+  // Neither unsub nor a valid recv is answered.
+  if (t == "unsub" || t == "recv") return;
   if (plan.mutation && t != "mut" && t != "call") Fail("a %s frame asked for a mutation", t.c_str());
   if (!plan.mutation && To(plan, socket).empty()) {
     Fail("socket %s got no answer to %s", socket.c_str(), Head(frame).c_str());
