@@ -653,3 +653,63 @@ describe('WebSocketTransport: windows (on-demand)', () => {
     expect(units[2]!.changes).toBe(units[3]!.changes)
   })
 })
+
+describe('WebSocketTransport: a url function and 4001 REAUTH', () => {
+  it('calls the url function before every dial, sync or async; a rejection is a failed dial, retried', async () => {
+    let calls = 0
+    const t = make({
+      url: () => {
+        calls += 1
+        if (calls === 2) return Promise.reject(new Error('token service down'))
+        return calls === 1 ? `ws://do/sync/room?token=${calls}` : Promise.resolve(`ws://do/sync/room?token=${calls}`)
+      },
+    })
+    expect(FakeSocket.last.url).toBe('ws://do/sync/room?token=1')
+    expect(t.url).toBe('ws://do/sync/room?token=1')
+    FakeSocket.last.handshake()
+    FakeSocket.last.drop(1006)
+    await until(() => FakeSocket.instances.length === 2)
+    expect(calls).toBe(3) // the rejected call dialled nothing and was retried
+    expect(FakeSocket.last.url).toBe('ws://do/sync/room?token=3')
+  })
+
+  it('4001 REAUTH is not terminal: the client dials a fresh URL, resumes from its cursor and resends its pending write', async () => {
+    let token = 0
+    const t = make({ url: () => `ws://do/sync/room?token=${++token}` })
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    const first = FakeSocket.last
+    first.handshake('e1', 0)
+    first.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 7, rows: [] })
+    const pending = t.mutate([{ c: 'm', op: 'delete', k: 'a' }])
+    const id = first.framesOf('mut')[0]!.id
+    first.drop(4001, 'credentials expired; reconnect with fresh ones')
+    await until(() => FakeSocket.instances.length === 2)
+    const second = FakeSocket.last
+    expect(second.url).toBe('ws://do/sync/room?token=2')
+    second.handshake('e1', 7)
+    expect(second.framesOf('hello')[0]).toMatchObject({ since: 7, subs: [{ id: 's1', c: 'm', resume: true }] })
+    expect(second.framesOf('mut').map((f) => f.id)).toEqual([id])
+    second.deliver({ t: 'ack', id, seq: 8 })
+    await expect(pending).resolves.toEqual({ seq: 8 })
+  })
+
+  it('a refused re-authentication is terminal and says so', async () => {
+    const t = make({ url: () => 'ws://do/sync/room' })
+    FakeSocket.last.handshake()
+    FakeSocket.last.drop(4001, 'credentials expired')
+    await until(() => FakeSocket.instances.length === 2)
+    FakeSocket.last.open()
+    FakeSocket.last.drop(4401, 'unauthorized')
+    expect(t.status).toBe('closed')
+    const error = await t.awaitSeq(1).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ClosedError)
+    expect(error).toMatchObject({ closeCode: 4401, reason: 're-authentication refused: unauthorized' })
+  })
+
+  it('a 4401 that follows no REAUTH says nothing about re-authentication', async () => {
+    const t = make()
+    FakeSocket.last.open()
+    FakeSocket.last.drop(4401, 'unauthorized')
+    expect(await t.awaitSeq(1).catch((e: unknown) => e)).toMatchObject({ closeCode: 4401, reason: 'unauthorized' })
+  })
+})

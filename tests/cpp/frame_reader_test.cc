@@ -164,8 +164,10 @@ TEST_CASE("the close codes equal CloseCode in worker/src/protocol/codes.ts") {
   REQUIRE(start != std::string::npos);
   std::string table = ts.substr(start, ts.find('}', start) - start);
   const std::pair<const char*, int> codes[] = {
-      {"NORMAL", kCloseNormal},     {"TOO_LARGE", kCloseTooLarge},       {"INTERNAL", kCloseInternal},
-      {"RESET", kCloseReset},       {"PROTOCOL", kCloseProtocol},        {"UNAUTHORIZED", kCloseUnauthorized},
+      {"NORMAL", kCloseNormal},         {"TOO_LARGE", kCloseTooLarge},
+      {"INTERNAL", kCloseInternal},     {"RESET", kCloseReset},
+      {"REAUTH", kCloseReauth},         {"SLOW_READER", kCloseSlowReader},
+      {"PROTOCOL", kCloseProtocol},     {"UNAUTHORIZED", kCloseUnauthorized},
       {"FORBIDDEN", kCloseForbidden}};
   for (const auto& entry : codes) {
     std::string row = std::string(entry.first) + ": " + std::to_string(entry.second) + ",";

@@ -4,7 +4,7 @@ import { createCollection } from '@tanstack/db'
 import { inject } from 'vitest'
 import WebSocket from 'ws'
 
-import { doCollectionOptions, WebSocketTransport, type WebSocketConstructor } from '../../worker/src/client/index.js'
+import { doCollectionOptions, type TransportUrl, WebSocketTransport, type WebSocketConstructor } from '../../worker/src/client/index.js'
 import type { ClientFrame } from '../../worker/src/protocol/index.js'
 
 export interface Message {
@@ -108,10 +108,16 @@ export class Network {
   }
 }
 
-export function connectClient(room: string, user: string, kind: 'sync' | 'short' = 'sync') {
+/** The socket URL of `room` for `user` (`query` appended). */
+export function socketUrl(room: string, user: string, kind: 'sync' | 'short' = 'sync', query = ''): string {
+  return `${baseUrl().replace('http', 'ws')}/${kind}/${room}?user=${user}${query}`
+}
+
+/** A client of `room` as `user`; `url` (a function, called before every dial) replaces the plain URL. */
+export function connectClient(room: string, user: string, kind: 'sync' | 'short' = 'sync', url?: TransportUrl) {
   const network = new Network()
   const transport = new WebSocketTransport({
-    url: `${baseUrl().replace('http', 'ws')}/${kind}/${room}?user=${user}`,
+    url: url ?? socketUrl(room, user, kind),
     WebSocket: network.WebSocket,
     backoff: { initialMs: 50, maxMs: 500 },
     watchNetwork: false,

@@ -56,6 +56,8 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
         id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL, category TEXT)`)
       this.sql.exec(`CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT)`)
       this.sql.exec('CREATE TABLE IF NOT EXISTS test_dropped_collections (name TEXT PRIMARY KEY)')
+      this.sql.exec('CREATE TABLE IF NOT EXISTS test_clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_ms INTEGER NOT NULL)')
+      this.#clockOffsetMs = this.count('SELECT offset_ms FROM test_clock')
       const dropped = this.sql.exec<{ name: string }>('SELECT name FROM test_dropped_collections').toArray().map((r) => r.name)
       this.registerSync(
         asDeployedWithout(dropped, new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note }>()
@@ -198,6 +200,23 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
 
   protected syncOptions(): SyncOptions {
     return {}
+  }
+
+  // Injected time: syncNow runs this far ahead of the wall clock. Kept in
+  // SQL, so an instance woken from hibernation keeps it.
+  #clockOffsetMs = 0
+  protected override syncNow(): number {
+    return Date.now() + this.#clockOffsetMs
+  }
+  /** Moves the object's clock `ms` forward and (unless `ring` is false) rings its alarm now: sockets whose claims expired close 4001. */
+  async advanceClock(ms: number, { ring = true } = {}): Promise<void> {
+    this.#clockOffsetMs += ms
+    this.sql.exec('INSERT OR REPLACE INTO test_clock(id, offset_ms) VALUES (1, ?)', this.#clockOffsetMs)
+    if (ring) await this.ctx.storage.setAlarm(Date.now())
+  }
+  /** When the alarm rings (ms since the epoch, wall clock), or null. */
+  alarmAt(): Promise<number | null> {
+    return this.ctx.storage.getAlarm()
   }
 
   // ---- RPC used by the tests ----
@@ -443,6 +462,12 @@ async function adminRequest(
       return Response.json(await stub.state())
     case 'state':
       return Response.json(await stub.state())
+    case 'advance-clock':
+      await stub.advanceClock(Number(body.ms ?? 0))
+      return Response.json({ ok: true })
+    case 'release-held':
+      await stub.releaseHeld()
+      return Response.json({ ok: true })
     case 'whoami':
       // Which instance serves the room: a new id means the old one was evicted or reset.
       return Response.json({ instanceId: await stub.whoAmI() })

@@ -294,11 +294,12 @@ describe('one socket’s cheap frames are bounded', () => {
 
   it('a token refresh (a new exp in the claims) keeps exactly-once: the replay gets the recorded ack', async () => {
     const name = freshRoom('refresh')
-    const { socket: first } = await TestSocket.connect(name, 'ann', {}, 'sync', '&exp=1000')
+    const inAnHour = Math.floor(Date.now() / 1000) + 3600
+    const { socket: first } = await TestSocket.connect(name, 'ann', {}, 'sync', `&exp=${inAnHour}`)
     const ack = await first.mutate('across-refresh', [insertMessage('across-refresh', 'ann')])
     expect(ack.t).toBe('ack')
     first.close()
-    const { socket: second } = await TestSocket.connect(name, 'ann', {}, 'sync', '&exp=2000')
+    const { socket: second } = await TestSocket.connect(name, 'ann', {}, 'sync', `&exp=${inAnHour + 60}`)
     const replay = await second.mutate('across-refresh', [insertMessage('across-refresh', 'ann')])
     expect(replay).toEqual(ack)
     expect(await stub(name).rows('messages')).toHaveLength(1)

@@ -15,6 +15,9 @@ inline constexpr int kCloseTooLarge = 1009;      // TOO_LARGE: over the platform
 // from its cursor.
 inline constexpr int kCloseInternal = 1011;
 inline constexpr int kCloseReset = 1012;         // RESET: the storage was reset (a new epoch)
+// REAUTH: the socket's claims expired; the shell closes it (the core never
+// does). Not terminal: the client dials again with fresh credentials.
+inline constexpr int kCloseReauth = 4001;
 // SLOW_READER: more than maxUnreadBytesPerSocket sent and not reported read
 // (unread.cc). Not terminal: the client reconnects and resumes by cursor.
 inline constexpr int kCloseSlowReader = 4008;

@@ -5,6 +5,7 @@ export type {
   AppliedUnit,
   SubscriptionHandler,
   SubscriptionSpec,
+  TransportUrl,
   WebSocketConstructor,
   WebSocketLike,
   WebSocketTransportOptions,

@@ -21,9 +21,20 @@ export interface WebSocketLike {
 /** A WebSocket constructor: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
 export type WebSocketConstructor = new (url: string) => WebSocketLike
 
+/**
+ * Where to dial: the URL itself, or a function (sync or async) called
+ * before every dial, so each reconnect can carry a fresh token, as the one
+ * after a 4001 REAUTH close (the socket's claims expired) must.
+ */
+export type TransportUrl = string | (() => string | Promise<string>)
+
 export interface WebSocketTransportOptions {
-  /** The `ws://` or `wss://` URL of the DO's sync endpoint. */
-  url: string
+  /**
+   * The `ws://` or `wss://` URL of the DO's sync endpoint, or a function
+   * returning it, called before every dial (a throw or a rejection counts
+   * as a failed dial, retried with backoff).
+   */
+  url: TransportUrl
   /** Defaults to `globalThis.WebSocket`. In Node < 22 pass `WebSocket` from `ws`. */
   WebSocket?: WebSocketConstructor
   /** Reconnect backoff (also the delay before a transiently refused sub or write is sent again). Default `{ initialMs: 250, maxMs: 30000 }`. */

@@ -21,7 +21,7 @@
 //   welcome until an ack or reject arrives, so the server's dedup makes the
 //   replay exactly-once.
 
-import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js'
+import { CloseCode, ErrorCode, isTerminalClose, PROTOCOL_VERSION } from '../protocol/index.js'
 import type {
   AckFrame,
   CallFrame,
@@ -50,12 +50,12 @@ import { UnitAssembler } from './unit.js'
 import type { CompletedUnit } from './unit.js'
 import { waitingWriteId, WriteQueue, writeId } from './writes.js'
 import type { WriteFrame, WriteOutcome } from './writes.js'
-import type { WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
+import type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 import { RetryTimers, SeqWaiters, watchNetwork } from './host.js'
 
 export type { AppliedUnit } from './unit.js'
 export type { SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
-export type { WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
+export type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 
 const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_OPS = 500
@@ -71,9 +71,15 @@ const DEFAULT_MAX_IN_FLIGHT = 32
  *   doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id }),
  * )
  * // Node:  import WebSocket from 'ws';  new WebSocketTransport({ url, WebSocket })
+ * // A token that expires: a fresh URL before every dial
+ * new WebSocketTransport({ url: async () => `wss://${host}/sync/${room}?token=${await freshToken()}` })
  */
 export class WebSocketTransport {
-  readonly url: string
+  readonly #url: TransportUrl
+  /** The URL of the last dial (before the first, the option when it is a string). */
+  #dialledUrl: string
+  /** The last socket closed 4001 REAUTH and no welcome came since: a terminal close now refuses the re-authentication. */
+  #reauthenticating = false
   readonly #WebSocket: WebSocketConstructor
   readonly #machine: MachineConfig
   readonly #onError: ((error: SeqsyncError) => void) | undefined
@@ -105,7 +111,8 @@ export class WebSocketTransport {
   #networkCleanup: (() => void) | undefined
 
   constructor(options: WebSocketTransportOptions) {
-    this.url = options.url
+    this.#url = options.url
+    this.#dialledUrl = typeof options.url === 'string' ? options.url : ''
     const ctor =
       options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (!ctor) {
@@ -132,6 +139,11 @@ export class WebSocketTransport {
   }
 
   // ---- public surface ------------------------------------------------------
+
+  /** The URL of the last dial ('' before the first when `url` is a function). */
+  get url(): string {
+    return this.#dialledUrl
+  }
 
   /** 'connecting' | 'live' | 'offline' | 'closed'. */
   get status(): ConnectionStatus {
@@ -332,6 +344,7 @@ export class WebSocketTransport {
       this.#units.reset()
     }
     this.#epoch = frame.epoch
+    this.#reauthenticating = false
     if (isObject(frame.limits)) this.#limits = frame.limits
     this.#readCredit.setLimit(this.#limits?.maxUnreadBytesPerSocket)
     this.#sendEvent({ type: 'welcome' })
@@ -436,18 +449,44 @@ export class WebSocketTransport {
     this.#generation += 1
     const generation = this.#generation
     const live = () => generation === this.#generation
+    // The deadline covers resolving the URL too: a token fetch that hangs is retried.
     this.#timers.schedule('handshake', this.#handshakeTimeoutMs, () => {
       if (live()) this.#sendEvent({ type: 'handshake-timeout' })
     })
-    let ws: WebSocketLike
-    try {
-      ws = new this.#WebSocket(this.url)
-    } catch (error) {
-      this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] could not open ${this.url}: ${String(error)}`, { cause: error }))
+    const failed = (what: string, error: unknown) => {
+      this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] ${what}: ${String(error)}`, { cause: error }))
       queueMicrotask(() => {
         if (live()) this.#sendEvent({ type: 'error' })
       })
-      return
+    }
+    const option = this.#url
+    if (typeof option === 'string') return this.#dial(option, live, failed)
+    let url: string | Promise<string>
+    try {
+      url = option()
+    } catch (error) {
+      return failed('the url function threw', error)
+    }
+    if (typeof url === 'string') return this.#dial(url, live, failed)
+    Promise.resolve(url).then(
+      (resolved) => {
+        if (live()) this.#dial(resolved, live, failed)
+      },
+      (error: unknown) => {
+        if (live()) failed('the url function rejected', error)
+      },
+    )
+  }
+
+  /** Opens the socket of the dial that `live` names. */
+  #dial(url: unknown, live: () => boolean, failed: (what: string, error: unknown) => void): void {
+    if (typeof url !== 'string') return failed('the url function returned no string', url)
+    this.#dialledUrl = url
+    let ws: WebSocketLike
+    try {
+      ws = new this.#WebSocket(url)
+    } catch (error) {
+      return failed(`could not open ${url}`, error)
     }
     this.#ws = ws
     this.#readCredit.reset()
@@ -474,6 +513,11 @@ export class WebSocketTransport {
       const event: { type: 'close'; code?: number; reason?: string } = { type: 'close' }
       if (typeof ev.code === 'number') event.code = ev.code
       if (typeof ev.reason === 'string') event.reason = ev.reason
+      // 4001: the claims expired; the next dial asks the url function for fresh credentials.
+      if (ev.code === CloseCode.REAUTH) this.#reauthenticating = true
+      else if (this.#reauthenticating && event.code !== undefined && isTerminalClose(event.code)) {
+        event.reason = `re-authentication refused${event.reason ? `: ${event.reason}` : ''}`
+      }
       this.#sendEvent(event)
     }
     ws.onerror = () => {

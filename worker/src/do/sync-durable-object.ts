@@ -56,8 +56,17 @@ export interface SyncOptions {
 export { SyncRegistrationError }
 
 // What each socket carries across hibernation (≤ 16 KB, platform limit).
+// expiresAt (ms since the epoch, from socketExpiresAt) is kept beside the
+// claims so that an alarm in a woken instance knows it without the hook.
 interface SocketAttachment<Claims> {
-  seqsync: { v: 1; socketId: string; claims: Claims }
+  seqsync: { v: 1; socketId: string; claims: Claims; expiresAt?: number }
+}
+
+interface SocketIdentity<Claims> {
+  socketId: string
+  claims: Claims
+  scope: string
+  expiresAt: number | undefined
 }
 
 const ATTACHMENT_LIMIT_BYTES = 16 * 1024
@@ -77,7 +86,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #coreBroken = false
   // Each socket's attachment and mutation scope, read once per instance
   // rather than deserialized and canonicalized on every frame.
-  #identities = new WeakMap<WebSocket, { socketId: string; claims: Claims; scope: string }>()
+  #identities = new WeakMap<WebSocket, SocketIdentity<Claims>>()
   // The sql handle execute gets (see transactionScopedSql).
   #scopedSql: ReturnType<typeof transactionScopedSql> | undefined
 
@@ -114,6 +123,26 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    */
   protected mutationScope(claims: Claims): string {
     return canonicalJson(withoutTokenTimes(claims))
+  }
+
+  /**
+   * When a socket opened with `claims` must re-authenticate, in milliseconds
+   * since the epoch; undefined for never. At that time the object closes the
+   * socket with 4001 REAUTH (an alarm does it, hibernated or not, and a frame
+   * that arrives after it is dropped), and the client dials again with fresh
+   * credentials and resumes by cursor. Claims already expired at the upgrade
+   * are refused with 4401. Default: the claims' `exp` (seconds, as in a
+   * JWT) if it is a number. If your object uses its alarm too, call
+   * `super.alarm()` from yours, and never move an armed alarm later.
+   */
+  protected socketExpiresAt(claims: Claims): number | undefined {
+    const exp = (claims as { exp?: unknown } | null)?.exp
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined
+  }
+
+  /** The clock socket expiries, rate limits and retention are measured against. Default Date.now(); a test overrides it to inject time. */
+  protected syncNow(): number {
+    return Date.now()
   }
 
   /**
@@ -163,7 +192,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const result = this.ctx.storage.transactionSync(() => write(this.sql))
     // Before registerSync no socket can hold a subscription: nothing to send.
     const core = this.#usableCore()
-    if (core) this.#deliver(core.drain(Date.now()))
+    if (core) this.#deliver(core.drain(this.syncNow()))
     return result
   }
 
@@ -172,7 +201,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * flow; call this from an alarm or cron to prune an idle DO. `nowMs` is
    * the clock the retention window is measured against.
    */
-  protected syncHousekeep(nowMs: number = Date.now()): void {
+  protected syncHousekeep(nowMs: number = this.syncNow()): void {
     this.#registeredCore().housekeep(nowMs)
   }
 
@@ -194,8 +223,12 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       // A terminal close, not an HTTP 401 a browser cannot read (and would retry).
       return thrown instanceof Response ? thrown : refuseConnection(req)
     }
+    const expiresAt = this.socketExpiresAt(claims)
+    if (expiresAt !== undefined && expiresAt <= this.syncNow()) {
+      return refuseConnection(req, CloseCode.UNAUTHORIZED, 'credentials expired')
+    }
     const attachment: SocketAttachment<Claims> = {
-      seqsync: { v: 1, socketId: crypto.randomUUID(), claims },
+      seqsync: { v: 1, socketId: crypto.randomUUID(), claims, ...(expiresAt === undefined ? {} : { expiresAt }) },
     }
     if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES) {
       return refuseConnection(req, CloseCode.PROTOCOL, 'claims exceed the 16 KB socket attachment limit')
@@ -210,13 +243,33 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return new Response(null, { status: 101, webSocket: client })
     }
     this.#socketMap().set(attachment.seqsync.socketId, server)
+    if (expiresAt !== undefined) await this.#armExpiryAlarm(expiresAt)
     return new Response(null, { status: 101, webSocket: client })
+  }
+
+  /**
+   * Closes every socket whose claims expired with 4001 REAUTH, and arms the
+   * alarm for the next expiry. The attachments hold the expiries, so this
+   * works in an instance woken from hibernation by the alarm itself.
+   */
+  override async alarm(): Promise<void> {
+    const now = this.syncNow()
+    let next: number | undefined
+    for (const ws of this.ctx.getWebSockets()) {
+      const expiresAt = readAttachment<Claims>(ws)?.seqsync.expiresAt
+      if (expiresAt === undefined) continue
+      if (expiresAt <= now) this.#reauthenticate(ws)
+      else if (next === undefined || expiresAt < next) next = expiresAt
+    }
+    if (next !== undefined) await this.#armExpiryAlarm(next)
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const identity = this.#identity(ws)
     if (!identity) return // not a seqsync socket
-    const { socketId, claims, scope } = identity
+    const { socketId, claims, scope, expiresAt } = identity
+    // The alarm closes an expired socket; a frame that beat it is not served.
+    if (expiresAt !== undefined && expiresAt <= this.syncNow()) return this.#reauthenticate(ws)
     const core = this.#usableCore()
     if (!core) return this.#deliver(notRegisteredPlan(socketId), ws)
     // An oversize frame is refused before it is copied into the wasm heap.
@@ -227,7 +280,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     }
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
-    const plan = core.onMessage(socketId, scope, frame, Date.now())
+    const plan = core.onMessage(socketId, scope, frame, this.syncNow())
     this.#deliver(plan, ws)
     if (plan.mutation) await this.#runMutation(scope, claims, plan.mutation, ws)
   }
@@ -282,13 +335,13 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     return core
   }
 
-  #identity(ws: WebSocket): { socketId: string; claims: Claims; scope: string } | undefined {
+  #identity(ws: WebSocket): SocketIdentity<Claims> | undefined {
     let identity = this.#identities.get(ws)
     if (!identity) {
       const attachment = readAttachment<Claims>(ws)
       if (!attachment) return undefined
-      const { socketId, claims } = attachment.seqsync
-      identity = { socketId, claims, scope: this.mutationScope(claims) }
+      const { socketId, claims, expiresAt } = attachment.seqsync
+      identity = { socketId, claims, scope: this.mutationScope(claims), expiresAt }
       this.#identities.set(ws, identity)
     }
     return identity
@@ -303,6 +356,19 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       }
     }
     return this.#sockets
+  }
+
+  /** Closes `ws` 4001 REAUTH and forgets it, so nothing more is sent to it under its expired claims. */
+  #reauthenticate(ws: WebSocket): void {
+    closeQuietly(ws, CloseCode.REAUTH, 'credentials expired; reconnect with fresh ones')
+    this.#forget(ws)
+  }
+
+  /** Arms the alarm for `expiresAt` (on syncNow's clock) unless it already rings earlier. */
+  async #armExpiryAlarm(expiresAt: number): Promise<void> {
+    const at = Date.now() + Math.max(0, expiresAt - this.syncNow())
+    const armed = await this.ctx.storage.getAlarm()
+    if (armed === null || armed > at) await this.ctx.storage.setAlarm(at)
   }
 
   #forget(ws: WebSocket): void {
@@ -352,7 +418,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     // The core that answers is the one running now (a registerSync while
     // authorize awaited starts a new one).
     const reject = (code: number, message: string) =>
-      this.#deliver(this.#registeredCore().rejectMutation(scope, mutation.id, code, message, Date.now()))
+      this.#deliver(this.#registeredCore().rejectMutation(scope, mutation.id, code, message, this.syncNow()))
     if (!registry) return reject(ErrorCode.NOT_REGISTERED, 'registerSync was not called')
 
     // Resolve every handler first: the core checked collections and ops
@@ -405,7 +471,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
         }
         const resultJson = mutation.command ? JSON.stringify(results[0] ?? null) : ''
         // A trap or a CoreRefusal here throws out of the transaction, which rolls it back.
-        return this.#registeredCore().commitMutation(scope, mutation.id, resultJson, Date.now())
+        return this.#registeredCore().commitMutation(scope, mutation.id, resultJson, this.syncNow())
       })
     } catch (error) {
       scoped.end()
@@ -420,7 +486,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
     }
     scoped.end()
-    this.#deliver(this.#registeredCore().finishMutation(scope, mutation.id, Date.now()), sender)
+    this.#deliver(this.#registeredCore().finishMutation(scope, mutation.id, this.syncNow()), sender)
 
     // afterCommit: after the confirmation went out, fire-and-forget.
     steps.forEach(({ handler, op }, i) => {

@@ -43,6 +43,8 @@ export const CloseCode = {
   INTERNAL: 1011,
   /** The object's storage was reset under the socket (a new epoch): reconnect, and resync. */
   RESET: 1012,
+  /** The socket's claims expired (SyncDurableObject.socketExpiresAt): dial again with fresh credentials, and resume by cursor. */
+  REAUTH: 4001,
   /** More than maxUnreadBytesPerSocket sent and not reported read: reconnect, and resume by cursor. */
   SLOW_READER: 4008,
   PROTOCOL: 4400,
