@@ -10,12 +10,12 @@ import { startWrangler } from '../support/wrangler.mjs'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
-/** Builds examples/<name>, starts it and a browser. Call stop() when done. */
-export async function startExample(name) {
+/** Builds examples/<name>, starts it and a browser (with `browserArgs` besides ours). Call stop() when done. */
+export async function startExample(name, { browserArgs = [] } = {}) {
   execFileSync('bash', ['scripts/build-example.sh', name], { stdio: 'inherit' })
   const config = name === 'chat' ? 'wrangler.toml' : `examples/${name}/wrangler.toml`
   const env = { config, server: await startWrangler({ config }) }
-  env.browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] })
+  env.browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', ...browserArgs] })
   mkdirSync('test-output', { recursive: true })
   env.stop = async () => {
     await env.browser?.close()

@@ -1,5 +1,8 @@
 // The chat page: one room's messages, synced eagerly, live in every tab.
-import { createCollection } from '@tanstack/db'
+// Local-first: the messages and the unsent ones are kept in IndexedDB, so a
+// reload shows them at once (and the unsent ones as pending until the server
+// confirms them), and the tabs of the browser share one socket.
+import { createCollection, eq } from '@tanstack/db'
 import { useLiveQuery } from '@tanstack/react-db'
 import { useState, useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
@@ -13,13 +16,27 @@ const room = params.get('room') ?? 'lobby'
 // The demo sign-in stands in for a login form: `?user=` picks the name.
 // The server signs that name into a session cookie, and the upgrade
 // carries the cookie.
-const user = await signIn(
-  params.get('user') ?? localStorage.getItem('seqsync-user') ?? `guest${Math.floor(Math.random() * 1e4)}`,
-)
+const user = await whoAmI(params.get('user') ?? localStorage.getItem('seqsync-user') ?? `guest${Math.floor(Math.random() * 1e4)}`)
 localStorage.setItem('seqsync-user', user)
 
+/** Signs in; offline (the request cannot reach the server), goes on as the user signed in last. */
+async function whoAmI(wanted: string): Promise<string> {
+  try {
+    return await signIn(wanted)
+  } catch (error) {
+    // The session cookie of that sign-in still goes with the upgrade once the server is back.
+    if (error instanceof TypeError && localStorage.getItem('seqsync-user') === wanted) return wanted
+    throw error
+  }
+}
+
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
-const transport = new WebSocketTransport({ url: `${scheme}://${location.host}/sync/${room}` })
+const transport = new WebSocketTransport({
+  url: `${scheme}://${location.host}/sync/${room}`,
+  // The local copy is the user's: another user signed in on this browser gets their own.
+  local: { name: `seqsync-chat ${room} ${user}` },
+  onError: (error) => console.warn(error),
+})
 const messages = createCollection(
   doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id }),
 )
@@ -37,9 +54,11 @@ function ConnectionStatus() {
     (onChange) => transport.subscribe(onChange),
     () => transport.status,
   )
+  const pending = useLiveQuery((q) => q.from({ m: messages }).where(({ m }) => eq(m.$hasPendingWrites, true))).data.length
   return (
     <span className="status" data-testid="status" data-status={status}>
-      {status}
+      {status === 'live' ? 'live' : `offline (${status})`}
+      {pending > 0 ? ` · ${pending} waiting to send` : ''}
     </span>
   )
 }

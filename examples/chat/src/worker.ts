@@ -20,6 +20,11 @@ export interface Message {
 }
 
 export class ChatRoom extends SyncDurableObject<Env, Claims> {
+  /** How many sockets the room holds (the browser tests check that a profile's tabs share one). */
+  sockets(): number {
+    return this.ctx.getWebSockets().length
+  }
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     ctx.blockConcurrencyWhile(async () => {
@@ -82,6 +87,10 @@ export default {
     const routed = await routeSyncRequest(req, env, {
       namespace: env.CHAT_ROOM,
       authenticate: (req, { room }) => authenticate(req, env, room),
+      endpoints: {
+        // /sync/<room>/stats, for a member of the room: its socket count.
+        stats: async ({ stub }) => Response.json({ sockets: await (stub as DurableObjectStub<ChatRoom>).sockets() }),
+      },
     })
     return routed ?? env.ASSETS.fetch(req)
   },

@@ -15,7 +15,9 @@
 //   confirming rows were committed (accepted) before the ack was processed,
 //   which is what core needs to replace the optimistic state on settle.
 
+import { createTransaction } from '@tanstack/db'
 import type {
+  Collection,
   CollectionConfig,
   IndexConstructor,
   DeleteMutationFnParams,
@@ -26,7 +28,7 @@ import type { PredicateIR, WireOp } from '../protocol/index.js'
 import { ErrorCode } from '../protocol/index.js'
 import type { ConnectionStatus } from './connection.js'
 import { OutOfScopeError, SeqsyncError } from './errors.js'
-import type { WebSocketTransport, WriteResult } from './transport.js'
+import type { RestoredWrite, WebSocketTransport, WriteResult } from './transport.js'
 import { startEagerSync } from './eager.js'
 import { startOnDemandSync } from './on-demand.js'
 import { matches, toPredicateIR } from './where.js'
@@ -40,6 +42,8 @@ export type SeqsyncUtils = {
   readonly appliedSeq: number
   /** The transport's connection status. */
   readonly status: ConnectionStatus
+  /** 'persisted' while the transport keeps a local copy, 'memory' otherwise ('loading' until it is read). */
+  readonly local: 'loading' | 'persisted' | 'memory'
   /** The shared transport. */
   readonly transport: WebSocketTransport
   /**
@@ -215,6 +219,57 @@ export function doMutationFn(
   }
 }
 
+// ---- restored writes ----------------------------------------------------------
+
+/**
+ * Shows writes restored from the local outbox (a reload with writes
+ * unanswered) optimistically on `collection`: one TanStack transaction per
+ * write, holding its ops on `table`, that settles with the write's outcome —
+ * confirmed once acked, rolled back if refused. An op the synced rows already
+ * reflect (an insert of a held key, an update or delete of a missing one) is
+ * left out: the write committed before the reload, or never can apply.
+ */
+export function showRestoredWrites(
+  collection: Collection<any, any, any, any, any>,
+  table: string,
+  writes: ReadonlyArray<RestoredWrite>,
+): void {
+  // Outside the sync function that delivered them, after the stored rows.
+  queueMicrotask(() => {
+    for (const write of writes) {
+      const tx = createTransaction({
+        autoCommit: false,
+        mutationFn: async () => {
+          await write.settled
+        },
+      })
+      tx.mutate(() => {
+        for (const op of write.frame.ops) {
+          if (op.c !== table) continue
+          const key = keyIn(collection, op.k)
+          try {
+            if (op.op === 'insert' && key === undefined) collection.insert(op.cols ?? {})
+            else if (op.op === 'update' && key !== undefined) collection.update(key, (draft: Record<string, unknown>) => void Object.assign(draft, op.cols))
+            else if (op.op === 'delete' && key !== undefined) collection.delete(key)
+          } catch {
+            // A row TanStack refuses (its schema changed): the write is still sent.
+          }
+        }
+      })
+      // The refusal is reported by the transport (onError); the rollback is TanStack's.
+      tx.commit().catch(() => {})
+    }
+  })
+}
+
+/** The collection's key whose wire form is `k` (a key may be a number), if it holds one. */
+function keyIn(collection: Collection<any, any, any, any, any>, k: string): string | number | undefined {
+  if (collection.has(k)) return k
+  const n = Number(k)
+  if (String(n) === k && collection.has(n)) return n
+  return undefined
+}
+
 // ---- the options creator ----------------------------------------------------
 
 function shallowEqual(a: object, b: object): boolean {
@@ -270,7 +325,8 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
 
   const sync: DoCollectionOptions<T, TKey>['sync'] = {
     rowUpdateMode: 'full',
-    sync: ({ begin, write, commit, markReady, markError }) => {
+    sync: ({ collection, begin, write, commit, markReady, markError }) => {
+      const showRestored = (writes: ReadonlyArray<RestoredWrite>) => showRestoredWrites(collection, table, writes)
       if (onDemand) {
         return startOnDemandSync<T, TKey>(
           { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError },
@@ -278,7 +334,7 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
         )
       }
       return startEagerSync<T, TKey>(
-        { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError },
+        { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError, showRestored },
         { begin, write, commit, markReady, markError },
       )
     },
@@ -301,6 +357,9 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
     },
     get status() {
       return transport.status
+    },
+    get local() {
+      return transport.local
     },
     transport,
     get syncError() {

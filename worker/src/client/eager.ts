@@ -22,12 +22,17 @@
 //   held rows restored. The error surfaces on the collection (its `error`
 //   status once it was ready, and utils.syncError) while the transport
 //   asks for a fresh snapshot; the snapshot makes it ready again.
+// * With a local copy, the stored rows are written as one sync transaction
+//   before the socket opens, and the collection is ready at once; the
+//   resume (a delta, or a snapshot that replaces them) follows as units.
+// * Restored writes on its table (a reload with writes unanswered) are shown
+//   optimistically by the collection (collection.ts), after the stored rows.
 
 import type { ChangeMessageOrDeleteKeyMessage } from '@tanstack/db'
 import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
 import type { SeqsyncError, SubscriptionError } from './errors.js'
 import { HeldRows } from './held-rows.js'
-import type { WebSocketTransport } from './transport.js'
+import type { RestoredWrite, WebSocketTransport } from './transport.js'
 import { matches } from './where.js'
 
 /** The parts of TanStack's sync params this module uses. */
@@ -51,6 +56,8 @@ export interface EagerSyncConfig<T extends object, TKey extends string | number>
   sameValue: (a: T, b: T) => boolean
   /** Where the collection shows why its sync stopped (utils.syncError); undefined once it recovered. */
   onSyncError: (error: SeqsyncError | undefined) => void
+  /** Shows restored writes optimistically (collection.ts); called after the stored rows are written. */
+  showRestored?: (writes: ReadonlyArray<RestoredWrite>) => void
 }
 
 /** Starts an eager sync run; returns its cleanup. @internal */
@@ -82,6 +89,17 @@ export function startEagerSync<T extends object, TKey extends string | number>(
 
   const spec = { id: transport.nextSubId(config.label), c: table, ...(where ? { where } : {}) }
   const unregister = transport.register(spec, {
+    attachLocal({ sink, cached, writes }) {
+      rows.sink = sink
+      if (cached !== undefined) {
+        rows.seed(cached as readonly T[])
+        if (!ready) {
+          ready = true
+          markReady()
+        }
+      }
+      if (writes.length > 0) config.showRestored?.(writes)
+    },
     applyUnit(unit) {
       // If this throws, the transport calls abortUnit: nothing is committed.
       if (unit.snapshot) applySnapshot(unit.snapshot)
@@ -111,7 +129,7 @@ export function startEagerSync<T extends object, TKey extends string | number>(
     onClosed(error: SubscriptionError) {
       if (!ready) markError(error)
     },
-  })
+  }, { persisted: true })
   return () => {
     unregister()
   }

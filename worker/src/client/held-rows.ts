@@ -15,6 +15,10 @@
 // committed with an aborted signal) and undoes the bookkeeping done since
 // the last commit, its own and what callers recorded with journal(), so a
 // unit that failed half-way leaves no trace.
+//
+// With a local copy (local-store.ts), every row written is staged there at
+// commit() — never before, so an aborted unit stages nothing — and the
+// transport writes the staged rows with the cursor in one transaction.
 
 import type { ChangeMessageOrDeleteKeyMessage } from '@tanstack/db'
 
@@ -23,6 +27,12 @@ export interface SyncWriter<T extends object, TKey extends string | number> {
   begin: () => void
   write: (message: ChangeMessageOrDeleteKeyMessage<T, TKey>) => void
   commit: (signal?: AbortSignal) => true | Promise<void>
+}
+
+/** Where committed rows go when the transport keeps a local copy. */
+export interface RowSink {
+  /** `row` undefined: the key was removed. */
+  stage(k: string, row: object | undefined): void
 }
 
 interface HeldRow<T, TKey> {
@@ -39,11 +49,35 @@ export class HeldRows<T extends object, TKey extends string | number> {
   #open = false
   /** How to undo what happened since the last commit, in order. */
   #undo: Array<() => void> = []
+  #sink: RowSink | undefined
+  /** Keys written since the last commit, for the sink. */
+  #touched = new Set<string>()
 
-  constructor(sync: SyncWriter<T, TKey>, getKey: (row: T) => TKey, sameValue: (a: T, b: T) => boolean) {
+  constructor(sync: SyncWriter<T, TKey>, getKey: (row: T) => TKey, sameValue: (a: T, b: T) => boolean, sink?: RowSink) {
     this.#sync = sync
     this.#getKey = getKey
     this.#sameValue = sameValue
+    this.#sink = sink
+  }
+
+  /** Where committed rows are staged (the transport's local copy), once known. */
+  set sink(sink: RowSink | undefined) {
+    this.#sink = sink
+  }
+
+  /**
+   * Writes rows read back from the local copy, as one committed sync
+   * transaction that is not staged again. Returns the receipt.
+   */
+  seed(values: readonly T[]): true | Promise<void> {
+    const sink = this.#sink
+    this.#sink = undefined
+    try {
+      for (const value of values) this.upsert(value)
+      return this.commit()
+    } finally {
+      this.#sink = sink
+    }
   }
 
   get size(): number {
@@ -74,6 +108,7 @@ export class HeldRows<T extends object, TKey extends string | number> {
     this.#sync.write({ type: prev !== undefined ? 'update' : 'insert', value })
     this.#rows.set(k, { key, value })
     this.#undo.push(prev !== undefined ? () => this.#rows.set(k, prev) : () => this.#rows.delete(k))
+    if (this.#sink) this.#touched.add(k)
     return k
   }
 
@@ -85,6 +120,7 @@ export class HeldRows<T extends object, TKey extends string | number> {
     this.#sync.write({ type: 'delete', key: prev.key })
     this.#rows.delete(k)
     this.#undo.push(() => this.#rows.set(k, prev))
+    if (this.#sink) this.#touched.add(k)
   }
 
   /** Records how to undo a change the caller made alongside the rows, should the transaction be aborted. */
@@ -95,6 +131,11 @@ export class HeldRows<T extends object, TKey extends string | number> {
   /** Ends the open transaction: its receipt, or true if nothing was written since the last commit. */
   commit(): true | Promise<void> {
     this.#undo = []
+    if (this.#touched.size > 0) {
+      const sink = this.#sink
+      for (const k of this.#touched) sink?.stage(k, this.#rows.get(k)?.value)
+      this.#touched.clear()
+    }
     if (!this.#open) return true
     this.#open = false
     return this.#sync.commit()
@@ -104,6 +145,7 @@ export class HeldRows<T extends object, TKey extends string | number> {
   abort(): void {
     const undo = this.#undo
     this.#undo = []
+    this.#touched.clear()
     if (this.#open) {
       this.#open = false
       const controller = new AbortController()

@@ -3,6 +3,7 @@
 
 import type { BackoffConfig } from './connection.js'
 import type { SeqsyncError } from './errors.js'
+import type { LocalOptions } from './local-store.js'
 
 /** The part of a WebSocket this transport uses: the browser's, or `ws`'s in Node. */
 export interface WebSocketLike {
@@ -49,6 +50,15 @@ export interface WebSocketTransportOptions {
   watchNetwork?: boolean
   /** Give up on a dial that has no `welcome` after this long, and retry. Default 10 000. */
   handshakeTimeoutMs?: number
+  /**
+   * Local-first (docs/local-first.md): keep the collections' rows, the
+   * cursor and the unanswered writes in IndexedDB, so a reload renders at
+   * once, resumes by cursor and sends pending writes again under their ids;
+   * and share one socket among the tabs of the origin. `true` for the
+   * defaults. Where IndexedDB is missing or refused the transport runs in
+   * memory, with one console warning.
+   */
+  local?: boolean | LocalOptions
 }
 
 /** The result of a confirmed write: the seq the DO gave it. */

@@ -18,7 +18,8 @@
 //   would fail the same way.
 
 import { ErrorCode } from '../protocol/index.js'
-import type { PredicateIR, SubBody } from '../protocol/index.js'
+import type { MutFrame, PredicateIR, SubBody, WireRow } from '../protocol/index.js'
+import type { RowSink } from './held-rows.js'
 import { SeqsyncError, SubscriptionError } from './errors.js'
 import { planDeliveries } from './unit.js'
 import type { AppliedUnit, CompletedUnit, DeliveryTarget } from './unit.js'
@@ -43,6 +44,27 @@ export interface SubscriptionHandler {
   onError(error: SubscriptionError): void
   /** The transport closed for good (the subscription is gone with it). Defaults to onError. */
   onClosed?(error: SubscriptionError): void
+  /**
+   * With a local copy, once, before any unit: where to stage the rows it
+   * writes, the rows stored for it (undefined if none), and the restored
+   * writes on its table to show optimistically. Optional.
+   */
+  attachLocal?(local: LocalAttachment): void
+}
+
+/** What a persisted subscription gets from the local copy. @internal */
+export interface LocalAttachment {
+  sink: RowSink
+  /** The rows stored for it; they render before the network answers. */
+  cached: readonly WireRow[] | undefined
+  /** Restored writes touching its table, each settling with its outcome. */
+  writes: ReadonlyArray<RestoredWrite>
+}
+
+/** A write read back from the local outbox, queued again under its id. @internal */
+export interface RestoredWrite {
+  frame: MutFrame
+  settled: Promise<unknown>
 }
 
 /** A subscription as a collection declares it: a `sub` body; the transport adds `resume`. @internal */
@@ -59,6 +81,8 @@ export interface SubEntry extends DeliveryTarget {
   failures: number
   /** RATE_LIMITED refusals since its last applied snapshot (the retry backoff). */
   rateLimited: number
+  /** With a local copy: the scope (local-store.ts scopeKey) whose rows this subscription keeps there. */
+  scope?: string | undefined
 }
 
 /** What dispatch leaves the transport to send. */

@@ -20,6 +20,11 @@
 // * A write (mut/call) keeps its id until it settles: it is sent after each
 //   welcome until an ack or reject arrives, so the server's dedup makes the
 //   replay exactly-once.
+// * With `local` (local-store.ts), nothing is dialled before the local copy
+//   was read: the persisted epoch and cursor become the hello's, each
+//   persisted subscription gets its stored rows (and resumes if they were
+//   synced at that cursor), and the outbox is queued ahead of new writes.
+//   Rows are staged as units apply; the cursor is written with them.
 
 import { CloseCode, ErrorCode, isTerminalClose, PROTOCOL_VERSION } from '../protocol/index.js'
 import type {
@@ -48,18 +53,29 @@ import { Subscriptions } from './subscriptions.js'
 import type { SubEntry, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
 import { UnitAssembler } from './unit.js'
 import type { CompletedUnit } from './unit.js'
+import { LocalCopy, scopeKey, warnLocalOff } from './local-store.js'
+import type { CursorRecord, LocalOptions, OutboxRecord } from './local-store.js'
+import type { RestoredWrite } from './subscriptions.js'
 import { waitingWriteId, WriteQueue, writeId } from './writes.js'
 import type { WriteFrame, WriteOutcome } from './writes.js'
 import type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
+import type { WireRow } from '../protocol/index.js'
 import { RetryTimers, SeqWaiters, watchNetwork } from './host.js'
 
 export type { AppliedUnit } from './unit.js'
-export type { SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
+export type { LocalAttachment, RestoredWrite, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
+export type { LocalOptions } from './local-store.js'
 export type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 
 const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_OPS = 500
 const DEFAULT_MAX_IN_FLIGHT = 32
+
+/** One local copy per DO: named after its URL, which a function URL cannot give. */
+function defaultLocalName(url: TransportUrl): string {
+  if (typeof url === 'string') return `seqsync ${url}`
+  throw new TypeError('[seqsync] local: with a function url, name the local copy: local: { name: `…` } (one per DO and user)')
+}
 
 /**
  * The one WebSocket to one Durable Object. Create one per DO and pass it to
@@ -92,6 +108,8 @@ export class WebSocketTransport {
   readonly #timers = new RetryTimers<'reconnect' | 'handshake'>()
   readonly #handshakeTimeoutMs: number
   #started = false
+  /** The machine runs: the local copy, if any, has been read. */
+  #running = false
   #queue: ConnectionEvent[] = []
   #dispatching = false
 
@@ -103,7 +121,17 @@ export class WebSocketTransport {
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
   readonly #readCredit = new ReadCredit()
-  readonly #writes = new WriteQueue()
+  readonly #writes = new WriteQueue((id) => this.#local?.deleteWrite(id))
+  /** `local`, resolved; undefined without it. */
+  readonly #localOptions: Required<LocalOptions> | undefined
+  /** The local copy, once open; undefined in memory. */
+  #local: LocalCopy | undefined
+  /** This page's id: the owner of its outbox entries. */
+  readonly #tab = crypto.randomUUID()
+  /** Persisted scopes and the subscription that keeps each. */
+  readonly #claimed = new Map<string, SubEntry>()
+  /** Restored writes, and the tables whose collection already shows each. */
+  #restored: Array<RestoredWrite & { shownOn: Set<string> }> = []
   /** Transient refusals of writes since the last ack (the retry backoff). */
   #writeRetries = 0
   readonly #waiters = new SeqWaiters()
@@ -128,6 +156,14 @@ export class WebSocketTransport {
     }
     this.#onError = options.onError
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
+    if (options.local) {
+      const local = options.local === true ? {} : options.local
+      this.#localOptions = {
+        name: local.name ?? defaultLocalName(options.url),
+        schemaVersion: local.schemaVersion ?? 1,
+        shareSocket: local.shareSocket ?? true,
+      }
+    }
     this.#state = { status: 'connecting', failures: 0, open: false }
     if (options.watchNetwork !== false) {
       this.#networkCleanup = watchNetwork(
@@ -153,6 +189,21 @@ export class WebSocketTransport {
   /** Every change up to this seq that concerns this socket's subscriptions has been applied. */
   get appliedSeq(): number {
     return this.#units.appliedSeq
+  }
+
+  /**
+   * 'persisted' while the local copy is written, 'memory' without `local` or
+   * where IndexedDB is unavailable, 'loading' until it has been read.
+   */
+  get local(): 'loading' | 'persisted' | 'memory' {
+    if (!this.#localOptions) return 'memory'
+    if (!this.#running && this.#state.status !== 'closed') return 'loading'
+    return this.#local?.on ? 'persisted' : 'memory'
+  }
+
+  /** Resolves once everything staged for the local copy is written (tests; before a planned unload). */
+  flushLocal(): Promise<void> {
+    return this.#local?.flush() ?? Promise.resolve()
   }
 
   /** The DO storage incarnation from the last `welcome`, if any. */
@@ -227,7 +278,7 @@ export class WebSocketTransport {
    * Registers a subscription; its snapshot and changes reach `handler`.
    * Returns the function that unregisters it (and sends `unsub`). @internal
    */
-  register(spec: SubscriptionSpec, handler: SubscriptionHandler): () => void {
+  register(spec: SubscriptionSpec, handler: SubscriptionHandler, options?: { persisted?: boolean }): () => void {
     if (this.#subs.get(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
     if (this.#state.status === 'closed') {
       const gone = new SubscriptionError({ sub: spec.id, code: ErrorCode.INTERNAL, message: 'transport closed' }, spec.c)
@@ -235,10 +286,21 @@ export class WebSocketTransport {
       return () => {}
     }
     const entry = this.#subs.add(spec, handler)
+    if (options?.persisted && this.#localOptions) {
+      // One subscription keeps a scope's rows; a second with the same
+      // identity syncs in memory.
+      const scope = scopeKey(spec)
+      if (!this.#claimed.has(scope)) {
+        this.#claimed.set(scope, entry)
+        entry.scope = scope
+        if (this.#running) this.#attachLocal(entry)
+      }
+    }
     if (this.#helloSent()) this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
     this.#start()
     return () => {
       if (!this.#subs.delete(entry)) return
+      if (entry.scope !== undefined && this.#claimed.get(entry.scope) === entry) this.#claimed.delete(entry.scope)
       this.#retries.cancel(entry)
       if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: spec.id })
     }
@@ -248,7 +310,9 @@ export class WebSocketTransport {
 
   #write(frame: WriteFrame): Promise<WriteOutcome> {
     if (this.#state.status === 'closed') return Promise.reject(this.#closedError())
-    const settled = this.#writes.add(frame, encodeClientFrame(frame), this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
+    const text = encodeClientFrame(frame)
+    const settled = this.#writes.add(frame, text, this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
+    if (this.#writes.has(frame.id)) this.#local?.putWrite(frame.id, text, this.#tab)
     this.#pump()
     this.#start()
     return settled
@@ -342,6 +406,8 @@ export class WebSocketTransport {
       // sub with a fresh snapshot; the cursor starts over.
       this.#subs.newEpoch()
       this.#units.reset()
+      // Rows of the old epoch that no live subscription will replace go now.
+      this.#local?.stageClearExcept(this.#claimed.keys())
     }
     this.#epoch = frame.epoch
     this.#reauthenticating = false
@@ -375,7 +441,100 @@ export class WebSocketTransport {
   #advance(seq: number): void {
     const moved = this.#units.advance(seq)
     this.#waiters.settle(this.#units.appliedSeq)
-    if (moved) this.#notify()
+    if (moved) {
+      this.#local?.checkpoint()
+      this.#notify()
+    }
+  }
+
+  // ---- the local copy ---------------------------------------------------------
+
+  /** Reads the local copy (or finds there is none), then lets the machine dial. */
+  async #openLocal(options: Required<LocalOptions>): Promise<void> {
+    const copy = await LocalCopy.open(options.name, options.schemaVersion, () => this.#cursorNow())
+    if (this.#state.status === 'closed') {
+      void copy?.close()
+      return
+    }
+    this.#local = copy
+    if (!copy) return
+    if (copy.cursor) {
+      this.#epoch = copy.cursor.epoch
+      this.#units.advance(copy.cursor.seq)
+    }
+    this.#restoreOutbox(copy.outbox)
+    // Writes made while the copy was being read are stored now, after the restored ones.
+    for (const { frame, text } of this.#writes.pending()) {
+      if (!copy.outbox.some((r) => r.id === frame.id)) copy.putWrite(frame.id, text, this.#tab)
+    }
+    copy.adoptWrites(copy.outbox, this.#tab)
+    for (const entry of this.#claimed.values()) this.#attachLocal(entry)
+    const flush = () => void copy.flush()
+    globalThis.addEventListener?.('pagehide', flush)
+  }
+
+  /** Queues the stored writes ahead of new ones, under their ids. */
+  #restoreOutbox(records: readonly OutboxRecord[]): void {
+    const writes: Array<{ frame: WriteFrame; text: string }> = []
+    for (const r of records) {
+      let frame: unknown
+      try {
+        frame = JSON.parse(r.text)
+      } catch {
+        continue
+      }
+      if (!isObject(frame) || typeof frame.id !== 'string' || (frame.t !== 'mut' && frame.t !== 'call')) continue
+      writes.push({ frame: frame as unknown as WriteFrame, text: r.text })
+    }
+    const settled = this.#writes.restore(writes)
+    writes.forEach(({ frame }, i) => {
+      const promise = settled[i]
+      if (!promise) return
+      // A restored write has no caller: a refusal is reported here, and
+      // rolls back whatever collection shows it optimistically.
+      promise.catch((error: unknown) => {
+        if (error instanceof SeqsyncError) this.#report(error)
+      })
+      if (frame.t === 'mut') this.#restored.push({ frame, settled: promise, shownOn: new Set() })
+    })
+  }
+
+  /** Hands a persisted subscription its stored rows and the restored writes on its table. */
+  #attachLocal(entry: SubEntry): void {
+    const local = this.#local
+    if (!local || entry.scope === undefined || !entry.handler.attachLocal) return
+    const scope = entry.scope
+    const cursor = local.cursor
+    // Its rows are at the stored cursor only while the cursor has not moved since.
+    const known =
+      cursor !== undefined && cursor.epoch === this.#epoch && cursor.seq === this.#units.appliedSeq ? cursor.subs[scope] : undefined
+    if (known) {
+      entry.synced = true
+      entry.resolved = known.resolved
+    }
+    const table = entry.spec.c
+    const writes: RestoredWrite[] = []
+    for (const w of this.#restored) {
+      if (w.shownOn.has(table) || !w.frame.ops.some((op) => op.c === table)) continue
+      w.shownOn.add(table)
+      writes.push({ frame: w.frame, settled: w.settled })
+    }
+    entry.handler.attachLocal({
+      sink: { stage: (k, row) => this.#local?.stage(scope, k, row as WireRow | undefined) },
+      cached: local.takeRows(scope) ?? (known ? [] : undefined),
+      writes,
+    })
+  }
+
+  /** What the cursor record says now: the persisted subscriptions synced at appliedSeq. */
+  #cursorNow(): Omit<CursorRecord, 'format' | 'schemaVersion'> | undefined {
+    if (this.#epoch === undefined) return undefined
+    const subs: CursorRecord['subs'] = {}
+    for (const [scope, entry] of this.#claimed) {
+      if (!entry.synced) continue
+      subs[scope] = entry.resolved !== undefined ? { resolved: entry.resolved } : {}
+    }
+    return { epoch: this.#epoch, seq: this.#units.appliedSeq, subs }
   }
 
   // ---- the machine and its effects ------------------------------------------
@@ -383,6 +542,17 @@ export class WebSocketTransport {
   #start(): void {
     if (this.#started) return
     this.#started = true
+    const local = this.#localOptions
+    if (!local) return this.#begin()
+    this.#openLocal(local)
+      .catch((error: unknown) => warnLocalOff(`reading the local copy failed (${String(error)})`, error))
+      .finally(() => this.#begin())
+  }
+
+  /** Starts the machine: the first dial. */
+  #begin(): void {
+    if (this.#state.status === 'closed') return
+    this.#running = true
     const networkDown = typeof navigator !== 'undefined' && (navigator as { onLine?: boolean }).onLine === false
     const t = initialTransition(networkDown)
     this.#state = t.state
@@ -391,7 +561,7 @@ export class WebSocketTransport {
   }
 
   #sendEvent(event: ConnectionEvent): void {
-    if (!this.#started && event.type !== 'user-close') return
+    if (!this.#running && event.type !== 'user-close') return
     this.#queue.push(event)
     if (this.#dispatching) return
     this.#dispatching = true
@@ -586,6 +756,7 @@ export class WebSocketTransport {
     this.#writes.close(error)
     this.#waiters.rejectAll(error)
     this.#subs.closeAll(error)
+    void this.#local?.close()
   }
 
   /** Sends `entry`'s sub again after a backoff delay (it was refused RATE_LIMITED). */

@@ -94,6 +94,12 @@ export function utf8Over(text: string, max: number): number | undefined {
 export class WriteQueue {
   /** Unsettled writes by id, in the order they were made. */
   #writes = new Map<string, QueuedWrite>()
+  /** Told when a write settles, whichever way (the local outbox forgets it). */
+  readonly #onSettle: ((id: string) => void) | undefined
+
+  constructor(onSettle?: (id: string) => void) {
+    this.#onSettle = onSettle
+  }
 
   /** Unsettled writes. */
   get size(): number {
@@ -118,6 +124,11 @@ export class WriteQueue {
     return this.#writes.has(id)
   }
 
+  /** Every unsettled write, in order (the local outbox stores what was queued before it opened). */
+  pending(): Array<{ frame: WriteFrame; text: string }> {
+    return [...this.#writes.values()].map((w) => ({ frame: w.frame, text: w.text }))
+  }
+
   /**
    * Queues `frame` (encoded as `text`); the promise settles with its answer.
    * A frame over `maxFrameBytes` is refused TOO_LARGE at once, nothing sent.
@@ -131,8 +142,51 @@ export class WriteQueue {
       )
     }
     return new Promise((resolve, reject) => {
-      this.#writes.set(frame.id, { frame, text, resolve, reject, sent: false, mayHaveCommitted: false, held: undefined })
+      this.#writes.set(frame.id, this.#entry(frame, text, resolve, reject, false))
     })
+  }
+
+  /**
+   * Puts writes read back from a local outbox ahead of every queued write,
+   * in their order (one client's writes keep their order). Each may have
+   * committed already: the DO answers a committed id with its recorded ack.
+   * An id already queued is skipped.
+   */
+  restore(writes: ReadonlyArray<{ frame: WriteFrame; text: string }>): Array<Promise<WriteOutcome>> {
+    const restored = new Map<string, QueuedWrite>()
+    const settled: Array<Promise<WriteOutcome>> = []
+    for (const { frame, text } of writes) {
+      if (this.#writes.has(frame.id) || restored.has(frame.id)) continue
+      settled.push(new Promise((resolve, reject) => restored.set(frame.id, this.#entry(frame, text, resolve, reject, true))))
+    }
+    for (const [id, w] of this.#writes) restored.set(id, w)
+    this.#writes = restored
+    return settled
+  }
+
+  #entry(
+    frame: WriteFrame,
+    text: string,
+    resolve: (value: WriteOutcome) => void,
+    reject: (error: SeqsyncError) => void,
+    mayHaveCommitted: boolean,
+  ): QueuedWrite {
+    const settle = () => this.#onSettle?.(frame.id)
+    return {
+      frame,
+      text,
+      resolve: (value) => {
+        settle()
+        resolve(value)
+      },
+      reject: (error) => {
+        settle()
+        reject(error)
+      },
+      sent: false,
+      mayHaveCommitted,
+      held: undefined,
+    }
   }
 
   /**
