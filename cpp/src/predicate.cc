@@ -96,6 +96,17 @@ Scalar FromLiteral(const Literal& l) {
   return s;
 }
 
+// Three-way compare of an INTEGER with a REAL, exact as SQLite's (no
+// rounding of the integer to a double). REQUIRES: `r` is not NaN.
+int CompareIntReal(std::int64_t i, double r) {
+  if (r < -9223372036854775808.0) return 1;
+  if (r >= 9223372036854775808.0) return -1;
+  const auto whole = static_cast<std::int64_t>(r);  // in range: truncates
+  if (i != whole) return i < whole ? -1 : 1;
+  const double frac = r - static_cast<double>(whole);
+  return frac > 0 ? -1 : (frac < 0 ? 1 : 0);
+}
+
 // Three-way compare of two same-kind, non-null scalars: <0, 0, >0.
 // REQUIRES: a.kind == b.kind, kind is kNumber or kText.
 int Compare(const Scalar& a, const Scalar& b) {
@@ -108,9 +119,15 @@ int Compare(const Scalar& a, const Scalar& b) {
   if (a.is_int && b.is_int) {
     return a.integer < b.integer ? -1 : (a.integer > b.integer ? 1 : 0);
   }
-  double x = a.is_int ? static_cast<double>(a.integer) : a.real;
-  double y = b.is_int ? static_cast<double>(b.integer) : b.real;
-  return x < y ? -1 : (x > y ? 1 : 0);
+  if (a.is_int) return CompareIntReal(a.integer, b.real);
+  if (b.is_int) return -CompareIntReal(b.integer, a.real);
+  return a.real < b.real ? -1 : (a.real > b.real ? 1 : 0);
+}
+
+// The order of an `in` list's set: numbers before text, then by Compare.
+bool LiteralLess(const Literal& a, const Literal& b) {
+  if (a.kind != b.kind) return a.kind < b.kind;
+  return Compare(FromLiteral(a), FromLiteral(b)) < 0;
 }
 
 }  // namespace
@@ -129,6 +146,12 @@ void AppendLiteral(const Literal& lit, std::string* out) {
   }
   if (out->size() > 1) out->push_back(',');
   out->append(sb.GetString(), sb.GetSize());
+}
+
+void SortInList(std::vector<Literal>* list) {
+  std::sort(list->begin(), list->end(), LiteralLess);
+  auto same = [](const Literal& a, const Literal& b) { return !LiteralLess(a, b) && !LiteralLess(b, a); };
+  list->erase(std::unique(list->begin(), list->end(), same), list->end());
 }
 
 bool Predicate::Matches(const JsonValue& row) const {
@@ -171,11 +194,17 @@ Predicate::Truth Predicate::Eval(int index, const JsonValue& row) const {
   Scalar col = FromJson(Member(row, n.column.c_str()));
   if (col.kind == Scalar::Kind::kNull) return Truth::kUnknown;
   if (n.op == Op::kIn) {
-    for (const Literal& l : n.literals) {
-      Scalar lit = FromLiteral(l);
-      if (lit.kind == col.kind && Compare(col, lit) == 0) return Truth::kTrue;
-    }
-    return Truth::kFalse;
+    // A set test: the list is sorted at parse (SortInList), so this costs
+    // log(list) per row, as SQLite's IN over json_each does.
+    if (col.kind != Scalar::Kind::kNumber && col.kind != Scalar::Kind::kText) return Truth::kFalse;
+    Literal probe;
+    probe.kind = col.kind == Scalar::Kind::kNumber ? Literal::Kind::kNumber : Literal::Kind::kText;
+    probe.is_int = col.is_int;
+    probe.integer = col.integer;
+    probe.real = col.real;
+    probe.text.assign(col.text);
+    auto it = std::lower_bound(n.literals.begin(), n.literals.end(), probe, LiteralLess);
+    return it != n.literals.end() && !LiteralLess(probe, *it) ? Truth::kTrue : Truth::kFalse;
   }
   Scalar lit = FromLiteral(n.literals[0]);
   if (lit.kind == Scalar::Kind::kNull) return Truth::kUnknown;
@@ -244,18 +273,19 @@ void Predicate::NodeSql(int index, int param, std::string* sql, int* next,
   }
   std::string col = QuoteIdent(n.column);
   if (n.op == Op::kIn) {
-    if (n.literals.empty()) {
-      *sql += "(CASE WHEN " + col + " IS NULL THEN NULL ELSE 0 END)";
-      return;
-    }
-    std::string any;
-    for (const Literal& l : n.literals) {
-      if (!any.empty()) any += " OR ";
-      const char* kinds = l.kind == Literal::Kind::kText ? kTextKinds : kNumberKinds;
-      any += "(typeof(" + col + ") IN (" + kinds + ") AND +" + col + " = " + literal_ref(l) +
-             " COLLATE BINARY)";
-    }
-    *sql += "(CASE WHEN " + col + " IS NULL THEN NULL ELSE (" + any + ") END)";
+    // One set test, whatever the list's length: the list is one literal (a
+    // JSON array) and IN over json_each builds an index of it, so the SQL,
+    // its expression depth and the cost per row do not grow with the list.
+    // json_each's value has no affinity, nor has +col, so kinds compare as
+    // in Compare: 5 = 5.0, text never equals a number.
+    std::string list = "[";
+    for (const Literal& l : n.literals) AppendLiteral(l, &list);
+    list += "]";
+    if (lits->size() > 1) lits->push_back(',');
+    lits->append(list);
+    std::string ref = "?" + std::to_string(param) + ",'$[" + std::to_string((*next)++) + "]'";
+    *sql += "(CASE WHEN " + col + " IS NULL THEN NULL ELSE (+" + col +
+            " COLLATE BINARY IN (SELECT value FROM json_each(" + ref + "))) END)";
     return;
   }
   const Literal& l = n.literals[0];

@@ -5,6 +5,7 @@
 #define SEQSYNC_PREDICATE_LITERAL_H_
 
 #include <string>
+#include <vector>
 
 #include "seqsync/predicate.h"
 
@@ -14,6 +15,11 @@ namespace seqsync {
 // or just "[" (so it builds an array's text). A non-finite REAL is written as
 // null: JSON has none, and callers leave such bounds off.
 void AppendLiteral(const Predicate::Literal& lit, std::string* out);
+
+// Sorts an `in` list (no NULLs) into the set order the evaluator searches
+// (numbers before text, numbers by value, text by bytes) and drops
+// duplicates (5 and 5.0 are one value).
+void SortInList(std::vector<Predicate::Literal>* list);
 
 }  // namespace seqsync
 

@@ -11,6 +11,7 @@
 
 #include "json_util.h"
 #include "like_match.h"
+#include "predicate_literal.h"
 #include "seqsync/predicate.h"
 #include "sql_ident.h"
 
@@ -118,9 +119,8 @@ class Parser {
       if (value == nullptr || !value->IsArray()) {
         return Status::UnsupportedPredicate("in needs an array literal");
       }
-      if (value->Size() > limits_.max_nodes) {
-        return Status::TooMany("in list has more than " + std::to_string(limits_.max_nodes) + " values");
-      }
+      // One node however long: the list is a set (see predicate.cc), so only
+      // its literal bytes bound it.
       for (auto& e : value->GetArray()) {
         Literal l;
         if (!ParseLiteral(e, &l)) return Status::UnsupportedPredicate("in list values must be scalars");
@@ -128,6 +128,7 @@ class Parser {
         // NULL never equals anything, so it can never make `in` true.
         if (l.kind != Literal::Kind::kNull) node().literals.push_back(std::move(l));
       }
+      SortInList(&node().literals);
       return index;
     }
     Literal l;

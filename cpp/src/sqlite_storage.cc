@@ -15,6 +15,9 @@ SqliteStorage::SqliteStorage(const std::string& path) {
   }
   // Like the DO: a single string or BLOB may not exceed ~2 MB.
   sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, 2200000);
+  // And an expression tree may be at most 100 deep (SQLITE_MAX_EXPR_DEPTH
+  // there; SQLite's own default is 1000), so a test sees what the DO refuses.
+  sqlite3_limit(db_, SQLITE_LIMIT_EXPR_DEPTH, 100);
 }
 
 SqliteStorage::~SqliteStorage() {

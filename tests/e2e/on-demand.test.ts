@@ -321,6 +321,49 @@ describe('on-demand loading', () => {
   })
 })
 
+describe('joins', () => {
+  it('a join whose on-demand side is asked for 400 keys loads them as one in list and joins every row', async () => {
+    const room = freshRoom('od-join')
+    await seed(room, 1000)
+    const ann = onDemandClient(room)
+    // 400 notes, each naming a task: the eager side of the join.
+    const notesOf = new Set(Array.from({ length: 400 }, (_, i) => id(2 * i + 3)))
+    await ann.transport.mutate([...notesOf].map((k) => ({ c: 'notes', op: 'insert', k: `n-${k}`, cols: { id: `n-${k}`, body: k } })))
+    const notes = createCollection(
+      doCollectionOptions<{ id: string; body: string }>({
+        transport: ann.transport,
+        table: 'notes',
+        getKey: (n) => n.id,
+        id: `notes-${counter++}`,
+        startSync: true,
+      }),
+    )
+    await notes.preload()
+    expect(notes.size).toBe(400)
+    const q = live(
+      createLiveQueryCollection((b) =>
+        b
+          .from({ n: notes })
+          // A left join keeps the notes active and loads tasks by their keys
+          // (an inner join would make the smaller side, the empty tasks, active).
+          .join({ t: ann.tasks }, ({ n, t }) => eq(n.body, t.id), 'left')
+          .select(({ n, t }) => ({ id: n.id, task: t?.id, title: t?.title })),
+      ),
+    )
+    await q.preload()
+    await until(() => q.size === 400 && q.toArray.every((r) => r.task !== undefined), 'every note joined with its task')
+    expect(new Set(q.toArray.map((r) => r.task))).toEqual(notesOf)
+    // The tasks collection holds only the demanded rows, asked for as in lists.
+    expect(sortedKeys(ann.tasks)).toEqual([...notesOf].sort())
+    const lists = ann.wire.subs.flatMap((s) => (s.where?.type === 'func' && s.where.name === 'in' ? [s.where] : []))
+    expect(lists.length).toBeGreaterThan(0)
+    const asked = lists.flatMap((w) => (w.type === 'func' && w.args[1]?.type === 'val' ? (w.args[1].value as string[]) : []))
+    expect(new Set(asked)).toEqual(notesOf)
+    // Past the 100 values that a chain of ORs could not hold.
+    expect(Math.max(...lists.map((w) => (w.type === 'func' && w.args[1]?.type === 'val' ? (w.args[1].value as string[]).length : 0)))).toBeGreaterThan(100)
+  })
+})
+
 describe('paging', () => {
   it('a paged ordered live query transfers only the rows it needs (5,000-task table)', async () => {
     const room = freshRoom('od')

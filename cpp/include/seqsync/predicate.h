@@ -38,7 +38,7 @@ using JsonValueRef =
 // over 100 KB (SQLITE_TOOBIG); a predicate is refused at parse well below
 // that, leaving room for the query around it (columns, ORDER BY, a window's
 // bound). Literals are bound, not spliced, so it is the tree's size that
-// counts: mostly `in` lists, which compile to one test per value.
+// counts (an `in` list is one set test, whatever its length).
 inline constexpr std::size_t kMaxPredicateSqlBytes = 64u << 10;
 
 struct PredicateLimits {
@@ -56,7 +56,7 @@ class Predicate {
 
   // Parses `ir`. Every column reference must be one of `columns`.
   // Errors: kUnsupportedPredicate (unknown operator or operand form),
-  // kUnknownColumn, kTooDeep, kTooMany (nodes, in values, like wildcards),
+  // kUnknownColumn, kTooDeep, kTooMany (nodes, like wildcards),
   // kTooLarge (a like pattern, all literals together, or the SQL over
   // kMaxPredicateSqlBytes).
   static Result<Predicate> Parse(const JsonValueRef& ir,

@@ -183,6 +183,26 @@ function compare(a: unknown, b: unknown): number | null {
   return compareCodePoints(x.s, y.s)
 }
 
+/** A value's key in an `in` set: equal keys iff compare() is 0 (numbers by value, text, BLOBs by bytes). */
+function setKey(v: unknown): string {
+  const x = normalize(v)
+  if (x.rank === 1) return Number.isNaN(x.n) ? 'NaN' : `n${x.n}` // NaN equals nothing: no item has this key
+  return `${x.rank}${x.s}`
+}
+
+/** An `in` list as a set, built once per list: a test costs the same however long the list (as in the core). */
+const inSets = new WeakMap<unknown[], Set<string>>()
+function inSet(list: unknown[]): Set<string> {
+  let set = inSets.get(list)
+  if (set === undefined) {
+    // NULL items can never make `in` true (the core drops them).
+    set = new Set(list.filter((item) => item !== null && item !== undefined).map(setKey))
+    set.delete('NaN')
+    inSets.set(list, set)
+  }
+  return set
+}
+
 function likeToRegExp(pattern: string): RegExp {
   let src = ''
   for (const ch of pattern) {
@@ -259,8 +279,7 @@ export function evaluate(node: PredicateIR, row: Record<string, unknown>): Tri {
       const list = resolve(b, row)
       if (!Array.isArray(list)) return null
       if (x === null || x === undefined) return null
-      // NULL items can never make `in` true (the core drops them).
-      return list.some((item) => item !== null && item !== undefined && compare(x, item) === 0)
+      return inSet(list).has(setKey(x))
     }
     case 'like': {
       const text = resolve(a, row)
