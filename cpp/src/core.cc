@@ -230,6 +230,49 @@ struct Core::Impl {
 
   Plan Dispatch(std::string_view socket_id, std::string_view scope, std::string_view frame, std::int64_t now_ms);
 
+  // A hello's snapshots for no socket: the same reading of the subs, the
+  // same snapshot frames, nothing held (Core::ReadSnapshot).
+  Plan ReadSnapshot(std::string_view reader, std::string_view request) {
+    JsonDocument doc;
+    FrameType type;
+    Status read = ReadFrame(request, options, &doc, &type);
+    if (!read.ok()) return ErrorPlan(reader, read);
+    if (type != FrameType::kHello) return ErrorPlan(reader, Status::UnknownFrame("a snapshot read is a hello"));
+    auto hello = ReadHello(doc, options);
+    if (!hello.ok()) return ErrorPlan(reader, hello.status());
+    Plan plan;
+    // The columns as they are now (an ALTER TABLE since the last drain), as
+    // the drain before a socket's snapshot would leave them.
+    Status fresh = schema.RefreshIfChanged(storage);
+    auto head = log.Head();
+    if (!fresh.ok() || !head.ok()) {
+      ReplyError(&plan, reader, fresh.ok() ? head.status() : fresh);
+      return plan;
+    }
+    const std::vector<std::string> to{std::string(reader)};
+    for (const HelloSub& entry : hello->subs) {
+      auto s = ReadSub(*entry.body, options, storage, &schema);
+      if (!s.ok()) {
+        ReplySubError(&plan, reader, SubIdOf(*entry.body), s.status());
+        continue;
+      }
+      Status resolved = ResolveWindow(options, storage, &schema, &*s);
+      if (!resolved.ok()) {
+        ReplySubError(&plan, reader, s->id, resolved);
+        continue;
+      }
+      // A failed snapshot whose first frames already left is still refused
+      // by its sub-error: the reader drops what it got for that sub.
+      std::uint64_t mark = fanout.Mark(plan);
+      Status st = fanout.Snapshot(*s, *head, /*ends_unit=*/false, to, &plan);
+      if (st.ok()) continue;
+      (void)fanout.Unsend(&plan, mark);
+      ReplySubError(&plan, reader, s->id, st);
+    }
+    Reply(&plan, reader, SyncedFrame(*head));
+    return plan;
+  }
+
   // ---- opening: registration, then the sockets a wake kept ----
 
   Status Register(std::string_view registration_json, std::string_view fresh_epoch) {
@@ -354,6 +397,11 @@ Plan Core::Drain(std::int64_t now_ms) {
   Status s = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan);
   (void)s;  // a failed drain is retried by the next one; nothing was marked sent
   return impl_->Charged(std::move(plan));
+}
+
+Plan Core::ReadSnapshot(std::string_view reader, std::string_view request) {
+  impl_->read_ahead.reset();
+  return impl_->ReadSnapshot(reader, request);
 }
 
 void Core::OnClose(std::string_view socket_id) {

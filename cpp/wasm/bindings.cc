@@ -141,6 +141,11 @@ class RawCore {
 
   void OnClose(const std::string& socket) { core_->OnClose(socket); }
 
+  // Sends the read's frames to `reader` through the bridge; returns nothing.
+  void ReadSnapshot(const std::string& reader, const std::string& request) {
+    (void)Sent(core_->ReadSnapshot(reader, request));
+  }
+
   val Housekeep(double now_ms) {
     return StatusValue(core_->Housekeep(static_cast<std::int64_t>(now_ms)));
   }
@@ -194,6 +199,7 @@ EMSCRIPTEN_BINDINGS(seqsync_core) {
       .function("rejectMutation", &RawCore::RejectMutation)
       .function("drain", &RawCore::Drain)
       .function("onClose", &RawCore::OnClose)
+      .function("readSnapshot", &RawCore::ReadSnapshot)
       .function("housekeep", &RawCore::Housekeep)
       .function("state", &RawCore::State)
       .function("epoch", &RawCore::Epoch)

@@ -46,6 +46,8 @@ export interface RawCore {
   rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): string
   drain(nowMs: number): string
   onClose(socket: string): void
+  /** Sends a snapshot read's frames (for `reader`, no socket) through the bridge. */
+  readSnapshot(reader: string, helloFrame: string): void
   housekeep(nowMs: number): CoreStatus
   state(): CoreStatus & { head: number; floor: number; rows: number }
   epoch(): string

@@ -181,6 +181,36 @@ TEST_CASE("a sub answers with a snapshot unit of the matching rows") {
   CHECK(f[0].find(R"("id":"k0")") == std::string::npos);
 }
 
+TEST_CASE("a snapshot read answers as a hello's snapshots do, and holds nothing") {
+  Harness h;
+  h.Connect("w", R"([{"id":"all","c":"messages"}])");
+  for (int i = 0; i < 4; ++i) {
+    h.SendAndRun("w", InsertMessage("m" + std::to_string(i), "k" + std::to_string(i), i % 2 ? "bob" : "ann"));
+  }
+  const std::string subs =
+      R"([{"id":"x","c":"messages","where":{"type":"func","name":"eq","args":[{"type":"ref","path":["author"]},{"type":"val","value":"bob"}]}},{"id":"bad","c":"nope"}])";
+  auto read = Harness::FramesFor(h.core->ReadSnapshot("reader", R"({"t":"hello","v":1,"subs":)" + subs + "}"), "reader");
+  auto hello = Harness::FramesFor(h.Send("s1", R"({"t":"hello","v":1,"subs":)" + subs + "}"), "s1");
+  REQUIRE(hello.size() == 4);  // welcome, sub-error, snapshot, synced
+  REQUIRE(read.size() == 3);    // in the order of the subs, then synced
+  CHECK(read[0] == hello[2]);
+  CHECK(read[1] == hello[1]);
+  CHECK(read[2] == hello[3]);
+  CHECK(TypeOf(read[1]) == "sub-error");
+  // Nothing was held for the reader: the next write reaches the socket only.
+  auto plan = h.SendAndRun("w", InsertMessage("m9", "k9", "bob"));
+  CHECK(Harness::FramesFor(plan, "reader").empty());
+  CHECK_FALSE(Harness::FramesFor(plan, "s1").empty());
+  SUBCASE("a request that is not a hello, or a list a hello may not carry, is one error") {
+    auto f = Harness::FramesFor(h.core->ReadSnapshot("reader", R"({"t":"sub","id":"x","c":"messages"})"), "reader");
+    REQUIRE(f.size() == 1);
+    CHECK(f[0].find(R"("error":"UNKNOWN_FRAME")") != std::string::npos);
+    f = Harness::FramesFor(h.core->ReadSnapshot("reader", R"({"t":"hello","v":1,"subs":[{"id":"a","c":"messages"},{"id":"a","c":"messages"}]})"), "reader");
+    REQUIRE(f.size() == 1);
+    CHECK(f[0].find(R"("error":"INVALID_FIELD")") != std::string::npos);
+  }
+}
+
 TEST_CASE("a large snapshot is chunked into a unit of frames") {
   Options o;
   o.snapshot_chunk_bytes = 2000;

@@ -5,7 +5,15 @@
 // ProbeDO registers whatever schema a test hands it.
 import { DurableObject } from 'cloudflare:workers'
 
-import { refuseConnection, routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry, type SyncOptions } from 'seqsync'
+import {
+  refuseConnection,
+  routeSyncRequest,
+  SyncDenied,
+  SyncDurableObject,
+  SyncRegistry,
+  type RouteSyncOptions,
+  type SyncOptions,
+} from 'seqsync'
 
 export interface Env {
   TEST_DO: DurableObjectNamespace<TestDO>
@@ -402,15 +410,20 @@ export default {
     }
     const seedStyle = url.pathname.match(/^\/seed-style\/([A-Za-z0-9_-]{1,64})$/)
     if (seedStyle) return seedStyleWorker(req, env, seedStyle[1]!)
-    const routed = await routeSyncRequest(req, env, {
-      namespace: { sync: env.TEST_DO, short: env.SHORT_DO, huge: env.HUGE_DO, unregistered: env.UNREGISTERED_DO },
-      authenticate: testClaims,
-      // An endpoint beside the socket: answers with the claims it was authenticated with.
-      endpoints: { claims: ({ claims, room, route }) => Response.json({ claims, room, route }) },
-    })
+    const routed = await routeSyncRequest(req, env, syncRoutes(env))
     return routed ?? new Response('not found', { status: 404 })
   },
 } satisfies ExportedHandler<Env>
+
+/** The fixture's sync routes: its namespaces, its test authentication, one endpoint. */
+export function syncRoutes(env: Env): RouteSyncOptions<Env, Claims> {
+  return {
+    namespace: { sync: env.TEST_DO, short: env.SHORT_DO, huge: env.HUGE_DO, unregistered: env.UNREGISTERED_DO },
+    authenticate: testClaims,
+    // An endpoint beside the socket: answers with the claims it was authenticated with.
+    endpoints: { claims: ({ claims, room, route }) => Response.json({ claims, room, route }) },
+  }
+}
 
 /**
  * A Worker written by hand, as apps wrote them before routeSyncRequest:

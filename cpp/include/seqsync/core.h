@@ -117,6 +117,15 @@ class Core {
   // Forgets a closed socket, its subscriptions and in-flight waits.
   void OnClose(std::string_view socket_id);
 
+  // A read of snapshots that holds nothing (docs/protocol.md §5.9): for a
+  // server render. `request` is a hello frame; its `subs` are judged as a
+  // socket's hello judges them (the list whole, then each entry: ReadSub,
+  // windows resolved), and each is answered as a hello answers it, with a
+  // snapshot (never a catch-up) or a sub-error, then `synced` at the head the
+  // snapshots were read at. Every frame is for `reader`, which names no
+  // socket: no subscription is held and nothing is written.
+  Plan ReadSnapshot(std::string_view reader, std::string_view request);
+
   // Compaction and retention, now. Normally run by Drain when due.
   Status Housekeep(std::int64_t now_ms);
 

@@ -86,6 +86,9 @@ export interface OpenArgs {
   onTrap: (error: unknown) => never
 }
 
+/** The bridge's address of a snapshot read's frames: never a socket id (those are UUIDs). */
+const READER = 'seqsync:snapshot-read'
+
 /** A registered core, restored after a wake. Made only by Core.open. */
 export class Core {
   /** The epoch of the storage it serves (fixed for its life). */
@@ -94,10 +97,13 @@ export class Core {
   readonly maxFrameBytes: number
   #raw: RawCore | undefined
   readonly #onTrap: (error: unknown) => never
+  // Where the bridge puts the frames for READER while a read runs.
+  readonly #read: { frames: string[] | undefined }
 
-  private constructor(raw: RawCore, onTrap: (error: unknown) => never) {
+  private constructor(raw: RawCore, onTrap: (error: unknown) => never, read: { frames: string[] | undefined }) {
     this.#raw = raw
     this.#onTrap = onTrap
+    this.#read = read
     this.epoch = this.#call((core) => core.epoch())
     this.maxFrameBytes = (JSON.parse(this.#call((core) => core.limitsJson())) as { maxFrameBytes: number }).maxFrameBytes
   }
@@ -110,9 +116,14 @@ export class Core {
    */
   static open(args: OpenArgs): { core: Core; refusals: RawDelivery[] } {
     const module = instantiateCoreModule()
+    const read: { frames: string[] | undefined } = { frames: undefined }
+    const send = (to: string, frame: string) => {
+      if (to === READER && read.frames) read.frames.push(frame)
+      else args.send(to, frame)
+    }
     let opened: ReturnType<CoreModule['RawCore']['open']>
     try {
-      opened = module.RawCore.open(coreBridge(args.sql, args.send), args.optionsJson, args.registrationJson,
+      opened = module.RawCore.open(coreBridge(args.sql, send), args.optionsJson, args.registrationJson,
         args.freshEpoch, args.liveSocketIds)
     } catch (error) {
       return args.onTrap(error)
@@ -121,7 +132,7 @@ export class Core {
       opened.core?.delete()
       throw new SyncRegistrationError(opened.code, opened.message)
     }
-    return { core: new Core(opened.core, args.onTrap), refusals: opened.deliveries }
+    return { core: new Core(opened.core, args.onTrap, read), refusals: opened.deliveries }
   }
 
   // The calls that plan send their frames as they return (through the
@@ -151,6 +162,22 @@ export class Core {
 
   onClose(socket: string): void {
     this.#call((core) => core.onClose(socket))
+  }
+
+  /**
+   * The frames a hello with `helloFrame`'s subs would get after its welcome,
+   * read for no socket (snapshots or sub-errors, then synced; or one error):
+   * cpp/include/seqsync/core.h, Core::ReadSnapshot.
+   */
+  readSnapshot(helloFrame: string): string[] {
+    const frames: string[] = []
+    this.#read.frames = frames
+    try {
+      this.#call((core) => core.readSnapshot(READER, helloFrame))
+    } finally {
+      this.#read.frames = undefined
+    }
+    return frames
   }
 
   /** Compaction and retention, now. Throws CoreError. */

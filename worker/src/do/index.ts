@@ -16,8 +16,12 @@ export {
 export { refuseConnection } from './refuse.js'
 export {
   CLAIMS_HEADER,
+  checkedSnapshot,
   matchSyncPath,
+  readSyncSnapshot,
   routeSyncRequest,
+  type SnapshotOf,
+  type SnapshotRead,
   type Authenticate,
   type RouteSyncOptions,
   type SyncEndpointContext,
@@ -25,3 +29,4 @@ export {
 } from './route.js'
 export { SyncDenied } from './denied.js'
 export { ErrorCode, CloseCode } from '../protocol/codes.js'
+export type { SnapshotEntry, SnapshotRefusal, SnapshotSub, SyncSnapshot } from '../protocol/snapshot.js'

@@ -6,7 +6,13 @@
 // room's DO. Getting one wrong is a hole (a client-sent claims header that
 // passes through), or a client that retries forever (an HTTP 401 a browser
 // WebSocket cannot read). This file is the one copy of that code.
+import { ClosedError, ProtocolError, SubscriptionError } from '../client/errors.js'
+import { CloseCode, isTerminalClose } from '../protocol/codes.js'
+import type { SnapshotSub, SyncSnapshot } from '../protocol/snapshot.js'
 import { refuseConnection } from './refuse.js'
+
+/** A snapshot read that was not refused. */
+export type SnapshotOf = Extract<SyncSnapshot, { epoch: string }>
 
 /**
  * The request header that carries the Worker's verified claims to the DO.
@@ -94,18 +100,93 @@ export async function routeSyncRequest<Env, Claims>(
 ): Promise<Response | null> {
   const match = matchSyncPath(new URL(req.url).pathname, options)
   if (!match) return null
+  const admitted = await admit(req, env, options, match)
+  if (admitted instanceof Response) return admitted
+  const { claims, stub } = admitted
+  if (match.endpoint !== undefined) {
+    return options.endpoints![match.endpoint]!({ ...match, req, env, claims, stub })
+  }
+  return stub.fetch(forwarded(req, claims, options.stripHeaders))
+}
+
+/** What readSyncSnapshot reads: a room (under `route`, default `sync`) and its subscriptions. */
+export interface SnapshotRead {
+  room: string
+  route?: string
+  /** `sub` bodies (`id` defaults to `c`), judged as a socket's hello judges its subs. */
+  subs: SnapshotSub[]
+}
+
+/**
+ * Reads snapshots from a room's DO for a server render, as the socket
+ * `req` would open there would see them: `req` passes the same
+ * `authenticate` (and the DO's parseAttachment), and each sub is judged as
+ * that socket's hello would judge it. The rows come with the seq and epoch
+ * that cover them: a client that hydrates from them resumes from there and
+ * receives only what changed since (docs/protocol.md §5.9).
+ *
+ * Throws what the socket would have met, typed as the client types it:
+ * `ClosedError` (code 4401/4403, `closeCode`) for refused claims,
+ * `SubscriptionError` (its `code`, `sub`) for a refused sub, and
+ * `ProtocolError` for a refused list.
+ *
+ * @example
+ * const snapshot = await readSyncSnapshot(req, env, routeOptions, {
+ *   room, subs: [{ c: 'messages' }],
+ * })
+ * const state = dehydratedState(snapshot, { messages: (m) => m.id }) // seqsync/client
+ */
+export async function readSyncSnapshot<Env, Claims>(
+  req: Request,
+  env: Env,
+  options: RouteSyncOptions<Env, Claims>,
+  read: SnapshotRead,
+): Promise<SnapshotOf> {
+  const route = read.route ?? 'sync'
+  const match = matchSyncPath(`/${route}/${read.room}`, options)
+  if (!match) throw new TypeError(`[seqsync] readSyncSnapshot: /${route}/${read.room} is not a sync path of these options`)
+  const admitted = await admit(req, env, options, match)
+  if (admitted instanceof Response) {
+    const code = admitted.status === 403 ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED
+    throw new ClosedError(code, admitted.status === 101 ? 'refused' : await admitted.text())
+  }
+  const stub = admitted.stub as unknown as { readSyncSnapshot(req: Request, subs: SnapshotSub[]): Promise<SyncSnapshot> }
+  const snapshot = await stub.readSyncSnapshot(forwarded(req, admitted.claims, options.stripHeaders), read.subs)
+  return checkedSnapshot(snapshot)
+}
+
+/** The snapshot, or the typed error of its refusal. */
+export function checkedSnapshot(snapshot: SyncSnapshot): SnapshotOf {
+  if ('refused' in snapshot) {
+    const { code, message } = snapshot.refused
+    throw isTerminalClose(code) ? new ClosedError(code, message) : new ProtocolError(code, message)
+  }
+  for (const entry of snapshot.subs) {
+    if ('refused' in entry) throw new SubscriptionError({ sub: entry.sub, ...entry.refused }, entry.c)
+  }
+  return snapshot
+}
+
+/** The claims, and the room's stub, of an authenticated request; or the Response that refuses it. */
+async function admit<Env, Claims>(
+  req: Request,
+  env: Env,
+  options: RouteSyncOptions<Env, Claims>,
+  match: SyncRouteMatch,
+): Promise<{ claims: Claims; stub: DurableObjectStub } | Response> {
   const verdict = await options.authenticate(req, { ...match, env })
   if (verdict instanceof Response) return verdict
   if (verdict === null || verdict === undefined) return refuseConnection(req)
   const namespace = namespaceOf(options.namespace, match.route) as DurableObjectNamespace
-  const stub = namespace.get(namespace.idFromName(match.room))
-  if (match.endpoint !== undefined) {
-    return options.endpoints![match.endpoint]!({ ...match, req, env, claims: verdict, stub })
-  }
+  return { claims: verdict, stub: namespace.get(namespace.idFromName(match.room)) }
+}
+
+/** `req` as the DO gets it: the forged claims header, without the credential. */
+function forwarded(req: Request, claims: unknown, stripHeaders: readonly string[] = DEFAULT_STRIPPED): Request {
   const headers = new Headers(req.headers)
-  for (const name of options.stripHeaders ?? DEFAULT_STRIPPED) headers.delete(name)
-  headers.set(CLAIMS_HEADER, JSON.stringify(verdict)) // overwrites any value the client sent
-  return stub.fetch(new Request(req, { headers }))
+  for (const name of stripHeaders) headers.delete(name)
+  headers.set(CLAIMS_HEADER, JSON.stringify(claims)) // overwrites any value the client sent
+  return new Request(req, { headers })
 }
 
 /** The route, room and endpoint of `pathname`, or null if it is not one of the options' paths. */

@@ -8,8 +8,9 @@
 // plan: frames to send, to whom, and at most one mutation to run.
 import { DurableObject } from 'cloudflare:workers'
 
-import { CloseCode, ErrorCode } from '../protocol/codes.js'
+import { CloseCode, closeCodeName, ErrorCode } from '../protocol/codes.js'
 import type { WireOp } from '../protocol/frames.js'
+import { assembleSnapshot, snapshotHello, type SnapshotSub, type SyncSnapshot } from '../protocol/snapshot.js'
 import { Core, CoreError, CoreRefusal, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
 import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
@@ -211,28 +212,37 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     return { ...core.state(), epoch: core.epoch }
   }
 
+  /**
+   * Reads snapshots for a server render, over RPC (docs/protocol.md §5.9):
+   * the rows each of `subs` would get as a socket's first snapshot, with the
+   * seq and epoch that cover them all, or the refusal that socket would get.
+   * `req` is what an upgrade would be (routeSyncRequest's forged claims
+   * header): its claims pass the same parseAttachment and size check, and
+   * the core judges each sub as it judges a hello's. Nothing is held or
+   * written. Call it through readSyncSnapshot, which authenticates first.
+   */
+  async readSyncSnapshot(req: Request, subs: SnapshotSub[]): Promise<SyncSnapshot> {
+    const admitted = this.#admit(req)
+    if ('code' in admitted) {
+      return { v: 1, refused: { code: admitted.code, error: closeCodeName(admitted.code), message: admitted.reason } }
+    }
+    const core = this.#usableCore()
+    if (!core) {
+      const message = 'the Durable Object did not call registerSync before accepting reads'
+      return { v: 1, refused: { code: ErrorCode.NOT_REGISTERED, error: 'NOT_REGISTERED', message } }
+    }
+    const list = Array.isArray(subs) ? subs : []
+    return assembleSnapshot(core.epoch, list, core.readSnapshot(snapshotHello(list)))
+  }
+
   /** Accepts the WebSocket upgrade. Override to serve other requests too. */
   override async fetch(req: Request): Promise<Response> {
     if (req.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
       return new Response('seqsync: expected a WebSocket upgrade', { status: 426 })
     }
-    let claims: Claims
-    try {
-      claims = this.parseAttachment(req)
-    } catch (thrown) {
-      // A terminal close, not an HTTP 401 a browser cannot read (and would retry).
-      return thrown instanceof Response ? thrown : refuseConnection(req)
-    }
-    const expiresAt = this.socketExpiresAt(claims)
-    if (expiresAt !== undefined && expiresAt <= this.syncNow()) {
-      return refuseConnection(req, CloseCode.UNAUTHORIZED, 'credentials expired')
-    }
-    const attachment: SocketAttachment<Claims> = {
-      seqsync: { v: 1, socketId: crypto.randomUUID(), claims, ...(expiresAt === undefined ? {} : { expiresAt }) },
-    }
-    if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES) {
-      return refuseConnection(req, CloseCode.PROTOCOL, 'claims exceed the 16 KB socket attachment limit')
-    }
+    const attachment = this.#admit(req)
+    if ('code' in attachment) return attachment.response ?? refuseConnection(req, attachment.code, attachment.reason)
+    const { expiresAt } = attachment.seqsync
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server)
     try {
@@ -301,6 +311,33 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   // ---- internals -----------------------------------------------------------
+
+  /**
+   * The attachment of the socket `req` would open, or why it may not: a
+   * terminal close code (a thrown Response is answered as it is, and counts
+   * as 4403 if it is a 403, else 4401; claims already expired are 4401).
+   */
+  #admit(req: Request): SocketAttachment<Claims> | { code: number; reason: string; response?: Response } {
+    let claims: Claims
+    try {
+      claims = this.parseAttachment(req)
+    } catch (thrown) {
+      if (!(thrown instanceof Response)) return { code: CloseCode.UNAUTHORIZED, reason: 'unauthorized' }
+      const code = thrown.status === 403 ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED
+      return { code, reason: 'refused by parseAttachment', response: thrown }
+    }
+    const expiresAt = this.socketExpiresAt(claims)
+    if (expiresAt !== undefined && expiresAt <= this.syncNow()) {
+      return { code: CloseCode.UNAUTHORIZED, reason: 'credentials expired' }
+    }
+    const attachment: SocketAttachment<Claims> = {
+      seqsync: { v: 1, socketId: crypto.randomUUID(), claims, ...(expiresAt === undefined ? {} : { expiresAt }) },
+    }
+    if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES) {
+      return { code: CloseCode.PROTOCOL, reason: 'claims exceed the 16 KB socket attachment limit' }
+    }
+    return attachment
+  }
 
   /**
    * Drops a trapped core by resetting the object: its sockets are closed,

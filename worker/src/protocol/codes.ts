@@ -52,6 +52,13 @@ export const CloseCode = {
   FORBIDDEN: 4403,
 } as const
 
+const closeNamesByCode = new Map<number, string>(Object.entries(CloseCode).map(([name, code]) => [code, name]))
+
+/** The name of a close code (`UNAUTHORIZED` for 4401), or `INTERNAL` for one this version does not know. */
+export function closeCodeName(code: number): string {
+  return closeNamesByCode.get(code) ?? 'INTERNAL'
+}
+
 export function isTerminalClose(code: number): boolean {
   return code >= 4400 && code < 4500
 }

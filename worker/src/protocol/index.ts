@@ -3,3 +3,4 @@
 export * from './codes.js'
 export * from './frames.js'
 export * from './canonical.js'
+export * from './snapshot.js'
