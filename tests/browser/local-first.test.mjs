@@ -253,3 +253,50 @@ test('a DO whose storage was reset while the page was closed replaces the local 
   rmSync(stateDir, { recursive: true, force: true })
   await context.close()
 })
+
+async function socketsOnServer(room) {
+  const res = await fetch(`${env.server.url}/sync/${room}/stats`, { headers: { cookie: await sessionCookie(env, 'ann') } })
+  return (await res.json()).sockets
+}
+
+test('tabs of one profile share one socket; the holder closed mid-write loses no write and applies none twice', { timeout: 180_000 }, async () => {
+  const room = newRoom('tabs')
+  const context = await env.browser.newContext()
+  const path = `/?room=${room}&user=ann`
+  const [a, b, c] = [await openPage(context, path, 'a'), await openPage(context, path, 'b'), await openPage(context, path, 'c')]
+  for (const page of [a, b, c]) await waitFor(async () => (await statusOf(page)) === 'live', 'every tab live')
+  assert.equal(await socketsOnServer(room), 1, 'the DO holds one socket for the three tabs')
+
+  await send(b, 'from b')
+  await send(c, 'from c')
+  for (const page of [a, b, c]) {
+    await waitFor(async () => (await messageTexts(page)).length === 2 && (await pendingCount(page)) === 0, 'every tab sees both, confirmed')
+  }
+
+  // The holder (the first tab) closes while b has writes in flight through it.
+  const burst = 20
+  await b.evaluate((n) => {
+    for (let i = 0; i < n; i++) {
+      window.seqsync.messages.insert({ id: `burst-${String(i).padStart(2, '0')}`, author: 'ann', content: `burst ${i}`, created_at: Date.now() })
+    }
+  }, burst)
+  const closedAt = Date.now()
+  await a.close()
+  await waitFor(async () => (await pendingCount(b)) === 0 && (await messageTexts(b)).length === 2 + burst, 'b confirmed every write of the burst', 30_000)
+  await waitFor(async () => (await statusOf(b)) === 'live' && (await statusOf(c)) === 'live', 'b and c live again')
+  console.log(`takeover: b and c live and b's burst confirmed ${Date.now() - closedAt} ms after the holder closed`)
+  const rows = await serverMessages(room)
+  for (let i = 0; i < burst; i++) {
+    assert.equal(rows.filter((r) => r.content === `burst ${i}`).length, 1, `burst ${i} applied once`)
+  }
+  assert.equal(rows.length, 2 + burst)
+
+  await send(c, 'after the takeover from c')
+  await send(b, 'after the takeover from b')
+  for (const page of [b, c]) {
+    await waitFor(async () => (await messageTexts(page)).length === 4 + burst && (await pendingCount(page)) === 0, 'both keep syncing')
+  }
+  await waitFor(async () => (await socketsOnServer(room)) === 1, 'one socket again, the new holder’s')
+  assert.deepEqual(await messageTexts(b), await messageTexts(c))
+  await context.close()
+})

@@ -100,6 +100,9 @@ export function startEagerSync<T extends object, TKey extends string | number>(
       }
       if (writes.length > 0) config.showRestored?.(writes)
     },
+    restageLocal() {
+      rows.restage()
+    },
     applyUnit(unit) {
       // If this throws, the transport calls abortUnit: nothing is committed.
       if (unit.snapshot) applySnapshot(unit.snapshot)

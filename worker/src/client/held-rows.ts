@@ -123,6 +123,11 @@ export class HeldRows<T extends object, TKey extends string | number> {
     if (this.#sink) this.#touched.add(k)
   }
 
+  /** Stages every held row (a full image for a copy this run starts writing). */
+  restage(): void {
+    for (const [k, { value }] of this.#rows) this.#sink?.stage(k, value)
+  }
+
   /** Records how to undo a change the caller made alongside the rows, should the transaction be aborted. */
   journal(undo: () => void): void {
     this.#undo.push(undo)

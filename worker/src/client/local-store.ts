@@ -99,7 +99,7 @@ function done(tx: IDBTransaction): Promise<void> {
 /** What the cursor record should say now; undefined while it may claim nothing. */
 export type CursorNow = () => Omit<CursorRecord, 'format' | 'schemaVersion'> | undefined
 
-type StagedOp = { scope: string; k: string; row: WireRow | undefined } | { clearExcept: Set<string> }
+type StagedOp = { scope: string; k: string; row: WireRow | undefined } | { clearExcept: Set<string> } | { clearScope: string }
 
 export class LocalCopy {
   readonly #db: IDBDatabase
@@ -221,6 +221,13 @@ export class LocalCopy {
     this.#schedule()
   }
 
+  /** Stages the removal of every row of `scope` (before a full image of it). */
+  stageClearScope(scope: string): void {
+    if (this.#off) return
+    this.#staged.push({ clearScope: scope })
+    this.#schedule()
+  }
+
   /** The cursor moved: write it (with whatever is staged) soon. */
   checkpoint(): void {
     if (this.#off) return
@@ -270,6 +277,11 @@ export class LocalCopy {
               c.continue()
             }
           })
+          continue
+        }
+        if ('clearScope' in op) {
+          // Keys are [scope, k] with k a string: arrays sort after every string.
+          rows.delete(IDBKeyRange.bound([op.clearScope], [op.clearScope, []]))
           continue
         }
         if (op.row === undefined) rows.delete([op.scope, op.k])

@@ -50,6 +50,8 @@ export interface SubscriptionHandler {
    * writes on its table to show optimistically. Optional.
    */
   attachLocal?(local: LocalAttachment): void
+  /** This tab starts writing the local copy: stage every row it holds (a full image). Optional. */
+  restageLocal?(): void
 }
 
 /** What a persisted subscription gets from the local copy. @internal */

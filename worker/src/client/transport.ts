@@ -54,6 +54,7 @@ import type { SubEntry, SubscriptionHandler, SubscriptionSpec } from './subscrip
 import { UnitAssembler } from './unit.js'
 import type { CompletedUnit } from './unit.js'
 import { LocalCopy, scopeKey, warnLocalOff } from './local-store.js'
+import { TabHub } from './tabs.js'
 import type { CursorRecord, LocalOptions, OutboxRecord } from './local-store.js'
 import type { RestoredWrite } from './subscriptions.js'
 import { waitingWriteId, WriteQueue, writeId } from './writes.js'
@@ -126,8 +127,16 @@ export class WebSocketTransport {
   readonly #localOptions: Required<LocalOptions> | undefined
   /** The local copy, once open; undefined in memory. */
   #local: LocalCopy | undefined
+  /** The tabs of this origin sharing one socket and one local copy (tabs.ts); undefined without `local`. */
+  #hub: TabHub | undefined
   /** This page's id: the owner of its outbox entries. */
-  readonly #tab = crypto.randomUUID()
+  get #tab(): string {
+    return this.#hub?.tab ?? 'this-page'
+  }
+  /** The current socket is a link through the holding tab. */
+  #viaLink = false
+  /** The text of the last welcome (the holder answers followers' hellos with it). */
+  #welcomeText: string | undefined
   /** Persisted scopes and the subscription that keeps each. */
   readonly #claimed = new Map<string, SubEntry>()
   /** Restored writes, and the tables whose collection already shows each. */
@@ -271,7 +280,8 @@ export class WebSocketTransport {
 
   /** A subscription id unique on this transport, derived from `base`. @internal */
   nextSubId(base: string): string {
-    return this.#subs.nextId(base)
+    // Tabs sharing a socket must not replace each other's subscriptions.
+    return this.#subs.nextId(this.#hub ? `${base}@${this.#hub.tab.slice(0, 8)}` : base)
   }
 
   /**
@@ -368,6 +378,11 @@ export class WebSocketTransport {
     const decoded = decodeServerFrame(data)
     if (decoded.error) return this.#report(decoded.error)
     const frame: ServerFrame = decoded.frame
+    if (this.#hub?.holding && !this.#viaLink && typeof data === 'string') {
+      // The followers get every frame but the welcome, which answers their own hellos.
+      if (frame.t === 'welcome') this.#welcomeText = data
+      else this.#hub.down(data)
+    }
     switch (frame.t) {
       case 'welcome':
         return this.#onWelcome(frame)
@@ -407,7 +422,7 @@ export class WebSocketTransport {
       this.#subs.newEpoch()
       this.#units.reset()
       // Rows of the old epoch that no live subscription will replace go now.
-      this.#local?.stageClearExcept(this.#claimed.keys())
+      if (this.#persisting) this.#local?.stageClearExcept(this.#claimed.keys())
     }
     this.#epoch = frame.epoch
     this.#reauthenticating = false
@@ -442,7 +457,7 @@ export class WebSocketTransport {
     const moved = this.#units.advance(seq)
     this.#waiters.settle(this.#units.appliedSeq)
     if (moved) {
-      this.#local?.checkpoint()
+      if (this.#persisting) this.#local?.checkpoint()
       this.#notify()
     }
   }
@@ -456,21 +471,74 @@ export class WebSocketTransport {
       void copy?.close()
       return
     }
-    this.#local = copy
     if (!copy) return
+    const hub = await TabHub.join(options.name)
+    if (!hub) {
+      // Tabs could not agree on one writer of the copy.
+      warnLocalOff('this environment has no Web Locks or no BroadcastChannel')
+      void copy.close()
+      return
+    }
+    if ((this.#state as ConnectionState).status === 'closed') {
+      // Closed while the tabs were joined.
+      hub.close()
+      void copy.close()
+      return
+    }
+    this.#hub = hub
+    this.#local = copy
+    hub.serve({
+      live: () => this.#state.status === 'live' && !this.#viaLink,
+      welcome: () => this.#welcomeText,
+      send: (text) => this.#sendText(text),
+    })
+    hub.onHolderLive(() => this.#sendEvent({ type: 'online' }))
+    hub.onTakeover(() => void this.#takeOver())
     if (copy.cursor) {
       this.#epoch = copy.cursor.epoch
       this.#units.advance(copy.cursor.seq)
     }
-    this.#restoreOutbox(copy.outbox)
+    // This page's writes of an earlier load, or a closed tab's; a live tab sends its own.
+    const live = await hub.liveTabs()
+    const orphans = copy.outbox.filter((r) => !live.has(r.owner))
+    this.#restoreOutbox(orphans)
     // Writes made while the copy was being read are stored now, after the restored ones.
     for (const { frame, text } of this.#writes.pending()) {
       if (!copy.outbox.some((r) => r.id === frame.id)) copy.putWrite(frame.id, text, this.#tab)
     }
-    copy.adoptWrites(copy.outbox, this.#tab)
+    copy.adoptWrites(orphans, this.#tab)
     for (const entry of this.#claimed.values()) this.#attachLocal(entry)
     const flush = () => void copy.flush()
     globalThis.addEventListener?.('pagehide', flush)
+  }
+
+  /**
+   * This tab now holds the socket (the holder closed or crashed): its link
+   * closes and it redials for real from its own cursor. It writes the local
+   * copy from now on, first a full image of what its persisted
+   * subscriptions hold, and sends the writes the closed tab left.
+   */
+  async #takeOver(): Promise<void> {
+    const local = this.#local
+    if (local) {
+      for (const [scope, entry] of this.#claimed) {
+        local.stageClearScope(scope)
+        entry.handler.restageLocal?.()
+      }
+      local.checkpoint()
+    }
+    if (this.#viaLink && this.#ws) {
+      // A link's close reaches the machine as a lost socket; it redials after a short backoff.
+      ;(this.#ws as { fail?: (code: number, reason: string) => void }).fail?.(1001, 'this tab holds the socket now')
+    } else {
+      this.#sendEvent({ type: 'online' })
+    }
+    if (!local || !this.#hub) return
+    const live = await this.#hub.liveTabs()
+    const orphans = (await local.readOutbox()).filter((r) => !live.has(r.owner))
+    this.#restoreOutbox(orphans)
+    local.adoptWrites(orphans, this.#tab)
+    this.#pump()
   }
 
   /** Queues the stored writes ahead of new ones, under their ids. */
@@ -520,15 +588,24 @@ export class WebSocketTransport {
       writes.push({ frame: w.frame, settled: w.settled })
     }
     entry.handler.attachLocal({
-      sink: { stage: (k, row) => this.#local?.stage(scope, k, row as WireRow | undefined) },
+      sink: {
+        stage: (k, row) => {
+          if (this.#persisting) this.#local?.stage(scope, k, row as WireRow | undefined)
+        },
+      },
       cached: local.takeRows(scope) ?? (known ? [] : undefined),
       writes,
     })
   }
 
+  /** This tab writes the local copy's rows and cursor: it holds the socket (one writer per copy). */
+  get #persisting(): boolean {
+    return this.#local !== undefined && (this.#hub?.holding ?? false)
+  }
+
   /** What the cursor record says now: the persisted subscriptions synced at appliedSeq. */
   #cursorNow(): Omit<CursorRecord, 'format' | 'schemaVersion'> | undefined {
-    if (this.#epoch === undefined) return undefined
+    if (this.#epoch === undefined || !this.#persisting) return undefined
     const subs: CursorRecord['subs'] = {}
     for (const [scope, entry] of this.#claimed) {
       if (!entry.synced) continue
@@ -593,6 +670,7 @@ export class WebSocketTransport {
         case 'session-live':
           this.#timers.cancel('handshake')
           this.#pump()
+          if (this.#hub?.holding && !this.#viaLink) this.#hub.holderLive()
           break
         case 'session-lost':
           this.#timers.cancel('handshake')
@@ -601,6 +679,13 @@ export class WebSocketTransport {
           this.#retries.cancelAll() // the next hello asks for every sub; every write is sent again
           this.#ws = null
           this.#generation += 1
+          if (this.#viaLink && !this.#hub?.holding) {
+            // The holder's socket is not this tab's: whatever it held says
+            // nothing about the next, and the next hello asks for snapshots.
+            this.#subs.newEpoch()
+          } else if (this.#hub?.holding) {
+            this.#hub.holderLost()
+          }
           break
         case 'schedule-retry':
           this.#timers.schedule('reconnect', effect.ms, () => this.#sendEvent({ type: 'retry' }))
@@ -629,6 +714,9 @@ export class WebSocketTransport {
         if (live()) this.#sendEvent({ type: 'error' })
       })
     }
+    const hub = this.#hub
+    this.#viaLink = hub !== undefined && !hub.holding && this.#localOptions?.shareSocket !== false
+    if (hub && this.#viaLink) return this.#use(hub.link(), live)
     const option = this.#url
     if (typeof option === 'string') return this.#dial(option, live, failed)
     let url: string | Promise<string>
@@ -658,6 +746,11 @@ export class WebSocketTransport {
     } catch (error) {
       return failed(`could not open ${url}`, error)
     }
+    this.#use(ws, live)
+  }
+
+  /** Makes `ws` the socket of the dial that `live` names. */
+  #use(ws: WebSocketLike, live: () => boolean): void {
     this.#ws = ws
     this.#readCredit.reset()
     try {
@@ -757,6 +850,7 @@ export class WebSocketTransport {
     this.#waiters.rejectAll(error)
     this.#subs.closeAll(error)
     void this.#local?.close()
+    this.#hub?.close()
   }
 
   /** Sends `entry`'s sub again after a backoff delay (it was refused RATE_LIMITED). */
