@@ -16,7 +16,9 @@ import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createServer } from 'node:http'
 import { gzipSync } from 'node:zlib'
+import { chromium } from 'playwright-core'
 import WebSocket from 'ws'
 
 // @ts-expect-error: plain .mjs helper shared with the tests
@@ -29,14 +31,14 @@ const args = process.argv.slice(2)
 const SMOKE = args.includes('--smoke')
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',')
 const WRITE_DOCS = !SMOKE && !args.includes('--no-docs') && !ONLY && !args.includes('--report-only')
-const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness'] as const
+const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness', 'reload'] as const
 type Scenario = (typeof SCENARIOS)[number]
 const enabled = (s: Scenario) => (ONLY ? ONLY.includes(s) : !(SMOKE && (s === 'memory')))
 
 const C = SMOKE
   ? { writes: 50, burst: 50, warmup: 10, rounds: 1, tpWriters: 4, tpWrites: 10, tpReps: 1, fanout: [{ subs: 6, rows: 10, gapMs: 20, procs: 2 }], catchup: 300, catchupReps: 1,
       initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0,
-      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 } }
+      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 }, reload: { rows: 2000, changed: 20 } }
   : { writes: 2000, burst: 2000, warmup: 100, rounds: 8,
       // 20 writers on one DO, each with one write in flight: the DO is the bottleneck.
       tpWriters: 20, tpWrites: 150, tpReps: 3,
@@ -47,7 +49,9 @@ const C = SMOKE
       memRows: 50000, memSockets: 200,
       // One stalled reader among 50, rows of ~1 KB: the bench DO's tight- rooms
       // bound unread bytes at 64 KiB, so it is closed after ~60 rows.
-      fairness: { subs: 50, rows: 300, gapMs: 40, procs: 2, pad: 1000, reps: 3 } }
+      fairness: { subs: 50, rows: 300, gapMs: 40, procs: 2, pad: 1000, reps: 3 },
+      // A page reloaded with a local copy of 50,000 rows, 100 changed while it was away.
+      reload: { rows: 50000, changed: 100 } }
 
 // `--wake-hibernated=N` overrides the number of hibernated DOs (0 in --smoke).
 const WAKE_HIBERNATED = args.find((a) => a.startsWith('--wake-hibernated='))
@@ -533,6 +537,67 @@ async function scenarioInitial(): Promise<void> {
   }
 }
 
+// ---- 4b. reload from a local copy ----------------------------------------------------------
+
+/**
+ * A page (bench/reload-page.ts) in headless Chromium syncs `rows` cold into
+ * a local-first collection; it closes, `changed` rows are written while it is
+ * away, and the page is opened again in the same profile: it renders from
+ * IndexedDB and resumes by cursor. Both visits in one run, one DO.
+ */
+async function scenarioReload(): Promise<void> {
+  const { rows, changed } = C.reload
+  log(`4b. reload: ${rows} rows cached in IndexedDB, ${changed} changed while away, beside the cold sync (headless Chromium)`)
+  const page = readFileSync(join(ROOT, 'test-output/bench-build/reload-page.js'))
+  const http = createServer((req, res) => {
+    if (req.url?.startsWith('/reload-page.js')) {
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end(page)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/reload-page.js"></script>')
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  const pagePort = (http.address() as { port: number }).port
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] })
+  try {
+    const room = freshRoom('reload')
+    const seeded = await admin('seqsync', room, 'seed', `?n=${rows}&prefix=r`)
+    const context = await browser.newContext()
+    type Result = { firstRenderMs: number; caughtUpMs: number; firstFrameMs: number; bytes: number; frames: number; rows: number; local: string }
+    const visit = async (query: Record<string, string | number>): Promise<Result> => {
+      const tab = await context.newPage()
+      const q = new URLSearchParams({ room, ws: `${BASE.replace('http', 'ws')}/sync/${room}`, ...Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])) })
+      await tab.goto(`http://127.0.0.1:${pagePort}/?${q}`)
+      await tab.waitForFunction(() => (window as unknown as { benchResult: Result }).benchResult.caughtUpMs >= 0, undefined, { timeout: TIMEOUT.converge, polling: 50 })
+      const result = await tab.evaluate(async () => {
+        const w = window as unknown as { benchResult: Result; bench: { transport: { flushLocal(): Promise<void> } } }
+        await w.bench.transport.flushLocal()
+        return w.benchResult
+      })
+      await tab.close()
+      return result
+    }
+    const cold = await visit({ n: rows, head: Number(seeded.head) })
+    if (cold.local !== 'persisted') throw new Error(`the page kept no local copy (${cold.local})`)
+    const away = await admin('seqsync', room, 'seed', `?n=${changed}&prefix=away`)
+    const warm = await visit({ n: rows + changed, cached: rows, head: Number(away.head) })
+    if (warm.rows !== changed) failures.push(`reload: the resume carried ${warm.rows} rows, expected the ${changed} changed`)
+    if (!(warm.firstRenderMs < warm.firstFrameMs)) failures.push(`reload: the cached rows rendered at ${warm.firstRenderMs.toFixed(0)} ms, after the first frame at ${warm.firstFrameMs.toFixed(0)} ms`)
+    record('reload.coldMs', 'seqsync', cold.caughtUpMs)
+    record('reload.coldBytes', 'seqsync', cold.bytes)
+    record('reload.firstRenderMs', 'seqsync', warm.firstRenderMs)
+    record('reload.caughtUpMs', 'seqsync', warm.caughtUpMs)
+    record('reload.bytes', 'seqsync', warm.bytes)
+    extra.reload = { cold, warm }
+    log(`  cold: caught up at ${cold.caughtUpMs.toFixed(0)} ms after navigation, ${cold.bytes} B, ${cold.rows} rows`)
+    log(`  reload: rendered ${rows} from the local copy at ${warm.firstRenderMs.toFixed(0)} ms (first frame at ${warm.firstFrameMs.toFixed(0)} ms), caught up at ${warm.caughtUpMs.toFixed(0)} ms, ${warm.bytes} B, ${warm.rows} rows` +
+      ` = ${(warm.caughtUpMs / cold.caughtUpMs).toFixed(2)}× the cold time, ${((100 * warm.bytes) / cold.bytes).toFixed(2)} % of its bytes`)
+  } finally {
+    await browser.close()
+    http.close()
+  }
+}
+
 // ---- 5. DO wake ---------------------------------------------------------------------------
 
 type RawSystem = 'seqsync' | 'floor-bare'
@@ -879,6 +944,7 @@ async function main(): Promise<void> {
     await scenario('fairness', scenarioFairness)
     await scenario('catchup', scenarioCatchup)
     await scenario('initial', scenarioInitial)
+    await scenario('reload', scenarioReload)
   } finally {
     await server.stop()
   }
@@ -905,7 +971,13 @@ interface Line {
    * seqsync − floor ≤ max (in the unit); abs: seqsync ≤ max (in the unit).
    * The floor is floor+TanStack where it was measured, else the bare floor.
    */
-  target?: { kind: 'ratio'; max: number } | { kind: 'atLeast'; min: number } | { kind: 'plus'; max: number } | { kind: 'abs'; max: number }
+  target?:
+    | { kind: 'ratio'; max: number }
+    | { kind: 'atLeast'; min: number }
+    | { kind: 'plus'; max: number }
+    | { kind: 'abs'; max: number }
+    /** seqsync ÷ seqsync's figure of another measure (`of`) ≤ max: the reload against the cold sync. */
+    | { kind: 'of'; of: string; max: number }
 }
 
 function tableLines(): Line[] {
@@ -931,6 +1003,13 @@ function tableLines(): Line[] {
   for (const n of C.initial) {
     lines.push({ key: `initial${n}.ms`, label: `initial sync of ${n} rows into a fresh client`, unit: 'ms', target: n === C.initial[C.initial.length - 1] ? { kind: 'ratio', max: 1.2 } : undefined })
   }
+  lines.push(
+    { key: 'reload.coldMs', label: `cold sync of ${C.reload.rows} rows into a local-first page (navigation → caught up)`, unit: 'ms' },
+    { key: 'reload.firstRenderMs', label: `reload with ${C.reload.rows} rows cached: navigation → rendered from the local copy`, unit: 'ms' },
+    { key: 'reload.caughtUpMs', label: `reload, ${C.reload.changed} changed while away: navigation → caught up`, unit: 'ms', target: { kind: 'of', of: 'reload.coldMs', max: 0.3 } },
+    { key: 'reload.coldBytes', label: 'cold sync, bytes received (payload)', unit: 'B' },
+    { key: 'reload.bytes', label: 'reload, bytes received (payload)', unit: 'B', target: { kind: 'of', of: 'reload.coldBytes', max: 0.01 } },
+  )
   lines.push(
     { key: 'wake.hibernatedMs', label: 'hibernated DO: frame sent → first reply', unit: 'ms', target: { kind: 'plus', max: 2 } },
     { key: 'wake.newStartMs', label: 'new DO: first reply, minus the same to an awake DO', unit: 'ms', target: { kind: 'abs', max: 5 } },
@@ -967,7 +1046,7 @@ function fmt(value: number | undefined, unit: Unit): string {
 }
 const unitLabel: Record<Unit, string> = { ms: 'ms', us: 'µs', B: 'B', KB: 'KB', MB: 'MB', n: 'count', per_s: '/s' }
 
-interface Verdict { line: Line; ratio?: number; ratioBare?: number; met?: boolean }
+interface Verdict { line: Line; ratio?: number; ratioBare?: number; met?: boolean; ofRatio?: number }
 
 function verdicts(): Verdict[] {
   return tableLines().map((line) => {
@@ -982,15 +1061,27 @@ function verdicts(): Verdict[] {
     if (line.target?.kind === 'atLeast' && toFloor !== undefined) met = toFloor >= line.target.min
     if (line.target?.kind === 'plus' && s !== undefined && floor !== undefined) met = s - floor <= line.target.max
     if (line.target?.kind === 'abs' && s !== undefined) met = (line.unit === 'KB' ? s / 1000 : s) <= line.target.max
+    const of = line.target?.kind === 'of' ? results[line.target.of]?.seqsync : undefined
+    if (line.target?.kind === 'of' && s !== undefined && of) return { line, ratio, ratioBare, met: s / of <= line.target.max, ofRatio: s / of }
     return { line, ratio, ratioBare, met }
   })
 }
 
 function markdownTable(): string {
-  const rows = verdicts().map(({ line, ratio, ratioBare, met }) => {
+  const rows = verdicts().map(({ line, ratio, ratioBare, met, ofRatio }) => {
     const v = results[line.key]!
     const t = line.target
-    const target = !t ? '' : t.kind === 'ratio' ? `≤ ${t.max}×` : t.kind === 'atLeast' ? `≥ ${t.min}×` : t.kind === 'plus' ? `≤ floor + ${t.max} ${unitLabel[line.unit]}` : `≤ ${t.max} ${unitLabel[line.unit]}`
+    const target = !t
+      ? ''
+      : t.kind === 'ratio'
+        ? `≤ ${t.max}×`
+        : t.kind === 'atLeast'
+          ? `≥ ${t.min}×`
+          : t.kind === 'plus'
+            ? `≤ floor + ${t.max} ${unitLabel[line.unit]}`
+            : t.kind === 'of'
+              ? `≤ ${t.max}× the cold sync's (${ofRatio === undefined ? '–' : ofRatio.toFixed(3)}×)`
+              : `≤ ${t.max} ${unitLabel[line.unit]}`
     return `| ${line.label} | ${unitLabel[line.unit]} | ${fmt(v.seqsync, line.unit)} | ${fmt(v['floor-tanstack'], line.unit)} | ${fmt(v['floor-bare'], line.unit)} | ${ratio === undefined ? '–' : ratio.toFixed(2) + '×'} | ${ratioBare === undefined ? '–' : ratioBare.toFixed(2) + '×'} | ${target} | ${met === undefined ? '' : met ? 'met' : '**missed**'} |`
   })
   return [

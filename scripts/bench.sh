@@ -17,6 +17,9 @@ out=test-output/bench-build
 mkdir -p "$out"
 npx esbuild bench/run.ts bench/subscriber.ts bench/profile.ts --bundle --platform=node --format=esm \
   --target=node20 --packages=external --outdir="$out" --out-extension:.js=.mjs --log-level=warning
+# The reload scenario's page runs in Chromium: bundled whole, for the browser.
+npx esbuild bench/reload-page.ts --bundle --format=esm --platform=browser --target=es2022 \
+  --define:process.env.NODE_ENV='"production"' --outfile="$out/reload-page.js" --log-level=warning
 if [ "${1:-}" = "--profile" ]; then
   shift
   exec node "$out/profile.mjs" "$@"

@@ -1,0 +1,53 @@
+// The reload scenario's page (bench/run.ts, scenario `reload`): one eager
+// collection of the bench table over a local-first transport, instrumented.
+// It reports, in ms since navigation start: when the collection first held
+// the rows expected from the local copy (`cached`), and when it held every
+// row with the cursor at `head` (caught up); and the bytes and rows its
+// socket received. Served by the bench runner on loopback, never deployed.
+import { createCollection } from '@tanstack/db'
+
+import { doCollectionOptions, WebSocketTransport } from '../worker/src/client/index.js'
+
+interface Row {
+  id: string
+  author: string
+  content: string
+  created_at: number
+}
+
+const params = new URLSearchParams(location.search)
+const n = Number(params.get('n'))
+const cached = Number(params.get('cached') ?? '0')
+const head = Number(params.get('head'))
+const result = { firstRenderMs: -1, caughtUpMs: -1, firstFrameMs: -1, bytes: 0, frames: 0, rows: 0, local: '' }
+Object.assign(window, { benchResult: result })
+
+const encoder = new TextEncoder()
+const Native = window.WebSocket
+window.WebSocket = class extends Native {
+  constructor(url: string | URL, protocols?: string | string[]) {
+    super(url, protocols)
+    this.addEventListener('message', (ev: MessageEvent) => {
+      if (result.frames++ === 0) result.firstFrameMs = performance.now()
+      const text = String(ev.data)
+      result.bytes += encoder.encode(text).length
+      const frame = JSON.parse(text) as { t: string; rows?: unknown[]; changes?: unknown[] }
+      result.rows += frame.rows?.length ?? frame.changes?.length ?? 0
+    })
+  }
+}
+
+const transport = new WebSocketTransport({ url: params.get('ws')!, local: { name: `bench ${params.get('room')}` } })
+const messages = createCollection(doCollectionOptions<Row>({ transport, table: 'messages', getKey: (m) => m.id, startSync: true }))
+Object.assign(window, { bench: { transport, messages } })
+
+const check = () => {
+  if (result.firstRenderMs < 0 && cached > 0 && messages.size >= cached) result.firstRenderMs = performance.now()
+  if (result.caughtUpMs < 0 && messages.size === n && transport.appliedSeq >= head) {
+    result.caughtUpMs = performance.now()
+    result.local = transport.local
+  }
+}
+messages.subscribeChanges(check)
+transport.subscribe(check)
+check()
