@@ -6,8 +6,10 @@
 import { DurableObject } from 'cloudflare:workers'
 
 import {
+  readSyncSnapshot,
   refuseConnection,
   routeSyncRequest,
+  type SnapshotSub,
   SyncDenied,
   SyncDurableObject,
   SyncRegistry,
@@ -420,8 +422,20 @@ export function syncRoutes(env: Env): RouteSyncOptions<Env, Claims> {
   return {
     namespace: { sync: env.TEST_DO, short: env.SHORT_DO, huge: env.HUGE_DO, unregistered: env.UNREGISTERED_DO },
     authenticate: testClaims,
-    // An endpoint beside the socket: answers with the claims it was authenticated with.
-    endpoints: { claims: ({ claims, room, route }) => Response.json({ claims, room, route }) },
+    endpoints: {
+      // An endpoint beside the socket: answers with the claims it was authenticated with.
+      claims: ({ claims, room, route }) => Response.json({ claims, room, route }),
+      // A server render's read, as JSON (?subs=[…]): for the clients outside workerd.
+      snapshot: async ({ req, room, route }) => {
+        const subs = JSON.parse(new URL(req.url).searchParams.get('subs') ?? '[]') as SnapshotSub[]
+        try {
+          return Response.json(await readSyncSnapshot(req, env, syncRoutes(env), { room, route, subs }))
+        } catch (error) {
+          const { name, code, closeCode } = error as { name: string; code?: number; closeCode?: number }
+          return Response.json({ name, code, closeCode }, { status: 400 })
+        }
+      },
+    },
   }
 }
 

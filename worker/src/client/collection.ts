@@ -28,6 +28,8 @@ import type { PredicateIR, WireOp } from '../protocol/index.js'
 import { ErrorCode } from '../protocol/index.js'
 import type { ConnectionStatus } from './connection.js'
 import { OutOfScopeError, SeqsyncError } from './errors.js'
+import { mergeSeqsyncMeta, resumableMeta, sameWhere } from './hydration.js'
+import type { ResumableMeta, SeqsyncSyncMeta } from './hydration.js'
 import type { RestoredWrite, WebSocketTransport, WriteResult } from './transport.js'
 import { startEagerSync } from './eager.js'
 import { startOnDemandSync } from './on-demand.js'
@@ -270,6 +272,18 @@ function keyIn(collection: Collection<any, any, any, any, any>, k: string): stri
   return undefined
 }
 
+/** The rows a DbClient hydrated into `collection` (its seeds), without TanStack's virtual props. */
+function hydratedRows<T extends object>(collection: {
+  entries(): IterableIterator<[unknown, unknown]>
+  _hasHydratedKey(key: never): boolean
+}): T[] {
+  const out: T[] = []
+  for (const [key, value] of collection.entries()) {
+    if (collection._hasHydratedKey(key as never)) out.push(columns(value) as T)
+  }
+  return out
+}
+
 // ---- the options creator ----------------------------------------------------
 
 function shallowEqual(a: object, b: object): boolean {
@@ -318,6 +332,11 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
     throw new TypeError(`[seqsync] doCollectionOptions: unknown syncMode ${JSON.stringify(config.syncMode)}`)
   }
 
+  // Hydration (hydration.ts): the cursor the hydrated rows are at, until a sync run takes it.
+  let hydratedMeta: ResumableMeta | undefined
+  let running = false
+  let liveSynced = false
+
   let syncError: SeqsyncError | undefined
   const onSyncError = (error: SeqsyncError | undefined) => {
     syncError = error
@@ -333,11 +352,37 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
           { begin, write, commit, markReady, markError },
         )
       }
-      return startEagerSync<T, TKey>(
-        { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError, showRestored },
+      const meta = hydratedMeta
+      hydratedMeta = undefined // one sync run resumes from it; a later run starts from the live state
+      running = true
+      const hydrated = meta && sameWhere(meta, where) ? { epoch: meta.epoch, seq: meta.seq } : undefined
+      const cleanup = startEagerSync<T, TKey>(
+        {
+          transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError, showRestored,
+          seeds: hydratedRows<T>(collection),
+          ...(hydrated ? { hydrated } : {}),
+          onSynced: (now) => void (liveSynced = now),
+        },
         { begin, write, commit, markReady, markError },
       )
+      return () => {
+        running = false
+        liveSynced = false
+        cleanup()
+      }
     },
+    // TanStack DB's hydration hooks (hydration.ts): the cursor that covers the rows.
+    exportSyncMeta: (): SeqsyncSyncMeta | undefined => {
+      if (!running) return hydratedMeta
+      const epoch = transport.epoch
+      if (!liveSynced || epoch === undefined) return undefined
+      return { v: 1, epoch, seq: transport.appliedSeq, ...(where ? { where } : {}) }
+    },
+    importSyncMeta: (meta: unknown) => {
+      // Only before the sync starts: a running sync owns the rows, whatever the server rendered.
+      if (!running && !onDemand) hydratedMeta = resumableMeta(meta)
+    },
+    mergeSyncMeta: mergeSeqsyncMeta,
   }
 
   const onInsert = async (params: InsertMutationFnParams<T, TKey, SeqsyncUtils>): Promise<void> => {

@@ -25,6 +25,10 @@
 // * With a local copy, the stored rows are written as one sync transaction
 //   before the socket opens, and the collection is ready at once; the
 //   resume (a delta, or a snapshot that replaces them) follows as units.
+// * Hydrated from a server render (hydration.ts), the rows TanStack's
+//   DbClient wrote are adopted as held, the collection is ready at once, and
+//   the subscription resumes from the cursor that covers them: the resume
+//   brings the delta (or a snapshot that replaces them).
 // * Restored writes on its table (a reload with writes unanswered) are shown
 //   optimistically by the collection (collection.ts), after the stored rows.
 
@@ -58,6 +62,12 @@ export interface EagerSyncConfig<T extends object, TKey extends string | number>
   onSyncError: (error: SeqsyncError | undefined) => void
   /** Shows restored writes optimistically (collection.ts); called after the stored rows are written. */
   showRestored?: (writes: ReadonlyArray<RestoredWrite>) => void
+  /** Rows a DbClient hydrated from a server render (hydration.ts): held from the start, so a snapshot replaces them. */
+  seeds?: readonly T[]
+  /** The cursor that covers the seeds, if they are this collection's: ready at once, resumed from. */
+  hydrated?: { epoch: string; seq: number }
+  /** Told whether the subscription holds a consistent snapshot (for exportSyncMeta). */
+  onSynced?: (synced: boolean) => void
 }
 
 /** Starts an eager sync run; returns its cleanup. @internal */
@@ -87,6 +97,16 @@ export function startEagerSync<T extends object, TKey extends string | number>(
     }
   }
 
+  const synced = (now: boolean) => config.onSynced?.(now)
+  const { hydrated } = config
+  // TanStack wrote these rows already (DbClient.hydrate): they are held, not written again.
+  if (config.seeds) rows.adopt(config.seeds)
+  if (hydrated) {
+    ready = true
+    synced(true)
+    markReady()
+  }
+
   const spec = { id: transport.nextSubId(config.label), c: table, ...(where ? { where } : {}) }
   const unregister = transport.register(spec, {
     attachLocal({ sink, cached, writes }) {
@@ -108,6 +128,7 @@ export function startEagerSync<T extends object, TKey extends string | number>(
       if (unit.snapshot) applySnapshot(unit.snapshot)
       else applyChanges(unit.changes)
       rows.commit()
+      if (unit.snapshot) synced(true)
       if (unit.snapshot && (!ready || failed)) {
         ready = true
         if (failed) config.onSyncError(undefined)
@@ -118,12 +139,14 @@ export function startEagerSync<T extends object, TKey extends string | number>(
     abortUnit(error) {
       rows.abort()
       failed = true
+      synced(false)
       config.onSyncError(error)
       // Before the first snapshot the collection stays loading: preload()
       // waits for the fresh one (or rejects if the subscription is dropped).
       if (ready) markError(error)
     },
     onError(error: SubscriptionError) {
+      synced(false)
       for (const k of rows.keys()) rows.remove(k)
       rows.commit()
       config.onSyncError(error)
@@ -132,7 +155,7 @@ export function startEagerSync<T extends object, TKey extends string | number>(
     onClosed(error: SubscriptionError) {
       if (!ready) markError(error)
     },
-  }, { persisted: true })
+  }, { persisted: true, ...(hydrated ? { hydrated: { epoch: hydrated.epoch, seq: hydrated.seq } } : {}) })
   return () => {
     unregister()
   }

@@ -80,6 +80,18 @@ export class HeldRows<T extends object, TKey extends string | number> {
     }
   }
 
+  /**
+   * Records rows someone else already wrote into the synced state (a
+   * DbClient's hydration) as held, writing nothing: a later snapshot or
+   * delete then replaces or removes them like rows this run wrote.
+   */
+  adopt(values: Iterable<T>): void {
+    for (const value of values) {
+      const key = this.#getKey(value)
+      this.#rows.set(String(key), { key, value })
+    }
+  }
+
   get size(): number {
     return this.#rows.size
   }

@@ -13,6 +13,8 @@ export type {
   WriteResult,
 } from './transport.js'
 export { doCollectionOptions, doMutationFn, persistTransaction } from './collection.js'
+export { dehydrateSnapshot } from './hydration.js'
+export type { HydrationTarget, SeqsyncSyncMeta } from './hydration.js'
 export type { DoCollectionConfig, DoCollectionOptions, SeqsyncUtils, TransactionLike } from './collection.js'
 export {
   ClosedError,
@@ -29,4 +31,4 @@ export type { BackoffConfig, ConnectionStatus } from './connection.js'
 export { evaluate as evaluatePredicate, toPredicateIR } from './where.js'
 export type { WhereFunction, WhereInput, WhereMap, WhereRow } from './where.js'
 export { CloseCode, ErrorCode, errorName, isTerminalClose } from '../protocol/index.js'
-export type { ErrorName, PredicateIR, WireOp, WireRow } from '../protocol/index.js'
+export type { ErrorName, PredicateIR, SnapshotSub, SyncSnapshot, WireOp, WireRow } from '../protocol/index.js'

@@ -60,7 +60,7 @@ import type { RestoredWrite } from './subscriptions.js'
 import { waitingWriteId, WriteQueue, writeId } from './writes.js'
 import type { WriteFrame, WriteOutcome } from './writes.js'
 import type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
-import type { WireRow } from '../protocol/index.js'
+import type { PredicateIR, WireRow } from '../protocol/index.js'
 import { RetryTimers, SeqWaiters, watchNetwork } from './host.js'
 
 export type { AppliedUnit } from './unit.js'
@@ -288,7 +288,11 @@ export class WebSocketTransport {
    * Registers a subscription; its snapshot and changes reach `handler`.
    * Returns the function that unregisters it (and sends `unsub`). @internal
    */
-  register(spec: SubscriptionSpec, handler: SubscriptionHandler, options?: { persisted?: boolean }): () => void {
+  register(
+    spec: SubscriptionSpec,
+    handler: SubscriptionHandler,
+    options?: { persisted?: boolean; hydrated?: { epoch: string; seq: number; resolved?: PredicateIR } },
+  ): () => void {
     if (this.#subs.get(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
     if (this.#state.status === 'closed') {
       const gone = new SubscriptionError({ sub: spec.id, code: ErrorCode.INTERNAL, message: 'transport closed' }, spec.c)
@@ -296,6 +300,7 @@ export class WebSocketTransport {
       return () => {}
     }
     const entry = this.#subs.add(spec, handler)
+    if (options?.hydrated) this.#resumeHydrated(entry, options.hydrated)
     if (options?.persisted && this.#localOptions) {
       // One subscription keeps a scope's rows; a second with the same
       // identity syncs in memory.
@@ -314,6 +319,24 @@ export class WebSocketTransport {
       this.#retries.cancel(entry)
       if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: spec.id })
     }
+  }
+
+  /**
+   * A subscription whose rows a server render hydrated at (epoch, seq)
+   * resumes from there: the transport's first hello carries that cursor.
+   * Only while no hello is out, and only if nothing else set the cursor
+   * elsewhere (a welcome, a hydration at another seq, a local copy):
+   * otherwise it asks for a snapshot, which replaces the hydrated rows.
+   */
+  #resumeHydrated(entry: SubEntry, at: { epoch: string; seq: number; resolved?: PredicateIR }): void {
+    if (this.#localOptions || this.#helloSent()) return
+    if (this.#epoch === undefined && this.#units.appliedSeq === 0) {
+      this.#epoch = at.epoch
+      this.#units.advance(at.seq)
+    }
+    if (this.#epoch !== at.epoch || this.#units.appliedSeq !== at.seq) return
+    entry.synced = true
+    entry.resolved = at.resolved
   }
 
   // ---- writes ----------------------------------------------------------------

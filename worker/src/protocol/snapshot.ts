@@ -17,7 +17,7 @@ export interface SnapshotRefusal {
   message: string
 }
 
-/** The rows of one subscription at the read's seq, or its refusal. */
+/** The rows of one subscription at the read's seq (`where`: the predicate they are, a window's resolved one), or its refusal. */
 export type SnapshotEntry =
   | { sub: string; c: string; rows: WireRow[]; where?: PredicateIR }
   | { sub: string; c: string; refused: SnapshotRefusal }
@@ -40,7 +40,7 @@ export function snapshotHello(subs: readonly SnapshotSub[]): string {
 
 /** The read's result from the frames the core answered it with (snapshots or sub-errors, then synced; or one error). */
 export function assembleSnapshot(epoch: string, subs: readonly SnapshotSub[], frames: readonly string[]): SyncSnapshot {
-  const collections = new Map(subs.map((s) => [s.id ?? s.c, s.c]))
+  const requested = new Map(subs.map((s) => [s.id ?? s.c, s]))
   const entries = new Map<string, SnapshotEntry>()
   let seq: number | undefined
   for (const text of frames) {
@@ -49,13 +49,17 @@ export function assembleSnapshot(epoch: string, subs: readonly SnapshotSub[], fr
     if (frame.t === 'synced') seq = frame.seq
     else if (frame.t === 'sub-error') {
       // Refused, also after some of its rows arrived (a snapshot that failed midway).
-      entries.set(frame.sub, { sub: frame.sub, c: collections.get(frame.sub) ?? '', refused: refusalOf(frame) })
+      entries.set(frame.sub, { sub: frame.sub, c: requested.get(frame.sub)?.c ?? '', refused: refusalOf(frame) })
     } else if (frame.t === 'snapshot') {
-      const entry = entries.get(frame.sub) ?? { sub: frame.sub, c: frame.c, rows: [] }
+      let entry = entries.get(frame.sub)
+      if (!entry) {
+        // The predicate the rows are: a window's resolved one, else the sub's own.
+        const where = frame.where ?? requested.get(frame.sub)?.where
+        entry = { sub: frame.sub, c: frame.c, rows: [], ...(where !== undefined ? { where } : {}) }
+        entries.set(frame.sub, entry)
+      }
       if (!('rows' in entry)) continue
       for (const row of frame.rows) entry.rows.push(row)
-      if (frame.where !== undefined) entry.where = frame.where
-      entries.set(frame.sub, entry)
     }
   }
   if (seq === undefined) {
