@@ -66,7 +66,8 @@ describe('readSyncSnapshot', () => {
     const mine = await socketSnapshot(name, { id: 'mine', c: 'messages', where: author('ann') })
     const top = await socketSnapshot(name, { id: 'top', ...window })
     const [readMine, readTop] = snapshot.subs
-    expect(readMine).toEqual({ sub: 'mine', c: 'messages', rows: (mine.frame as { rows: unknown[] }).rows })
+    // The predicate the rows are comes back with them, to resume with.
+    expect(readMine).toEqual({ sub: 'mine', c: 'messages', rows: (mine.frame as { rows: unknown[] }).rows, where: author('ann') })
     expect((mine.frame as unknown as { rows: Array<{ author: string }> }).rows.map((r) => r.author)).toEqual(['ann', 'ann', 'ann', 'ann'])
     // The window resolves to the same range, and says so, to resume it with.
     expect(readTop).toEqual({ sub: 'top', c: 'messages', rows: (top.frame as { rows: unknown[] }).rows, where: (top.frame as { where: unknown }).where })
