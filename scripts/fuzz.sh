@@ -110,6 +110,9 @@ node -e '
     {t: "unsub", id: "t"},
     {t: "hello", v: 1, epoch: "fuzz", since: 0, subs: [{id: "t", c: "tasks", resume: true}]},
     {t: "recv", bytes: 4096},
+    {t: "presence", watch: true},
+    {t: "presence", tab: "t1", state: {typing: true, row: "m9", at: [1, 2]}},
+    {t: "presence", tab: "t1", state: null},
   ]
   more.forEach((f, i) => fs.writeFileSync(`${out}/frame-corpus/write${i}`, JSON.stringify(f)))
   // Inputs of several frames (0x1e between them): writes to one key in turn,
@@ -154,7 +157,7 @@ node -e '
     "insert", "update", "delete", "messages", "tasks", "notes", "author", "content", "created_at", "title",
     "done", "rank", "body", "{\"type\":\"func\",\"name\":\"", "{\"type\":\"ref\",\"path\":[\"",
     "{\"type\":\"val\",\"value\":", "eq", "gt", "gte", "lt", "lte", "in", "like", "and", "or", "not",
-    "isNull", "isUndefined", "null", "true", "false", "1e308", "-0", "\\u0000", "\\ud800", "\x7f"]
+    "isNull", "isUndefined", "presence", "\"tab\":\"", "\"state\":", "\"watch\":", "null", "true", "false", "1e308", "-0", "\\u0000", "\\ud800", "\x7f"]
   fs.writeFileSync(`${out}/frame.dict`, words.map((w) => JSON.stringify(w).replace(/\x7f/g, "\\x7F")).join("\n") + "\n")
   ' "$out"
 

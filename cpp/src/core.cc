@@ -40,6 +40,7 @@
 #include "frame_writer.h"
 #include "json_util.h"
 #include "mutations.h"
+#include "presence.h"
 #include "schema.h"
 #include "seqsync/close_codes.h"
 #include "sockets.h"
@@ -69,6 +70,7 @@ struct Core::Impl {
   Fanout fanout{storage, &options, &schema, &log};
   Mutations mutations{storage, &options, &schema, &log};
   Sockets sockets{storage, &options};
+  Presence presence{&sockets, &options};
   // The first page of the drain after the mutation (by its dedup key) that
   // CommitMutation read ahead; any other call drops it.
   std::optional<std::pair<std::string, ReadAhead>> read_ahead;
@@ -317,6 +319,7 @@ Plan Core::Impl::Dispatch(std::string_view socket_id, std::string_view scope, st
   switch (type) {
     case FrameType::kSub: return OnSub(socket_id, &sock, doc, now_ms);
     case FrameType::kUnsub: return OnUnsub(socket_id, &sock, doc);
+    case FrameType::kPresence: return presence.OnFrame(socket_id, &sock, doc, now_ms);
     case FrameType::kRecv: {
       auto bytes = ReadRecv(doc);
       if (!bytes.ok()) return ErrorPlan(socket_id, bytes.status());
@@ -404,9 +407,24 @@ Plan Core::ReadSnapshot(std::string_view reader, std::string_view request) {
   return impl_->ReadSnapshot(reader, request);
 }
 
-void Core::OnClose(std::string_view socket_id) {
+Plan Core::OnClose(std::string_view socket_id) {
+  Plan plan;
+  impl_->presence.OnClose(socket_id, &plan);
   impl_->sockets.Close(socket_id);
   impl_->mutations.OnClose(socket_id);
+  return impl_->Charged(std::move(plan));
+}
+
+Plan Core::CommitPresence(std::string_view socket_id, std::string_view user) {
+  return impl_->Charged(impl_->presence.Commit(socket_id, user));
+}
+
+Plan Core::RefusePresence(std::string_view socket_id, const Status& why) {
+  return impl_->Charged(impl_->presence.Refuse(socket_id, why.ok() ? Status::Internal("refused with an OK status") : why));
+}
+
+Status Core::RestorePresence(std::string_view socket_id, std::string_view stored) {
+  return impl_->presence.Restore(socket_id, stored);
 }
 
 Status Core::Housekeep(std::int64_t now_ms) { return impl_->log.Housekeep(now_ms); }

@@ -35,6 +35,7 @@ Status ReadFrame(std::string_view text, const Options& options, JsonDocument* do
   else if (name == "mut") *type = FrameType::kMut;
   else if (name == "call") *type = FrameType::kCall;
   else if (name == "recv") *type = FrameType::kRecv;
+  else if (name == "presence") *type = FrameType::kPresence;
   else return Status::UnknownFrame("unknown frame type '" + std::string(name.substr(0, 64)) + "'");
   return Status::Ok();
 }
@@ -150,6 +151,29 @@ Result<std::uint64_t> ReadRecv(const JsonValue& frame) {
     return Status::InvalidField("recv needs bytes, a non-negative integer");
   }
   return bytes->IsUint64() ? bytes->GetUint64() : static_cast<std::uint64_t>(bytes->GetDouble());
+}
+
+Result<PresenceRequest> ReadPresence(const JsonValue& frame) {
+  const JsonValue* watch = Member(frame, "watch");
+  const JsonValue* tab = Member(frame, "tab");
+  const JsonValue* state = Member(frame, "state");
+  PresenceRequest request;
+  if (watch != nullptr) {
+    if (!watch->IsBool() || tab != nullptr || state != nullptr) {
+      return Status::InvalidField("presence: watch is a boolean, sent without tab and state");
+    }
+    request.watch = watch->GetBool();
+    return request;
+  }
+  if (tab == nullptr || !tab->IsString() || tab->GetStringLength() == 0 || state == nullptr) {
+    return Status::InvalidField("presence needs watch, or a non-empty string tab and a state (null clears it)");
+  }
+  if (tab->GetStringLength() > kMaxPresenceTabIdBytes) {
+    return Status::TooLarge("presence tab is longer than " + std::to_string(kMaxPresenceTabIdBytes) + " bytes");
+  }
+  request.tab = View(*tab);
+  request.state = state;
+  return request;
 }
 
 Result<std::string> ReadMutationId(const JsonValue& frame, bool is_call, const Options& options) {

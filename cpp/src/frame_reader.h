@@ -24,7 +24,7 @@
 
 namespace seqsync {
 
-enum class FrameType { kHello, kSub, kUnsub, kMut, kCall, kRecv };
+enum class FrameType { kHello, kSub, kUnsub, kMut, kCall, kRecv, kPresence };
 
 // Parses `text` under the frame limits (bytes, depth, values) into `*doc`
 // and reads its type. Errors: kTooLarge, kTooDeep, kMalformedFrame (not
@@ -75,6 +75,19 @@ Result<std::string_view> ReadUnsub(const JsonValue& frame);
 
 // The bytes a recv frame reports read. Errors: kInvalidField.
 Result<std::uint64_t> ReadRecv(const JsonValue& frame);
+
+// A presence frame: either a watch, or a set of one tab's state (null
+// clears it). Views into the frame's document.
+struct PresenceRequest {
+  std::optional<bool> watch;
+  std::string_view tab;
+  const JsonValue* state = nullptr;  // set iff watch is not
+};
+
+// Reads a presence frame. Errors: kInvalidField (neither form, both, a tab
+// that is not a non-empty string, a set without state), kTooLarge (a tab
+// id over kMaxPresenceTabIdBytes).
+Result<PresenceRequest> ReadPresence(const JsonValue& frame);
 
 // The id of a mut or call, checked before the dedup lookup. Everything else
 // is judged after it (a replay of a finished id gets its outcome whatever

@@ -63,6 +63,29 @@ std::string SubErrorFrame(std::string_view sub, const Status& why) {
 
 std::string ErrorFrame(const Status& why) { return "{\"t\":\"error\"," + ErrorFields(why); }
 
+std::string PresenceEntry(std::string_view socket, std::string_view tab, std::string_view user,
+                          std::string_view state_json) {
+  std::string out = "{\"socket\":" + JsonQuote(socket) + ",\"tab\":" + JsonQuote(tab) + ",\"user\":" + JsonQuote(user);
+  if (!state_json.empty()) {
+    out += ",\"state\":";
+    out += state_json;
+  }
+  return out + "}";
+}
+
+std::string PresenceFrame(std::string_view entries, std::string_view you) {
+  std::string out = you.empty() ? "{\"t\":\"presence\",\"entries\":["
+                                : "{\"t\":\"presence\",\"all\":true,\"you\":" + JsonQuote(you) + ",\"entries\":[";
+  out.reserve(out.size() + entries.size() + 2);
+  out += entries;
+  return out + "]}";
+}
+
+std::string PresenceErrorFrame(std::string_view tab, const Status& why) {
+  if (tab.empty()) return "{\"t\":\"presence-error\"," + ErrorFields(why);
+  return "{\"t\":\"presence-error\",\"tab\":" + JsonQuote(tab) + "," + ErrorFields(why);
+}
+
 ChunkedFrames::ChunkedFrames(std::string head, std::size_t chunk_bytes)
     : head_(std::move(head)), chunk_bytes_(chunk_bytes) {}
 

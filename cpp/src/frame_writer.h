@@ -8,6 +8,10 @@
 //   reject    {"t":"reject","id":ID,"code":N,"error":NAME,"message":M}
 //   sub-error {"t":"sub-error","sub":ID,"code":N,"error":NAME,"message":M}
 //   error     {"t":"error","code":N,"error":NAME,"message":M}
+//   presence  {"t":"presence","entries":[entry…]} or, answering a watch,
+//             {"t":"presence","all":true,"you":SOCKET,"entries":[entry…]}
+//             entry = {"socket","tab","user","state"?} (no state: gone)
+//   presence-error {"t":"presence-error","tab"?:T,"code":N,"error":NAME,"message":M}
 
 #ifndef SEQSYNC_FRAME_WRITER_H_
 #define SEQSYNC_FRAME_WRITER_H_
@@ -35,6 +39,14 @@ std::string AckFrameSuffix(std::string_view result_json);
 std::string RejectFrame(std::string_view id, const Status& why);
 std::string SubErrorFrame(std::string_view sub, const Status& why);
 std::string ErrorFrame(const Status& why);
+// `state_json` empty: the entry is gone.
+std::string PresenceEntry(std::string_view socket, std::string_view tab, std::string_view user,
+                          std::string_view state_json);
+// `entries`: entries joined by commas. A non-empty `you` makes it the whole
+// view (all:true) for the socket `you`.
+std::string PresenceFrame(std::string_view entries, std::string_view you);
+// `tab` empty: the frame named none (a watch).
+std::string PresenceErrorFrame(std::string_view tab, const Status& why);
 
 // Accumulates the entries of one unit's frames of one type, splitting them
 // into frames of about `chunk_bytes`. All frames carry the same seq; every

@@ -54,6 +54,10 @@ Result<Options> ParseOptions(std::string_view json) {
     else if (!std::strcmp(k, "maxLikeWildcards")) s = ReadCount(v, k, std::size_t{64}, &o.max_like_wildcards);
     else if (!std::strcmp(k, "subRateBurst")) s = ReadCount(v, k, kBig, &o.sub_rate_burst);
     else if (!std::strcmp(k, "subRatePerSecond")) s = ReadCount(v, k, kBig, &o.sub_rate_per_second);
+    else if (!std::strcmp(k, "maxPresenceBytesPerSocket")) s = ReadCount(v, k, kPresenceAttachmentBytes, &o.max_presence_bytes_per_socket);
+    else if (!std::strcmp(k, "maxPresenceTabsPerSocket")) s = ReadCount(v, k, kCeilingMaxPresenceTabsPerSocket, &o.max_presence_tabs_per_socket);
+    else if (!std::strcmp(k, "presenceRateBurst")) s = ReadCount(v, k, kBig, &o.presence_rate_burst);
+    else if (!std::strcmp(k, "presenceRatePerSecond")) s = ReadCount(v, k, kBig, &o.presence_rate_per_second);
     else if (!std::strcmp(k, "snapshotChunkBytes")) s = ReadCount(v, k, kBig, &o.snapshot_chunk_bytes);
     else if (!std::strcmp(k, "readPageRows")) s = ReadCount(v, k, kBig, &o.read_page_rows);
     else if (!std::strcmp(k, "retentionMs")) s = ReadCount<std::int64_t>(v, k, kMaxSeq, &o.retention_ms);
@@ -90,6 +94,10 @@ std::string LimitsJson(const Options& o) {
          ",\"maxLikeWildcards\":" + std::to_string(o.max_like_wildcards) +
          ",\"subRateBurst\":" + std::to_string(o.sub_rate_burst) +
          ",\"subRatePerSecond\":" + std::to_string(o.sub_rate_per_second) +
+         ",\"maxPresenceBytesPerSocket\":" + std::to_string(o.max_presence_bytes_per_socket) +
+         ",\"maxPresenceTabsPerSocket\":" + std::to_string(o.max_presence_tabs_per_socket) +
+         ",\"presenceRateBurst\":" + std::to_string(o.presence_rate_burst) +
+         ",\"presenceRatePerSecond\":" + std::to_string(o.presence_rate_per_second) +
          ",\"retentionMs\":" + std::to_string(o.retention_ms) + "}";
 }
 

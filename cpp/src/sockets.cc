@@ -17,19 +17,22 @@
 
 namespace seqsync {
 
-bool Sockets::TakeSubToken(Socket* sock, std::int64_t now_ms) {
-  const double burst = static_cast<double>(options_->sub_rate_burst);
-  if (sock->sub_tokens < 0) {
-    sock->sub_tokens = burst;
-  } else if (now_ms > sock->sub_tokens_ms) {
-    double refill = static_cast<double>(now_ms - sock->sub_tokens_ms) / 1000.0 *
-                    static_cast<double>(options_->sub_rate_per_second);
-    sock->sub_tokens = std::min(burst, sock->sub_tokens + refill);
+bool TokenBucket::Take(std::int64_t now_ms, std::size_t burst_count, std::size_t per_second) {
+  const double burst = static_cast<double>(burst_count);
+  if (tokens < 0) {
+    tokens = burst;
+  } else if (now_ms > at_ms) {
+    double refill = static_cast<double>(now_ms - at_ms) / 1000.0 * static_cast<double>(per_second);
+    tokens = std::min(burst, tokens + refill);
   }
-  sock->sub_tokens_ms = std::max(sock->sub_tokens_ms, now_ms);
-  if (sock->sub_tokens < 1) return false;
-  sock->sub_tokens -= 1;
+  at_ms = std::max(at_ms, now_ms);
+  if (tokens < 1) return false;
+  tokens -= 1;
   return true;
+}
+
+bool Sockets::TakeSubToken(Socket* sock, std::int64_t now_ms) {
+  return sock->sub_rate.Take(now_ms, options_->sub_rate_burst, options_->sub_rate_per_second);
 }
 
 Status Sockets::RateLimited() const {

@@ -45,17 +45,36 @@ struct Subscription {
   bool windowed = false;         // its predicate came from a window
 };
 
+// A token bucket: `burst` frames at once, then `per_second`.
+struct TokenBucket {
+  double tokens = -1;  // -1: not started (full)
+  std::int64_t at_ms = 0;
+  // Takes one token; false iff the bucket is empty.
+  bool Take(std::int64_t now_ms, std::size_t burst, std::size_t per_second);
+};
+
+// One socket's presence (presence.h): ephemeral, outside the change log.
+struct SocketPresence {
+  bool watch = false;  // the socket receives everyone's presence
+  std::string user;    // who its entries are (the shell's presenceUser), set with a state
+  // Tab slot -> state (JSON text), in the order first set.
+  std::vector<std::pair<std::string, std::string>> tabs;
+  std::size_t bytes = 0;  // `tabs` as the attachment stores them ([tab,state] each), against the budgets
+  TokenBucket rate;
+  // A set the core checked and the shell's hook has not judged yet.
+  std::optional<std::pair<std::string, std::string>> pending;
+};
+
 struct Socket {
   bool hello = false;
   std::vector<Subscription> subs;
-  // Token bucket for sub frames; -1: not started (full).
-  double sub_tokens = -1;
-  std::int64_t sub_tokens_ms = 0;
+  TokenBucket sub_rate;
   std::size_t sub_bytes = 0;  // bodies of `subs`, counted against the budgets
   // Bytes sent and not reported read, and bytes handed to the shell early in
   // the current call (unread.h). In memory only: a wake starts them at 0.
   std::uint64_t unread_bytes = 0;
   std::uint64_t flushed_bytes = 0;
+  SocketPresence presence;
 };
 
 using SocketMap = std::map<std::string, Socket, std::less<>>;
@@ -91,7 +110,8 @@ class Sockets {
   // An unknown id costs nothing: no statement runs for it.
   void RemoveSub(std::string_view socket_id, Socket* sock, std::string_view id);
 
-  // Forgets a closed socket and what it held.
+  // Forgets a closed socket and what it held (its presence is Presence's,
+  // which must forget it first).
   void Close(std::string_view socket_id);
 
   // After a wake: restores the sockets in `live` and their subscriptions

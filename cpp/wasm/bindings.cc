@@ -46,12 +46,12 @@ val DeliveriesValue(const Plan& plan) {
 }
 
 // What is left of a plan once its frames were sent, as JSON for the shell
-// to parse once: {"mutation":{"id","ops"|"command","args"},"closeCode",
-// "closeReason","close"}, each only if present; "" if nothing is (the
-// common case). The ops and args are JSON values, not strings, so the one
+// to parse once: {"mutation":{"id","ops"|"command","args"},"presence":
+// {"tab","state"},"keepPresence","closeCode","closeReason","close"}, each
+// only if present; "" if nothing is (the common case). The ops and args are JSON values, not strings, so the one
 // JSON.parse of this text is the only parse of a mutation in JS.
 std::string Remainder(const Plan& plan) {
-  if (!plan.mutation && plan.close_code == 0) return "";
+  if (!plan.mutation && !plan.presence && !plan.keep_presence && plan.close_code == 0) return "";
   std::string out = "{";
   if (const auto& m = plan.mutation) {
     // Appended piece by piece: the ops or args may be megabytes, and the
@@ -70,6 +70,14 @@ std::string Remainder(const Plan& plan) {
     }
     out += "}";
   }
+  if (const auto& p = plan.presence) {
+    if (out.size() > 1) out += ",";
+    out += "\"presence\":{\"tab\":" + JsonQuote(p->tab) + ",\"state\":" + p->state_json + "}";
+  }
+  if (plan.keep_presence) {
+    if (out.size() > 1) out += ",";
+    out += "\"keepPresence\":" + JsonQuote(*plan.keep_presence);
+  }
   if (plan.close_code != 0) {
     if (out.size() > 1) out += ",";
     out += "\"closeCode\":" + std::to_string(plan.close_code) + ",\"closeReason\":" + JsonQuote(plan.close_reason) +
@@ -86,9 +94,10 @@ class RawCore {
   // owned by the caller (.delete() it), and `deliveries` the sub-errors of
   // the stored subscriptions the registration no longer allows; otherwise
   // `core` is null and code/message say why (options first, then the
-  // registration and the restore).
+  // registration and the restore). `live_presence`: [{socket, presence}]
+  // for the live sockets whose attachment kept presence.
   static val Open(val bridge, const std::string& options_json, const std::string& registration,
-                  const std::string& fresh_epoch, val live_ids) {
+                  const std::string& fresh_epoch, val live_ids, val live_presence) {
     auto options = ParseOptions(options_json);
     if (!options.ok()) {
       return Opened(Status(options.status().code(), "invalid options: " + options.status().message()));
@@ -102,6 +111,13 @@ class RawCore {
     auto core = Core::Open(&raw->storage_, *options, registration, fresh_epoch, live, &refusals);
     if (!core.ok()) return Opened(core.status());
     raw->core_ = std::move(core).value();
+    const unsigned kept = live_presence["length"].as<unsigned>();
+    for (unsigned i = 0; i < kept; ++i) {
+      // One that does not read is dropped: presence is ephemeral, the client sets it again.
+      Status restored = raw->core_->RestorePresence(live_presence[i]["socket"].as<std::string>(),
+                                                    live_presence[i]["presence"].as<std::string>());
+      (void)restored;
+    }
     val out = Opened(Status::Ok());
     out.set("deliveries", DeliveriesValue(refusals));
     out.set("core", val(std::move(raw)));  // JS owns it from here
@@ -139,7 +155,16 @@ class RawCore {
 
   std::string Drain(double now_ms) { return Sent(core_->Drain(static_cast<std::int64_t>(now_ms))); }
 
-  void OnClose(const std::string& socket) { core_->OnClose(socket); }
+  std::string OnClose(const std::string& socket) { return Sent(core_->OnClose(socket)); }
+
+  std::string CommitPresence(const std::string& socket, const std::string& user) {
+    return Sent(core_->CommitPresence(socket, user));
+  }
+
+  std::string RefusePresence(const std::string& socket, int code, const std::string& message) {
+    Code c = IsKnownCode(code) && code != 0 ? static_cast<Code>(code) : Code::kInternal;
+    return Sent(core_->RefusePresence(socket, Status(c, message)));
+  }
 
   // Sends the read's frames to `reader` through the bridge; returns nothing.
   void ReadSnapshot(const std::string& reader, const std::string& request) {
@@ -200,6 +225,8 @@ EMSCRIPTEN_BINDINGS(seqsync_core) {
       .function("drain", &RawCore::Drain)
       .function("onClose", &RawCore::OnClose)
       .function("readSnapshot", &RawCore::ReadSnapshot)
+      .function("commitPresence", &RawCore::CommitPresence)
+      .function("refusePresence", &RawCore::RefusePresence)
       .function("housekeep", &RawCore::Housekeep)
       .function("state", &RawCore::State)
       .function("epoch", &RawCore::Epoch)

@@ -34,6 +34,10 @@ export interface RawRemainder {
   closeReason?: string
   /** Sockets to close with closeCode; empty: the sending socket. */
   close?: string[]
+  /** A presence set the core admitted: the shell's hook judges it, then commitPresence or refusePresence. */
+  presence?: { tab: string; state: unknown }
+  /** The sending socket's presence changed: its attachment keeps this text (restored at a wake). */
+  keepPresence?: string
 }
 
 export interface RawCore {
@@ -45,9 +49,11 @@ export interface RawCore {
   finishMutation(scope: string, id: string, nowMs: number): string
   rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): string
   drain(nowMs: number): string
-  onClose(socket: string): void
   /** Sends a snapshot read's frames (for `reader`, no socket) through the bridge. */
   readSnapshot(reader: string, helloFrame: string): void
+  onClose(socket: string): string
+  commitPresence(socket: string, user: string): string
+  refusePresence(socket: string, code: number, message: string): string
   housekeep(nowMs: number): CoreStatus
   state(): CoreStatus & { head: number; floor: number; rows: number }
   epoch(): string
@@ -65,8 +71,9 @@ export interface RawOpened extends CoreStatus {
 
 export interface CoreModule {
   RawCore: {
-    /** Checks the options, registers, loads the log's state and restores `liveSocketIds`. Never throws. */
-    open(bridge: SqlBridge, optionsJson: string, registrationJson: string, freshEpoch: string, liveSocketIds: string[]): RawOpened
+    /** Checks the options, registers, loads the log's state and restores `liveSocketIds` and their presence. Never throws. */
+    open(bridge: SqlBridge, optionsJson: string, registrationJson: string, freshEpoch: string, liveSocketIds: string[],
+      livePresence: Array<{ socket: string; presence: string }>): RawOpened
   }
   version(): string
 }

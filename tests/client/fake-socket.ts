@@ -87,6 +87,10 @@ export const LIMITS = {
   maxLikeWildcards: 16,
   subRateBurst: 128,
   subRatePerSecond: 16,
+  maxPresenceBytesPerSocket: 2048,
+  maxPresenceTabsPerSocket: 4,
+  presenceRateBurst: 32,
+  presenceRatePerSecond: 20,
   retentionMs: 172_800_000,
 }
 

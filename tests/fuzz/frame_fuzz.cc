@@ -318,7 +318,7 @@ void CheckAnswer(const seqsync::Options& o, std::string_view frame, const Scan* 
   if (scan->invalid) return only_error("that is not JSON", {"MALFORMED_FRAME"});
   if (!scan->top_object || !scan->t_string) return only_error("without a string t", {"MALFORMED_FRAME"});
   const std::string& t = scan->t;
-  bool known = t == "sub" || t == "unsub" || t == "recv" || t == "mut" || t == "call";
+  bool known = t == "sub" || t == "unsub" || t == "mut" || t == "call" || t == "recv" || t == "presence";
   if (t != "hello" && !known) return only_error("of an unknown type", {"UNKNOWN_FRAME"});
   if (known && !hello) return only_error("before hello", {"PROTOCOL_ORDER"});
   if (t == "hello" && hello) return only_error("hello again", {"PROTOCOL_ORDER"});
@@ -330,8 +330,11 @@ void CheckAnswer(const seqsync::Options& o, std::string_view frame, const Scan* 
       Fail("a frame within the parse limits (%s) was refused: %s", Head(frame).c_str(), Head(d.frame).c_str());
     }
   }
-  // Neither unsub nor a valid recv is answered.
-  if (t == "unsub" || t == "recv") return;
+  if (plan.presence && t != "presence") Fail("a %s frame asked for a presence set", t.c_str());
+  if (plan.keep_presence && t != "presence") Fail("a %s frame changed the socket's presence", t.c_str());
+  // Not answered: an unsub, a valid recv, and a presence set (it waits for the
+  // shell's hook), clear or unwatch.
+  if (t == "unsub" || t == "recv" || t == "presence") return;
   if (plan.mutation && t != "mut" && t != "call") Fail("a %s frame asked for a mutation", t.c_str());
   if (!plan.mutation && To(plan, socket).empty()) {
     Fail("socket %s got no answer to %s", socket.c_str(), Head(frame).c_str());
@@ -541,6 +544,19 @@ void RunFrame(Fixture& f, const std::uint8_t* data, std::size_t size) {
   CheckPeak(peak, allowance(plan), frame, plan, "s");
   CheckAnswer(o, frame, &scan, plan, "s", /*hello=*/true);
   if (plan.mutation) f.RunMutation(*plan.mutation);
+  if (plan.presence) {
+    // Plays the shell's hook: every other set is refused, which must answer
+    // the sender alone with one presence-error and keep nothing.
+    if (f.frames % 2 == 0) {
+      seqsync::Plan refused = f.core->RefusePresence("s", seqsync::Status::Unauthorized("fuzz"));
+      if (refused.deliveries.size() != 1 || To(refused, "s").size() != 1 || refused.keep_presence ||
+          refused.deliveries[0].frame.rfind(R"({"t":"presence-error",)", 0) != 0) {
+        Fail("a refused presence set was not answered with exactly one presence-error");
+      }
+    } else if (!f.core->CommitPresence("s", f.scope).keep_presence) {
+      Fail("a committed presence set left the attachment's presence as it was");
+    }
+  }
 
   // A second socket's hello exercises the resume path over whatever the
   // fuzzer built up; anything else from it is out of order. (Not for long

@@ -6,6 +6,7 @@
 import { DurableObject } from 'cloudflare:workers'
 
 import {
+  type PresenceContext,
   readSyncSnapshot,
   refuseConnection,
   routeSyncRequest,
@@ -227,6 +228,12 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   /** When the alarm rings (ms since the epoch, wall clock), or null. */
   alarmAt(): Promise<number | null> {
     return this.ctx.storage.getAlarm()
+  }
+
+  // The app's presence hook: a state that says it is someone else is refused.
+  protected override presenceValidate({ user, state }: PresenceContext<Claims, Env>): void {
+    const claimed = (state as { as?: unknown } | null)?.as
+    if (claimed !== undefined && claimed !== user.userId) throw new SyncDenied('you can only be present as yourself')
   }
 
   // ---- RPC used by the tests ----

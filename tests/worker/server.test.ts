@@ -208,7 +208,7 @@ describe('rejections change nothing', () => {
       const before = await stub.state()
       const watcherSaw = watcher.socket.raw.length
       socket.send(vector.frame)
-      const answer = await socket.nextOf(['error', 'reject', 'sub-error'])
+      const answer = await socket.nextOf(['error', 'reject', 'sub-error', 'presence-error'])
       expect(answer.code).toBe(vector.code)
       expect(typeof answer.error).toBe('string')
       expect(typeof answer.message).toBe('string')

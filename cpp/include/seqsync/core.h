@@ -45,10 +45,21 @@ struct PendingMutation {
   std::string args_json; // the call's args as JSON ("null" if absent)
 };
 
+// A presence set the core admitted, for the shell's hook to judge
+// (docs/protocol.md §4.7), then Core::CommitPresence or RefusePresence.
+struct PendingPresence {
+  std::string tab;
+  std::string state_json;
+};
+
 // What the shell must do after a Core call.
 struct Plan {
   std::vector<Delivery> deliveries;
   std::optional<PendingMutation> mutation;
+  std::optional<PendingPresence> presence;
+  // Set iff the sending socket's presence changed: the text its hibernation
+  // attachment must keep from now on, for RestorePresence after a wake.
+  std::optional<std::string> keep_presence;
   // Non-zero: after the deliveries, close with this code the sockets in
   // `close`, or the sending socket if `close` is empty.
   int close_code = 0;
@@ -114,8 +125,21 @@ class Core {
   // outside a mutation, e.g. runSyncedWrite), and runs housekeeping when due.
   Plan Drain(std::int64_t now_ms);
 
-  // Forgets a closed socket, its subscriptions and in-flight waits.
-  void OnClose(std::string_view socket_id);
+  // Forgets a closed socket, its subscriptions, in-flight waits and
+  // presence; returns the removal of its presence for the watching sockets.
+  Plan OnClose(std::string_view socket_id);
+
+  // The shell's hook accepted the presence set of `socket_id` that the last
+  // OnMessage returned: applies it under `user` (named by the shell from the
+  // socket's claims, never by the client) and sends it to every watcher.
+  Plan CommitPresence(std::string_view socket_id, std::string_view user);
+
+  // The hook refused that set: drops it and tells the socket why.
+  Plan RefusePresence(std::string_view socket_id, const Status& why);
+
+  // After a wake (right after Open): the presence of a live socket, as the
+  // keep_presence its attachment kept.
+  Status RestorePresence(std::string_view socket_id, std::string_view stored);
 
   // A read of snapshots that holds nothing (docs/protocol.md §5.9): for a
   // server render. `request` is a hello frame; its `subs` are judged as a

@@ -113,6 +113,29 @@ inline constexpr std::size_t kDefaultMaxLikeWildcards = 16;
 inline constexpr std::size_t kDefaultSubRateBurst = 128;
 inline constexpr std::size_t kDefaultSubRatePerSecond = 16;
 
+// Presence (docs/protocol.md §4.7): each socket's ephemeral state, one entry
+// per tab slot, kept in memory and in the socket's hibernation attachment,
+// never in SQLite. The platform limits an attachment to 16 KB, and the
+// claims share it, so one socket's presence (tab ids and states, as stored)
+// is bounded by kPresenceAttachmentBytes (counted as the attachment stores
+// them: each [tab,state] with the tab quoted), which the shell keeps free,
+// with the user's name, when it stores the claims at the upgrade. The object's budget keeps all
+// sockets' presence (32,768 hibernatable sockets could otherwise hold
+// 128 MB) within a small share of the wasm heap.
+inline constexpr std::size_t kDefaultMaxPresenceBytesPerSocket = 2u << 10;
+inline constexpr std::size_t kPresenceAttachmentBytes = 4u << 10;
+inline constexpr std::size_t kDefaultMaxPresenceTabsPerSocket = 4;
+inline constexpr std::size_t kCeilingMaxPresenceTabsPerSocket = 16;
+inline constexpr std::size_t kMaxPresenceTabIdBytes = 64;
+// The identity the shell names a socket's entries with (presenceUser).
+inline constexpr std::size_t kMaxPresenceUserBytes = 256;
+inline constexpr std::size_t kMaxPresenceBytesPerObject = 4u << 20;
+// presence frames per socket: a burst, then a steady rate. Each set is sent
+// to every watching socket, so this bounds what one socket's typing costs
+// the room. The client throttles each tab to 10 a second.
+inline constexpr std::size_t kDefaultPresenceRateBurst = 32;
+inline constexpr std::size_t kDefaultPresenceRatePerSecond = 20;
+
 // Target bytes of one outbound snapshot or catch-up frame. A single larger
 // row still goes out whole, alone in its frame.
 inline constexpr std::size_t kDefaultSnapshotChunkBytes = 512u << 10;

@@ -42,6 +42,13 @@ struct Options {
   // sub_rate_per_second; past that they are refused with RATE_LIMITED.
   std::size_t sub_rate_burst = kDefaultSubRateBurst;
   std::size_t sub_rate_per_second = kDefaultSubRatePerSecond;
+  // Bytes of one socket's presence (tab ids and states) together. Clamped
+  // to kPresenceAttachmentBytes; tabs clamped to kCeilingMaxPresenceTabsPerSocket.
+  std::size_t max_presence_bytes_per_socket = kDefaultMaxPresenceBytesPerSocket;
+  std::size_t max_presence_tabs_per_socket = kDefaultMaxPresenceTabsPerSocket;
+  // presence frames per socket, as for sub frames.
+  std::size_t presence_rate_burst = kDefaultPresenceRateBurst;
+  std::size_t presence_rate_per_second = kDefaultPresenceRatePerSecond;
   std::size_t snapshot_chunk_bytes = kDefaultSnapshotChunkBytes;
   std::size_t read_page_rows = kDefaultReadPageRows;
   // Change-log entries older than this are pruned; a client whose cursor is

@@ -78,6 +78,8 @@ export interface OpenArgs {
   freshEpoch: string
   /** The sockets still open (after a wake): their subscriptions are restored. */
   liveSocketIds: string[]
+  /** The presence their attachments kept (a plan's keepPresence), restored with them. */
+  livePresence: Array<{ socket: string; presence: string }>
   /**
    * Called when a core call throws: the wasm trapped (its heap exhausted, or
    * a bug), so neither what it was deciding nor its memory can be trusted.
@@ -124,7 +126,7 @@ export class Core {
     let opened: ReturnType<CoreModule['RawCore']['open']>
     try {
       opened = module.RawCore.open(coreBridge(args.sql, send), args.optionsJson, args.registrationJson,
-        args.freshEpoch, args.liveSocketIds)
+        args.freshEpoch, args.liveSocketIds, args.livePresence)
     } catch (error) {
       return args.onTrap(error)
     }
@@ -160,8 +162,19 @@ export class Core {
     return remainder(this.#call((core) => core.drain(nowMs)))
   }
 
-  onClose(socket: string): void {
-    this.#call((core) => core.onClose(socket))
+  /** Forgets a closed socket; the plan removes its presence for the others. */
+  onClose(socket: string): RawPlan {
+    return remainder(this.#call((core) => core.onClose(socket)))
+  }
+
+  /** Applies the presence set the last onMessage of `socket` returned, under `user`. */
+  commitPresence(socket: string, user: string): RawPlan {
+    return remainder(this.#call((core) => core.commitPresence(socket, user)))
+  }
+
+  /** Drops that set and tells the socket why (a presence-error). */
+  refusePresence(socket: string, code: number, message: string): RawPlan {
+    return remainder(this.#call((core) => core.refusePresence(socket, code, message)))
   }
 
   /**

@@ -1,6 +1,6 @@
 // seqsync: the Durable Object side. Extend SyncDurableObject, describe your
 // tables and mutations with a SyncRegistry, and call registerSync.
-export { SyncDurableObject, SyncRegistrationError, type SyncOptions } from './sync-durable-object.js'
+export { SyncDurableObject, SyncRegistrationError, type PresenceContext, type SyncOptions } from './sync-durable-object.js'
 export {
   SyncRegistry,
   type AfterCommitContext,

@@ -49,6 +49,13 @@ export interface SyncOptions {
   /** sub frames per socket: a burst (default 128), then a rate (default 16/s). unsub is not limited. */
   subRateBurst?: number
   subRatePerSecond?: number
+  /** Bytes of one socket's presence (all its tabs' states) as its attachment stores them. Default 2 KiB, at most 4 KiB. */
+  maxPresenceBytesPerSocket?: number
+  /** Tab slots of presence one socket may hold. Default 4, at most 16. */
+  maxPresenceTabsPerSocket?: number
+  /** presence frames per socket: a burst (default 32), then a rate (default 20/s). */
+  presenceRateBurst?: number
+  presenceRatePerSecond?: number
   snapshotChunkBytes?: number
   readPageRows?: number
   compactEvery?: number
@@ -56,11 +63,12 @@ export interface SyncOptions {
 
 export { SyncRegistrationError }
 
-// What each socket carries across hibernation (≤ 16 KB, platform limit).
+// What each socket carries across hibernation (≤ 16 KB, platform limit):
+// its id, its claims, and its presence as the core last said to keep it.
 // expiresAt (ms since the epoch, from socketExpiresAt) is kept beside the
 // claims so that an alarm in a woken instance knows it without the hook.
 interface SocketAttachment<Claims> {
-  seqsync: { v: 1; socketId: string; claims: Claims; expiresAt?: number }
+  seqsync: { v: 1; socketId: string; claims: Claims; expiresAt?: number; presence?: string }
 }
 
 interface SocketIdentity<Claims> {
@@ -68,9 +76,21 @@ interface SocketIdentity<Claims> {
   claims: Claims
   scope: string
   expiresAt: number | undefined
+  presenceUser?: string
+}
+
+/** What presenceValidate is given: one tab's state, from the socket of `user`. */
+export interface PresenceContext<Claims, Env> {
+  user: Claims
+  tab: string
+  state: unknown
+  env: Env
 }
 
 const ATTACHMENT_LIMIT_BYTES = 16 * 1024
+// Kept free of claims for presence: the core's kPresenceAttachmentBytes
+// (4 KiB of tabs) plus the user's name (256 bytes, escaped) and framing.
+const PRESENCE_RESERVE_BYTES = 6 * 1024
 const utf8 = new TextEncoder()
 
 export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends DurableObject<Env> {
@@ -147,6 +167,34 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   /**
+   * Who a socket's presence entries are, as every watcher sees them (at most
+   * 256 bytes). It comes from the claims, never from the client, so no
+   * client can speak for another. Default: the claims' `userId`, else
+   * `sub`, else the mutation scope. Override it to show a name, or to keep
+   * an id private.
+   */
+  protected presenceUser(claims: Claims): string {
+    const { userId, sub } = (claims ?? {}) as { userId?: unknown; sub?: unknown }
+    if (typeof userId === 'string') return userId
+    if (typeof sub === 'string') return sub
+    return this.mutationScope(claims)
+  }
+
+  /**
+   * Judges one tab's presence state before anyone sees it: throw a
+   * SyncDenied to refuse it (its message reaches the client in a
+   * presence-error, UNAUTHORIZED); any other throw refuses it as INTERNAL
+   * and is logged. Synchronous, so sets apply in the order they came. The
+   * core has already bounded it (size, tabs, rate). Default: accept.
+   *
+   * @example
+   * protected override presenceValidate({ state }: PresenceContext<Claims, Env>) {
+   *   if (typeof state !== 'object' || state === null) throw new SyncDenied('presence is an object')
+   * }
+   */
+  protected presenceValidate(_ctx: PresenceContext<Claims, Env>): void {}
+
+  /**
    * Wires change capture for the registry's tables (idempotent across
    * deploys) and restores the sockets that survived hibernation. Call it in
    * the constructor, inside ctx.blockConcurrencyWhile, after your migrations.
@@ -168,6 +216,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
         registrationJson: registry.toRegistrationJson(),
         freshEpoch: crypto.randomUUID(),
         liveSocketIds: [...sockets.keys()],
+        livePresence: this.#livePresence(sockets),
         onTrap: (error) => this.#coreTrapped(error),
       }),
     )
@@ -292,6 +341,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
     const plan = core.onMessage(socketId, scope, frame, this.syncNow())
     this.#deliver(plan, ws)
+    if (plan.presence) this.#judgePresence(ws, identity, plan.presence)
     if (plan.mutation) await this.#runMutation(scope, claims, plan.mutation, ws)
   }
 
@@ -333,8 +383,8 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const attachment: SocketAttachment<Claims> = {
       seqsync: { v: 1, socketId: crypto.randomUUID(), claims, ...(expiresAt === undefined ? {} : { expiresAt }) },
     }
-    if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES) {
-      return { code: CloseCode.PROTOCOL, reason: 'claims exceed the 16 KB socket attachment limit' }
+    if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES - PRESENCE_RESERVE_BYTES) {
+      return { code: CloseCode.PROTOCOL, reason: 'claims exceed 10 KB (the 16 KB socket attachment keeps 6 KB for presence)' }
     }
     return attachment
   }
@@ -370,6 +420,41 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const core = this.#usableCore()
     if (!core) throw new CoreError(ErrorCode.NOT_REGISTERED, 'seqsync: registerSync was not called')
     return core
+  }
+
+  /** Runs the app's hook on a presence set the core admitted, then has the core apply or refuse it. */
+  #judgePresence(ws: WebSocket, identity: SocketIdentity<Claims>, pending: NonNullable<RawPlan['presence']>): void {
+    const { socketId, claims } = identity
+    let refusal: { code: number; message: string } | undefined
+    try {
+      const verdict = this.presenceValidate({ user: claims, tab: pending.tab, state: pending.state, env: this.env }) as unknown
+      if (isThenable(verdict)) {
+        ;(verdict as Promise<unknown>).catch(() => {})
+        throw new Error('presenceValidate returned a promise: it must be synchronous')
+      }
+    } catch (error) {
+      if (error instanceof SyncDenied) refusal = { code: ErrorCode.UNAUTHORIZED, message: error.message }
+      else {
+        console.error(`seqsync: presenceValidate threw for tab ${pending.tab}:`, error)
+        refusal = { code: ErrorCode.INTERNAL, message: 'presenceValidate threw' }
+      }
+    }
+    const core = this.#registeredCore()
+    identity.presenceUser ??= this.presenceUser(claims)
+    const plan = refusal
+      ? core.refusePresence(socketId, refusal.code, refusal.message)
+      : core.commitPresence(socketId, identity.presenceUser)
+    this.#deliver(plan, ws)
+  }
+
+  /** The presence each live socket's attachment kept, for the core a wake opens. */
+  #livePresence(sockets: Map<string, WebSocket>): Array<{ socket: string; presence: string }> {
+    const kept: Array<{ socket: string; presence: string }> = []
+    for (const [socket, ws] of sockets) {
+      const presence = readAttachment<Claims>(ws)?.seqsync.presence
+      if (typeof presence === 'string') kept.push({ socket, presence })
+    }
+    return kept
   }
 
   #identity(ws: WebSocket): SocketIdentity<Claims> | undefined {
@@ -413,7 +498,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     if (socketId === undefined) return
     this.#identities.delete(ws)
     this.#socketMap().delete(socketId)
-    this.#core?.onClose(socketId)
+    // Its presence leaves the others' views now, not when they next hear from the object.
+    const plan = this.#core?.onClose(socketId)
+    if (plan) this.#deliver(plan)
   }
 
   /** Sends `frame` to the sockets `to` (ids one per line). */
@@ -430,10 +517,15 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     }
   }
 
-  /** Sends the plan's frames, then closes what it says to close (`sender` by default). */
+  /**
+   * Sends the plan's frames, keeps the sender's presence in its attachment
+   * if the plan changed it, then closes what it says to close (`sender` by
+   * default).
+   */
   #deliver(plan: RawPlan, sender?: WebSocket): void {
     const sockets = this.#socketMap()
     if (plan.deliveries) for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
+    if (plan.keepPresence !== undefined && sender) keepPresence(sender, plan.keepPresence)
     if (!plan.closeCode) return
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
     for (const ws of targets) {
@@ -579,6 +671,18 @@ function isThenable(value: unknown): boolean {
 function toSyncOp(wire: WireOp): SyncOp<Record<string, unknown>> {
   if (wire.op === 'delete') return { type: 'delete', collection: wire.c, key: wire.k }
   return { type: wire.op, collection: wire.c, key: wire.k, cols: wire.cols ?? {} } as SyncOp<Record<string, unknown>>
+}
+
+/** Stores `presence` with the socket, beside its id and claims (within the reserve the upgrade kept free). */
+function keepPresence(ws: WebSocket, presence: string): void {
+  const attachment = readAttachment(ws)
+  if (!attachment) return
+  try {
+    ws.serializeAttachment({ seqsync: { ...attachment.seqsync, presence } })
+  } catch (error) {
+    // A socket that closed under us; its presence goes with it.
+    console.error('seqsync: could not keep presence with the socket:', error)
+  }
 }
 
 function readAttachment<Claims>(ws: WebSocket): SocketAttachment<Claims> | undefined {

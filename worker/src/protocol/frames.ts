@@ -75,7 +75,14 @@ export interface RecvFrame {
   t: 'recv'
   bytes: number
 }
-export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame | RecvFrame
+/**
+ * Presence (docs/protocol.md §4.7): set one tab's state (null clears it), or
+ * start/stop receiving everyone's. Never in the change log.
+ */
+export type PresenceClientFrame =
+  | { t: 'presence'; tab: string; state: unknown }
+  | { t: 'presence'; watch: boolean }
+export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame | RecvFrame | PresenceClientFrame
 
 // ---- server → client -------------------------------------------------------
 export interface Limits {
@@ -99,6 +106,11 @@ export interface Limits {
   maxLikeWildcards: number
   subRateBurst: number
   subRatePerSecond: number
+  /** Bytes of one socket's presence as its attachment stores it ([tab,state] each). */
+  maxPresenceBytesPerSocket: number
+  maxPresenceTabsPerSocket: number
+  presenceRateBurst: number
+  presenceRatePerSecond: number
   /** How far back a resume can reach, ms. */
   retentionMs: number
   [other: string]: number
@@ -162,6 +174,30 @@ export interface ErrorFrame {
   error: string
   message: string
 }
+/** One tab of one socket. Without `state`: it is gone (the tab cleared it, or its socket closed). */
+export interface PresenceEntry {
+  socket: string
+  tab: string
+  /** Named by the server from the socket's claims. */
+  user: string
+  state?: unknown
+}
+/** Presence changes; with `all`, the whole view (the answer to a watch), `you` naming the receiving socket. */
+export interface PresenceFrame {
+  t: 'presence'
+  entries: PresenceEntry[]
+  all?: true
+  you?: string
+}
+export interface PresenceErrorFrame {
+  t: 'presence-error'
+  /** The tab of the refused set; absent for a watch. */
+  tab?: string
+  code: number
+  error: string
+  message: string
+}
 export type ServerFrame =
   | WelcomeFrame | ChangesFrame | SnapshotFrame | SyncedFrame
   | AckFrame | RejectFrame | SubErrorFrame | ErrorFrame
+  | PresenceFrame | PresenceErrorFrame
