@@ -14,9 +14,11 @@
 //                                        `where`, refused before it is sent
 //   ProtocolError     the wire code      the server sent an `error` frame, or a
 //                                        frame the client cannot parse
+//   PresenceError     the wire code      the server refused a presence frame
+//                                        (`presence-error`); nothing changed
 
 import { ErrorCode, errorName } from '../protocol/index.js'
-import type { CallFrame, ErrorName, MutFrame, RejectFrame, SubErrorFrame } from '../protocol/index.js'
+import type { CallFrame, ErrorName, MutFrame, PresenceErrorFrame, RejectFrame, SubErrorFrame } from '../protocol/index.js'
 
 /** The root of every error this client throws or rejects with. */
 export class SeqsyncError extends Error {
@@ -55,6 +57,17 @@ export class SubscriptionError extends SeqsyncError {
     )
     this.name = 'SubscriptionError'
     this.sub = frame.sub
+  }
+}
+
+/** The server refused a presence set or watch (`presence-error`): the tab keeps its last accepted state. */
+export class PresenceError extends SeqsyncError {
+  /** The tab of the refused set; undefined for a refused watch. */
+  readonly tab: string | undefined
+  constructor(frame: Pick<PresenceErrorFrame, 'tab' | 'code' | 'message'>) {
+    super(frame.code, `[presence${frame.tab === undefined ? '' : ` ${frame.tab}`}] refused: ${errorName(frame.code)}: ${frame.message}`)
+    this.name = 'PresenceError'
+    this.tab = frame.tab
   }
 }
 

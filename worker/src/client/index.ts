@@ -16,10 +16,13 @@ export { doCollectionOptions, doMutationFn, persistTransaction } from './collect
 export { dehydrateSnapshot } from './hydration.js'
 export type { HydrationTarget, SeqsyncSyncMeta } from './hydration.js'
 export type { DoCollectionConfig, DoCollectionOptions, SeqsyncUtils, TransactionLike } from './collection.js'
+export { presenceCollectionOptions } from './presence-collection.js'
+export type { PresenceCollectionOptions, PresenceRow, PresenceUtils } from './presence-collection.js'
 export {
   ClosedError,
   OutcomeUnknownError,
   OutOfScopeError,
+  PresenceError,
   ProtocolError,
   RejectedError,
   SeqsyncError,

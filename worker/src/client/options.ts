@@ -59,6 +59,10 @@ export interface WebSocketTransportOptions {
    * memory, with one console warning.
    */
   local?: boolean | LocalOptions
+  /** At most one presence set per tab this often (last write wins). Default 100. */
+  presenceThrottleMs?: number
+  /** This transport's presence tab slot. Default: a random id. */
+  presenceTab?: string
 }
 
 /** The result of a confirmed write: the seq the DO gave it. */

@@ -69,6 +69,8 @@ export class TabHub {
   readonly #takeover = new Set<() => void>()
   readonly #holderLive = new Set<() => void>()
   readonly #tabGone = new Set<(tab: string) => void>()
+  // Each follower's presence slots set through this socket, cleared when it goes.
+  readonly #followerPresence = new Map<string, Set<string>>()
   /** Follower side: the link of the current dial. */
   #link: TabLink | undefined
   /** Holder side: each follower's subscription ids on the socket, and the tabs whose lock it waits on. */
@@ -270,6 +272,16 @@ export class TabHub {
       case 'unsub':
         if (typeof frame.id === 'string') subs.delete(frame.id)
         break
+      case 'presence': {
+        // Each tab's presence slot rides the one socket; a tab that goes has its slots cleared.
+        const { tab, state } = frame as { tab?: unknown; state?: unknown }
+        if (typeof tab !== 'string') break
+        const slots = this.#followerPresence.get(from) ?? new Set<string>()
+        this.#followerPresence.set(from, slots)
+        if (state === null) slots.delete(tab)
+        else slots.add(tab)
+        break
+      }
     }
     io.send(text)
   }
@@ -287,9 +299,12 @@ export class TabHub {
 
   #unsubscribeTab(tab: string): void {
     const subs = this.#followerSubs.get(tab)
+    const slots = this.#followerPresence.get(tab)
     this.#followerSubs.delete(tab)
-    if (!subs || !this.#io?.live()) return
-    for (const id of subs) this.#io.send(JSON.stringify({ t: 'unsub', id }))
+    this.#followerPresence.delete(tab)
+    if (!this.#io?.live()) return
+    for (const id of subs ?? []) this.#io.send(JSON.stringify({ t: 'unsub', id }))
+    for (const slot of slots ?? []) this.#io.send(JSON.stringify({ t: 'presence', tab: slot, state: null }))
   }
 }
 

@@ -48,7 +48,9 @@ import type {
   ConnectionStatus,
   MachineConfig,
 } from './connection.js'
-import { ClosedError, ProtocolError, SeqsyncError, SubscriptionError, TimeoutError } from './errors.js'
+import { ClosedError, PresenceError, ProtocolError, SeqsyncError, SubscriptionError, TimeoutError } from './errors.js'
+import { PresenceChannel } from './presence.js'
+import type { PresenceWatcher } from './presence.js'
 import { Subscriptions } from './subscriptions.js'
 import type { SubEntry, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
 import { UnitAssembler } from './unit.js'
@@ -144,6 +146,7 @@ export class WebSocketTransport {
   /** Transient refusals of writes since the last ack (the retry backoff). */
   #writeRetries = 0
   readonly #waiters = new SeqWaiters()
+  readonly #presence: PresenceChannel
   #listeners = new Set<() => void>()
   #networkCleanup: (() => void) | undefined
 
@@ -164,6 +167,8 @@ export class WebSocketTransport {
       random: options.random ?? Math.random,
     }
     this.#onError = options.onError
+    this.#presence = new PresenceChannel((frame) => this.#sendFrame(frame), options.presenceThrottleMs)
+    this.presenceTab = options.presenceTab ?? randomTabId()
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
     if (options.local) {
       const local = options.local === true ? {} : options.local
@@ -188,6 +193,23 @@ export class WebSocketTransport {
   /** The URL of the last dial ('' before the first when `url` is a function). */
   get url(): string {
     return this.#dialledUrl
+  }
+
+  /** This transport's presence tab slot (docs/protocol.md §4.7): its `setPresence` entries are keyed by it. */
+  readonly presenceTab: string
+
+  /**
+   * Sets this connection's presence (`tab`: this transport's slot by
+   * default) for everyone in the room: throttled to one frame per
+   * `presenceThrottleMs` (100 ms) per tab, last write wins, and sent again
+   * on every new socket. `null` clears it. Never in the change log; a
+   * refusal reaches `onError` and the presence collections as a
+   * PresenceError (the tab keeps its last accepted state).
+   */
+  setPresence(state: unknown, tab: string = this.presenceTab): void {
+    if (this.#state.status === 'closed') return
+    this.#presence.set(tab, state === undefined ? null : state)
+    this.#start()
   }
 
   /** 'connecting' | 'live' | 'offline' | 'closed'. */
@@ -339,6 +361,13 @@ export class WebSocketTransport {
     entry.resolved = at.resolved
   }
 
+  /** Adds a presence watcher (a presence collection). Returns the function that removes it. @internal */
+  watchPresence(watcher: PresenceWatcher): () => void {
+    const unwatch = this.#presence.watch(watcher)
+    this.#start()
+    return unwatch
+  }
+
   // ---- writes ----------------------------------------------------------------
 
   #write(frame: WriteFrame): Promise<WriteOutcome> {
@@ -433,6 +462,13 @@ export class WebSocketTransport {
       }
       case 'error':
         return this.#onErrorFrame(frame)
+      case 'presence':
+        return this.#presence.onFrame(frame)
+      case 'presence-error': {
+        const error = new PresenceError(frame)
+        this.#report(error)
+        return this.#presence.onError(error)
+      }
       default:
         return // a frame type from a later protocol minor: ignore
     }
@@ -694,12 +730,14 @@ export class WebSocketTransport {
           this.#timers.cancel('handshake')
           this.#pump()
           if (this.#hub?.holding && !this.#viaLink) this.#hub.holderLive()
+          this.#presence.live()
           break
         case 'session-lost':
           this.#timers.cancel('handshake')
           this.#units.discard()
           this.#writes.socketLost()
           this.#retries.cancelAll() // the next hello asks for every sub; every write is sent again
+          this.#presence.lost()
           this.#ws = null
           this.#generation += 1
           if (this.#viaLink && !this.#hub?.holding) {
@@ -898,4 +936,10 @@ export class WebSocketTransport {
   #report(error: SeqsyncError): void {
     if (this.#onError) this.#onError(error)
   }
+}
+
+/** A tab slot id: random, short, unique enough among one socket's tabs. */
+function randomTabId(): string {
+  const c = globalThis.crypto as { randomUUID?: () => string } | undefined
+  return (c?.randomUUID?.() ?? Math.random().toString(36).slice(2)).slice(0, 12)
 }
