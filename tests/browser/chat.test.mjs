@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { after, before, test } from 'node:test'
 
 import { startWrangler } from '../support/wrangler.mjs'
-import { openTab, sessionCookie, startExample, statusOf, upgrade, waitFor } from './support.mjs'
+import { openTab, percentile, sessionCookie, startExample, statusOf, upgrade, waitFor } from './support.mjs'
 
 let env
 
@@ -64,6 +64,72 @@ test('two tabs chat live, and converge after the server is cut and restored', { 
   await waitFor(async () => (await ann.locator('[data-pending=true]').count()) === 0, 'no pending writes left')
   await ann.screenshot({ path: 'test-output/chat-ann.png' })
   await bob.screenshot({ path: 'test-output/chat-bob.png' })
+})
+
+const onlineUsers = (page) => page.locator('[data-testid=online-user]').allTextContents()
+
+test('two tabs see who is online and who is typing; a closed tab leaves within a second', { timeout: 120_000 }, async () => {
+  const room = `presence-${Date.now().toString(36)}`
+  const ann = await openTab(env, `/?room=${room}&user=ann`, 'ann')
+  const bob = await openTab(env, `/?room=${room}&user=bob`, 'bob')
+  await waitFor(async () => (await onlineUsers(ann)).length === 2 && (await onlineUsers(bob)).length === 2, 'both tabs list both users')
+  assert.deepEqual(await onlineUsers(bob), ['ann', 'bob (you)'])
+
+  // Typing in one tab shows in the other, and stops when the draft is sent.
+  await ann.fill('[data-testid=draft]', 'hel')
+  await waitFor(async () => (await bob.locator('[data-testid=typing]').textContent()) === 'ann typing…', 'bob sees ann typing')
+  await bob.screenshot({ path: 'test-output/chat-bob-sees-ann-typing.png' })
+  await ann.click('[data-testid=send]')
+  await waitFor(async () => (await bob.locator('[data-testid=typing]').textContent()).trim() === '', 'ann stopped typing')
+
+  // Latency: ann's page sets its state (the room allows {typing} only, so
+  // each set flips it), bob's page stamps the change it applies (one machine, one clock).
+  await bob.evaluate(() => {
+    window.presenceSeen = []
+    window.seqsync.presence.subscribeChanges((changes) => {
+      for (const c of changes) if (c.value?.user === 'ann' && c.type !== 'delete') window.presenceSeen.push({ at: Date.now(), typing: c.value.state.typing })
+    })
+  })
+  const samples = []
+  for (let n = 1; n <= 30; n++) {
+    const typing = n % 2 === 1
+    const from = await bob.evaluate(() => window.presenceSeen.length)
+    const sentAt = await ann.evaluate((typing) => {
+      const at = Date.now()
+      window.seqsync.presence.utils.set({ typing })
+      return at
+    }, typing)
+    const seenOf = () => bob.evaluate(({ from, typing }) => window.presenceSeen.slice(from).find((s) => s.typing === typing)?.at, { from, typing })
+    await waitFor(async () => (await seenOf()) !== undefined, `bob sees set ${n}`, 5_000)
+    samples.push((await seenOf()) - sentAt)
+    // The next set must not fall in the throttle window (100 ms) of this one, or it would measure the throttle.
+    await waitFor(async () => Date.now() - sentAt > 100, 'the throttle window passed', 1_000)
+  }
+  console.log(`presence latency tab to tab: p50 ${percentile(samples, 50)} ms, p90 ${percentile(samples, 90)} ms, max ${Math.max(...samples)} ms (${samples.length} sets)`)
+
+  // Closing a tab removes it from the other's list: within a second, measured.
+  const closedAt = Date.now()
+  await ann.close()
+  await waitFor(async () => (await onlineUsers(bob)).length === 1, 'ann leaves bob’s list', 1_000)
+  const left = Date.now() - closedAt
+  console.log(`presence: a closed tab left the other's list after ${left} ms`)
+  assert.ok(left < 1_000, `a closed tab left after ${left} ms`)
+  assert.deepEqual(await onlineUsers(bob), ['bob (you)'])
+
+  // Over the limit: a state too large is refused with a typed error, and nothing changes for bob.
+  const refused = await bob.evaluate(() => new Promise((resolve) => {
+    window.seqsync.presence.utils.set({ typing: true, blob: 'x'.repeat(4096) })
+    const started = Date.now()
+    const poll = () => {
+      const error = window.presenceErrors?.at(-1)
+      if (error) resolve(error)
+      else if (Date.now() - started > 5_000) resolve(null)
+      else setTimeout(poll, 20)
+    }
+    poll()
+  }))
+  assert.deepEqual(refused, { name: 'PresenceError', codeName: 'TOO_LARGE' })
+  assert.deepEqual(await onlineUsers(bob), ['bob (you)'])
 })
 
 // A session cookie signed here with the dev key the chat example runs with

@@ -1,4 +1,5 @@
-// The chat page: one room's messages, synced eagerly, live in every tab.
+// The chat page: one room's messages, synced eagerly, live in every tab,
+// and who is here and who is typing (presence, on the same socket).
 // Local-first: the messages and the unsent ones are kept in IndexedDB, so a
 // reload shows them at once (and the unsent ones as pending until the server
 // confirms them), and the tabs of the browser share one socket.
@@ -6,7 +7,7 @@ import { createCollection, eq } from '@tanstack/db'
 import { useLiveQuery } from '@tanstack/react-db'
 import { useState, useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
-import { doCollectionOptions, WebSocketTransport } from 'seqsync/client'
+import { doCollectionOptions, presenceCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
 import { signIn } from '../../shared/sign-in'
 import type { Message } from './worker'
@@ -40,8 +41,19 @@ const transport = new WebSocketTransport({
 const messages = createCollection(
   doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id }),
 )
+// Everyone's presence in the room, one row per tab; this tab sets its own.
+// A refused state (too large, too fast, or not what the room allows) changes nothing; the tests read the refusals.
+const presenceErrors: Array<{ name: string; codeName: string }> = []
+const presence = createCollection(
+  presenceCollectionOptions<{ typing: boolean }>({
+    transport,
+    onError: (e) => presenceErrors.push({ name: e.name, codeName: e.codeName }),
+  }),
+)
+// Here from the start, not typing: being online is having an entry.
+presence.utils.set({ typing: false })
 // For the browser tests: the transport and what the client holds.
-Object.assign(window, { seqsync: { transport, messages } })
+Object.assign(window, { seqsync: { transport, messages, presence }, presenceErrors })
 
 // Time-ordered ids (like ULIDs): the client mints the key, so the optimistic
 // row and the confirmed row are the same row.
@@ -63,6 +75,24 @@ function ConnectionStatus() {
   )
 }
 
+function WhoIsHere() {
+  const { data } = useLiveQuery((q) => q.from({ p: presence }).orderBy(({ p }) => p.user, 'asc'))
+  const typing = data.filter((p) => p.state.typing && !p.self).map((p) => p.user)
+  return (
+    <aside>
+      <ul data-testid="online">
+        {data.map((p) => (
+          <li key={p.key} data-testid="online-user" data-typing={String(p.state.typing)}>
+            {p.user}
+            {p.self ? ' (you)' : ''}
+          </li>
+        ))}
+      </ul>
+      <p data-testid="typing">{typing.length > 0 ? `${[...new Set(typing)].join(', ')} typing…` : '\u00a0'}</p>
+    </aside>
+  )
+}
+
 function ChatRoom() {
   const { data } = useLiveQuery((q) =>
     q.from({ m: messages }).orderBy(({ m }) => m.created_at, 'asc'),
@@ -73,6 +103,7 @@ function ChatRoom() {
     const content = draft.trim()
     if (!content) return
     setDraft('')
+    presence.utils.set({ typing: false })
     messages.insert({ id: newId(), author: user, content, created_at: Date.now() })
   }
   return (
@@ -83,6 +114,7 @@ function ChatRoom() {
         </h1>
         <ConnectionStatus />
       </header>
+      <WhoIsHere />
       <ul data-testid="messages">
         {data.map((m) => (
           <li key={m.id} data-testid="message" data-pending={String(m.$hasPendingWrites ?? false)}>
@@ -95,7 +127,10 @@ function ChatRoom() {
         <input
           data-testid="draft"
           value={draft}
-          onChange={(e) => setDraft(e.target.value)}
+          onChange={(e) => {
+            setDraft(e.target.value)
+            presence.utils.set({ typing: e.target.value !== '' })
+          }}
           placeholder="Say something"
         />
         <button data-testid="send">Send</button>

@@ -3,7 +3,7 @@
 // place, ../../shared/auth.ts. This Worker routes /auth/login there, lets
 // routeSyncRequest serve every /sync/<room> upgrade (authenticate(), then
 // the forged claims header), and serves the page otherwise.
-import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
+import { type PresenceContext, routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
 import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
 
@@ -77,6 +77,14 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
           }),
       )
     })
+  }
+
+  // Presence in this room is only "typing or not": anything else is refused.
+  protected override presenceValidate({ state }: PresenceContext<Claims, Env>): void {
+    const typing = (state as { typing?: unknown } | null)?.typing
+    if (typeof typing !== 'boolean' || Object.keys(state as object).length !== 1) {
+      throw new SyncDenied('presence is {typing: boolean}')
+    }
   }
 }
 
