@@ -31,14 +31,15 @@ const args = process.argv.slice(2)
 const SMOKE = args.includes('--smoke')
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',')
 const WRITE_DOCS = !SMOKE && !args.includes('--no-docs') && !ONLY && !args.includes('--report-only')
-const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness', 'reload'] as const
+const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness', 'reload', 'presence'] as const
 type Scenario = (typeof SCENARIOS)[number]
 const enabled = (s: Scenario) => (ONLY ? ONLY.includes(s) : !(SMOKE && (s === 'memory')))
 
 const C = SMOKE
   ? { writes: 50, burst: 50, warmup: 10, rounds: 1, tpWriters: 4, tpWrites: 10, tpReps: 1, fanout: [{ subs: 6, rows: 10, gapMs: 20, procs: 2 }], catchup: 300, catchupReps: 1,
       initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0,
-      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 }, reload: { rows: 2000, changed: 20 } }
+      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 }, reload: { rows: 2000, changed: 20 },
+      presence: { subs: 6, updates: 10, gapMs: 60, bytes: 300, reps: 1 } }
   : { writes: 2000, burst: 2000, warmup: 100, rounds: 8,
       // 20 writers on one DO, each with one write in flight: the DO is the bottleneck.
       tpWriters: 20, tpWrites: 150, tpReps: 3,
@@ -51,7 +52,9 @@ const C = SMOKE
       // bound unread bytes at 64 KiB, so it is closed after ~60 rows.
       fairness: { subs: 50, rows: 300, gapMs: 40, procs: 2, pad: 1000, reps: 3 },
       // A page reloaded with a local copy of 50,000 rows, 100 changed while it was away.
-      reload: { rows: 50000, changed: 100 } }
+      reload: { rows: 50000, changed: 100 },
+      // Under the presence rate (20/s a socket): one set every 150 ms, as the 200-subscriber fan-out.
+      presence: { subs: 200, updates: 60, gapMs: 150, bytes: 300, reps: 3 } }
 
 // `--wake-hibernated=N` overrides the number of hibernated DOs (0 in --smoke).
 const WAKE_HIBERNATED = args.find((a) => a.startsWith('--wake-hibernated='))
@@ -442,6 +445,87 @@ async function scenarioFairness(): Promise<void> {
   const r50 = results['fair.p50.ratio']!.seqsync!
   const r99 = results['fair.p99.ratio']!.seqsync!
   log(`  the ${cfg.subs} with a stalled reader ÷ without: p50 ×${r50.toFixed(3)}, p99 ×${r99.toFixed(3)} (target ≤ 1.10); DO CPU ${median(modes.with.cpu).toFixed(1)} vs ${median(modes.without.cpu).toFixed(1)} µs/delivery; DO RSS growth ${(median(modes.with.rss) / 2 ** 20).toFixed(1)} vs ${(median(modes.without.rss) / 2 ** 20).toFixed(1)} MiB`)
+}
+
+// ---- 2c. presence fan-out ---------------------------------------------------------------
+
+/**
+ * Presence sets fanned out to `subs` raw sockets that watch presence (and
+ * subscribe to messages), beside inserts whose `changes` frame has the same
+ * size, to the same sockets: DO CPU per delivery and bytes per delivery of
+ * each. The sizes are matched by measuring one frame of each kind first and
+ * padding both to `bytes`. Runs alternate (presence, changes, changes,
+ * presence, …) in one fresh room per rep.
+ */
+async function scenarioPresence(): Promise<void> {
+  const cfg = C.presence
+  log(`2c. presence: ${cfg.subs} watching sockets, ${cfg.updates} presence sets vs ${cfg.updates} inserts of the same frame size (${cfg.bytes} B), one every ${cfg.gapMs} ms (${cfg.reps} reps)`)
+  const runs = { presence: { cpu: [] as number[], bytes: [] as number[] }, changes: { cpu: [] as number[], bytes: [] as number[] } }
+  for (let rep = 0; rep < cfg.reps; rep++) {
+    const room = freshRoom('presence')
+    const subs: RawSocket[] = []
+    const writer = await RawSocket.open(rawUrl('seqsync', room))
+    try {
+      writer.send(helloFor('seqsync', false))
+      await writer.has('welcome')
+      for (let i = 0; i < cfg.subs; i++) {
+        const s = await RawSocket.open(rawUrl('seqsync', room))
+        s.send(helloFor('seqsync', true))
+        s.send({ t: 'presence', watch: true })
+        subs.push(s)
+      }
+      await Promise.all(subs.map((s) => s.has('presence', TIMEOUT.ready)))
+      const countOf = (s: RawSocket, t: string) => s.frames.filter((f) => f.t === t && f.data.all !== true).length
+      // One frame of each kind with no padding gives each one's overhead.
+      const probe = subs[0]!
+      const sizeOf = async (t: 'presence' | 'changes', send: () => void) => {
+        const before = countOf(probe, t)
+        send()
+        await until(() => subs.every((s) => countOf(s, t) > before), TIMEOUT.fanout, `the ${t} probe reached every socket`)
+        const f = probe.frames.filter((x) => x.t === t).at(-1)!
+        return Buffer.byteLength(JSON.stringify(f.data))
+      }
+      const presenceSet = (i: number, pad: string) => ({ t: 'presence', tab: 'w', state: { i, pad } })
+      const insert = (i: number, pad: string) => {
+        const row = clientRow(`pr${roomCounter}x${rep}-${i}-`, 0, pad)
+        return { t: 'mut', id: `pm${rep}-${i}`, ops: [{ c: 'messages', op: 'insert', k: row.id, cols: row }] }
+      }
+      const presenceBase = await sizeOf('presence', () => writer.send(presenceSet(100000, '')))
+      const changesBase = await sizeOf('changes', () => writer.send(insert(100000, '')))
+      const pads = {
+        presence: 'x'.repeat(Math.max(0, cfg.bytes - presenceBase)),
+        changes: 'x'.repeat(Math.max(0, cfg.bytes - changesBase)),
+      }
+      const order: Array<'presence' | 'changes'> = rep % 2 === 0 ? ['presence', 'changes'] : ['changes', 'presence']
+      for (const kind of order) {
+        const before = subs.map((s) => countOf(s, kind))
+        const bytesBefore = subs.map((s) => s.frames.length)
+        await sleep(300)
+        const cpu0 = workerdCpuMs()
+        for (let i = 0; i < cfg.updates; i++) {
+          writer.send(kind === 'presence' ? presenceSet(i, pads.presence) : insert(i, pads.changes))
+          await sleep(cfg.gapMs)
+        }
+        await until(() => subs.every((s, j) => countOf(s, kind) - before[j]! >= cfg.updates), TIMEOUT.fanout, `every ${kind} delivery arrived`)
+        const cpu = workerdCpuMs() - cpu0
+        const deliveries = cfg.updates * cfg.subs
+        const bytes = subs.reduce((t, s, j) => t + s.frames.slice(bytesBefore[j]).filter((f) => f.t === kind)
+          .reduce((u, f) => u + Buffer.byteLength(JSON.stringify(f.data)), 0), 0)
+        runs[kind].cpu.push((cpu * 1000) / deliveries)
+        runs[kind].bytes.push(bytes / deliveries)
+        log(`  ${kind.padEnd(8)} DO CPU ${((cpu * 1000) / deliveries).toFixed(1)} µs/delivery, ${(bytes / deliveries).toFixed(0)} B/delivery (${deliveries} deliveries)`)
+      }
+    } finally {
+      writer.close()
+      for (const s of subs) s.close()
+    }
+  }
+  const key = `presence${cfg.subs}`
+  record(`${key}.doCpuUsPerDelivery`, 'seqsync', median(runs.presence.cpu))
+  record(`${key}.bytesPerDelivery`, 'seqsync', median(runs.presence.bytes))
+  record(`${key}.changeDoCpuUsPerDelivery`, 'seqsync', median(runs.changes.cpu))
+  record(`${key}.changeBytesPerDelivery`, 'seqsync', median(runs.changes.bytes))
+  log(`  presence ÷ change delivery of the same size: DO CPU ${(median(runs.presence.cpu) / median(runs.changes.cpu)).toFixed(2)}×`)
 }
 
 // ---- 3. reconnect catch-up --------------------------------------------------------------
@@ -942,6 +1026,7 @@ async function main(): Promise<void> {
     await scenario('throughput', scenarioThroughput)
     await scenario('fanout', scenarioFanout)
     await scenario('fairness', scenarioFairness)
+    await scenario('presence', scenarioPresence)
     await scenario('catchup', scenarioCatchup)
     await scenario('initial', scenarioInitial)
     await scenario('reload', scenarioReload)
@@ -1016,6 +1101,10 @@ function tableLines(): Line[] {
     { key: 'wake.newMs', label: 'new DO: dial → first reply to hello', unit: 'ms' },
     { key: 'wake.warmMs', label: 'awake DO: dial → first reply to hello', unit: 'ms' },
     { key: 'wake.hibernatedStartupSql', label: 'SQL statements registerSync runs when a DO wakes', unit: 'n' },
+    { key: `presence${C.presence.subs}.doCpuUsPerDelivery`, label: `presence set fanned out to ${C.presence.subs} sockets, DO CPU per delivery`, unit: 'us' },
+    { key: `presence${C.presence.subs}.changeDoCpuUsPerDelivery`, label: `a change of the same frame size to the same ${C.presence.subs} sockets, DO CPU per delivery`, unit: 'us' },
+    { key: `presence${C.presence.subs}.bytesPerDelivery`, label: 'bytes per presence delivery (payload)', unit: 'B' },
+    { key: `presence${C.presence.subs}.changeBytesPerDelivery`, label: 'bytes per change delivery of the same size (payload)', unit: 'B' },
     { key: 'seq.bytesOutPerInsert', label: 'bytes sent per insert (payload)', unit: 'B' },
     { key: 'seq.bytesInPerInsert', label: 'bytes received by the writer per insert (payload)', unit: 'B' },
     { key: `fanout${C.fanout[C.fanout.length - 1]!.subs}.bytesPerDelivery`, label: 'bytes per changed row, live (payload)', unit: 'B' },
