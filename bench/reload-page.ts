@@ -2,8 +2,9 @@
 // collection of the bench table over a local-first transport, instrumented.
 // It reports, in ms since navigation start: when the collection first held
 // the rows expected from the local copy (`cached`), and when it held every
-// row with the cursor at `head` (caught up); and the bytes and rows its
-// socket received. Served by the bench runner on loopback, never deployed.
+// row with the cursor at `head` (caught up); when this script started
+// (`scriptMs`: the page's own load); and the bytes and rows its socket
+// received. Served by the bench runner on loopback, never deployed.
 import { createCollection } from '@tanstack/db'
 
 import { doCollectionOptions, WebSocketTransport } from '../worker/src/client/index.js'
@@ -19,7 +20,7 @@ const params = new URLSearchParams(location.search)
 const n = Number(params.get('n'))
 const cached = Number(params.get('cached') ?? '0')
 const head = Number(params.get('head'))
-const result = { firstRenderMs: -1, caughtUpMs: -1, firstFrameMs: -1, bytes: 0, frames: 0, rows: 0, local: '' }
+const result = { scriptMs: performance.now(), firstRenderMs: -1, caughtUpMs: -1, firstFrameMs: -1, bytes: 0, frames: 0, rows: 0, local: '' }
 Object.assign(window, { benchResult: result })
 
 const encoder = new TextEncoder()
@@ -46,6 +47,7 @@ const check = () => {
   if (result.caughtUpMs < 0 && messages.size === n && transport.appliedSeq >= head) {
     result.caughtUpMs = performance.now()
     result.local = transport.local
+    for (const m of performance.getEntriesByType('mark')) Object.assign(result, { [m.name]: m.startTime })
   }
 }
 messages.subscribeChanges(check)

@@ -118,13 +118,20 @@ function localCopy(page, room, user) {
         const req = indexedDB.open(name)
         req.onerror = () => reject(req.error)
         req.onsuccess = () => {
-          const tx = req.result.transaction(['rows', 'meta', 'outbox'], 'readonly')
-          const rows = tx.objectStore('rows').getAll()
+          const tx = req.result.transaction(['rows', 'images', 'meta', 'outbox'], 'readonly')
+          const records = tx.objectStore('rows').getAll()
+          const images = tx.objectStore('images').getAll()
           const cursor = tx.objectStore('meta').get('cursor')
           const outbox = tx.objectStore('outbox').getAll()
           tx.oncomplete = () => {
             req.result.close()
-            resolve({ rows: rows.result.map((r) => r.r), cursor: cursor.result, outbox: outbox.result })
+            // One scope here: its image, then the rows written since (null: removed).
+            const rows = new Map(images.result.flatMap((image) => image.rows))
+            for (const r of records.result) {
+              if (r.r === null) rows.delete(r.k)
+              else rows.set(r.k, r.r)
+            }
+            resolve({ rows: [...rows.values()], cursor: cursor.result, outbox: outbox.result })
           }
         }
       }),

@@ -33,7 +33,12 @@ export interface SyncWriter<T extends object, TKey extends string | number> {
 export interface RowSink {
   /** `row` undefined: the key was removed. */
   stage(k: string, row: object | undefined): void
+  /** Every row held, replacing what was stored (a large commit, or a full image). */
+  image(rows: Array<[string, object]>): void
 }
+
+/** A commit that touches this many keys stages a full image instead: one large IndexedDB value, not as many small ones. */
+const IMAGE_ROWS = 1000
 
 interface HeldRow<T, TKey> {
   key: TKey
@@ -70,14 +75,29 @@ export class HeldRows<T extends object, TKey extends string | number> {
    * transaction that is not staged again. Returns the receipt.
    */
   seed(values: readonly T[]): true | Promise<void> {
-    const sink = this.#sink
-    this.#sink = undefined
-    try {
-      for (const value of values) this.upsert(value)
-      return this.commit()
-    } finally {
-      this.#sink = sink
+    if (this.#rows.size > 0 || this.#open) {
+      // Rows are held already: the general path (updates, no-op skips, undo).
+      const sink = this.#sink
+      this.#sink = undefined
+      try {
+        for (const value of values) this.upsert(value)
+        return this.commit()
+      } finally {
+        this.#sink = sink
+      }
     }
+    // Into an empty run, as one transaction: every row an insert, nothing to
+    // undo (a reload's 50,000 rows spend most of their time here).
+    if (values.length === 0) return true
+    this.#sync.begin()
+    for (const value of values) {
+      const key = this.#getKey(value)
+      const k = String(key)
+      if (this.#rows.has(k)) continue
+      this.#rows.set(k, { key, value })
+      this.#sync.write({ type: 'insert', value })
+    }
+    return this.#sync.commit()
   }
 
   /**
@@ -137,7 +157,7 @@ export class HeldRows<T extends object, TKey extends string | number> {
 
   /** Stages every held row (a full image for a copy this run starts writing). */
   restage(): void {
-    for (const [k, { value }] of this.#rows) this.#sink?.stage(k, value)
+    this.#sink?.image([...this.#rows].map(([k, { value }]) => [k, value]))
   }
 
   /** Records how to undo a change the caller made alongside the rows, should the transaction be aborted. */
@@ -150,7 +170,8 @@ export class HeldRows<T extends object, TKey extends string | number> {
     this.#undo = []
     if (this.#touched.size > 0) {
       const sink = this.#sink
-      for (const k of this.#touched) sink?.stage(k, this.#rows.get(k)?.value)
+      if (this.#touched.size >= IMAGE_ROWS) this.restage()
+      else for (const k of this.#touched) sink?.stage(k, this.#rows.get(k)?.value)
       this.#touched.clear()
     }
     if (!this.#open) return true

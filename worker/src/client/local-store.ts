@@ -11,6 +11,9 @@
 // * Flushes never overlap: the next starts once the previous committed. A
 //   failed flush (quota, a closed database) turns persistence off for this
 //   page: later flushes would be deltas on top of one that never landed.
+// * A large commit (a snapshot) stores its scope as one image record, and
+//   later rows as records of their own, read on top of it: IndexedDB writes
+//   and reads one large value many times faster than as many small ones.
 // * A row is stored under its scope (the subscription it came from, see
 //   scopeKey), so two collections over one table never remove each other's
 //   rows; a reload hands each scope its rows back before the socket opens.
@@ -41,7 +44,8 @@ export interface LocalOptions {
 }
 
 /** The on-disk format of this file; a database of another format is discarded. */
-const FORMAT = 1
+const FORMAT = 2
+
 
 /** What the cursor record says: the rows of `subs` are those at `seq` in `epoch`. */
 export interface CursorRecord {
@@ -53,10 +57,16 @@ export interface CursorRecord {
   subs: Record<string, { resolved?: PredicateIR }>
 }
 
+/** A row written since its scope's image; `r` null: removed. */
 interface RowRecord {
   s: string
   k: string
-  r: WireRow
+  r: WireRow | null
+}
+
+/** Every row of a scope at one flush, by wire key. */
+interface ImageRecord {
+  rows: Array<[string, WireRow]>
 }
 
 export interface OutboxRecord {
@@ -88,6 +98,23 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
   })
 }
 
+/** The scopes that have row records (a key cursor: the rows themselves are not read). */
+function scopesOf(rows: IDBObjectStore): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const scopes = new Set<string>()
+    const req = rows.openKeyCursor()
+    req.onerror = () => reject(req.error)
+    req.onsuccess = () => {
+      const c = req.result
+      if (!c) return resolve([...scopes])
+      const scope = String((c.key as [string, string])[0])
+      scopes.add(scope)
+      // Skip the rest of this scope.
+      c.continue([scope, []])
+    }
+  })
+}
+
 function done(tx: IDBTransaction): Promise<void> {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve()
@@ -99,7 +126,10 @@ function done(tx: IDBTransaction): Promise<void> {
 /** What the cursor record should say now; undefined while it may claim nothing. */
 export type CursorNow = () => Omit<CursorRecord, 'format' | 'schemaVersion'> | undefined
 
-type StagedOp = { scope: string; k: string; row: WireRow | undefined } | { clearExcept: Set<string> } | { clearScope: string }
+type StagedOp =
+  | { scope: string; k: string; row: WireRow | undefined }
+  | { clearExcept: Set<string> }
+  | { image: string; rows: Array<[string, WireRow]> }
 
 export class LocalCopy {
   readonly #db: IDBDatabase
@@ -112,8 +142,8 @@ export class LocalCopy {
   #off = false
   /** The cursor record found at open, if any. */
   readonly cursor: CursorRecord | undefined
-  /** Rows found at open, by scope, until each scope takes them. */
-  readonly #rows: Map<string, WireRow[]>
+  /** Rows read by readRows, by scope, until each scope takes them. */
+  readonly #rows = new Map<string, WireRow[]>()
   /** The outbox found at open, oldest first. */
   readonly outbox: OutboxRecord[]
   #outboxCounter: number
@@ -122,23 +152,22 @@ export class LocalCopy {
     db: IDBDatabase,
     schemaVersion: number,
     cursorNow: CursorNow,
-    loaded: { cursor: CursorRecord | undefined; rows: Map<string, WireRow[]>; outbox: OutboxRecord[] },
+    loaded: { cursor: CursorRecord | undefined; outbox: OutboxRecord[] },
   ) {
     this.#db = db
     this.#schemaVersion = schemaVersion
     this.#cursorNow = cursorNow
     this.cursor = loaded.cursor
-    this.#rows = loaded.rows
     this.outbox = loaded.outbox
     this.#outboxCounter = loaded.outbox.reduce((max, w) => Math.max(max, w.n), 0)
   }
 
-  /** Opens (or creates) the database and reads all of it; undefined, with the one warning, if it cannot. */
-  static async open(
-    name: string,
-    schemaVersion: number,
-    cursorNow: CursorNow,
-  ): Promise<LocalCopy | undefined> {
+  /**
+   * Opens (or creates) the database and reads the cursor and the outbox —
+   * what the first dial needs; readRows() reads the rows meanwhile. Undefined,
+   * with the one warning, if it cannot.
+   */
+  static async open(name: string, schemaVersion: number, cursorNow: CursorNow): Promise<LocalCopy | undefined> {
     const idb = (globalThis as { indexedDB?: IDBFactory }).indexedDB
     if (!idb) {
       warnLocalOff('this environment has no IndexedDB')
@@ -149,43 +178,71 @@ export class LocalCopy {
       const req = idb.open(name, FORMAT)
       req.onupgradeneeded = () => {
         const d = req.result
-        for (const store of Array.from(d.objectStoreNames)) d.deleteObjectStore(store)
+        // Another format's rows and cursor are discarded; the outbox (frames) is kept.
+        for (const store of Array.from(d.objectStoreNames)) if (store !== 'outbox') d.deleteObjectStore(store)
         d.createObjectStore('meta')
         d.createObjectStore('rows', { keyPath: ['s', 'k'] })
-        d.createObjectStore('outbox', { keyPath: 'id' })
+        d.createObjectStore('images')
+        if (!d.objectStoreNames.contains('outbox')) d.createObjectStore('outbox', { keyPath: 'id' })
       }
       req.onblocked = () => warnLocalOff(`the database ${name} is held open by an older version of this page`)
       db = await request(req)
       // Another page upgrading the format: let it (this page goes on in memory).
       db.onversionchange = () => db.close()
-      const tx = db.transaction(['meta', 'rows', 'outbox'], 'readonly')
-      const [cursorValue, rowValues, outboxValues] = await Promise.all([
+      const tx = db.transaction(['meta', 'outbox'], 'readonly')
+      const [cursorValue, outboxValues] = await Promise.all([
         request(tx.objectStore('meta').get('cursor')),
-        request(tx.objectStore('rows').getAll()),
         request(tx.objectStore('outbox').getAll()),
       ])
       let cursor = cursorValue as CursorRecord | undefined
-      const rows = new Map<string, WireRow[]>()
-      for (const r of rowValues as RowRecord[]) {
-        let list = rows.get(r.s)
-        if (!list) rows.set(r.s, (list = []))
-        list.push(r.r)
-      }
       if (cursor !== undefined && (cursor.format !== FORMAT || cursor.schemaVersion !== schemaVersion)) {
-        warnLocalOff(`the local copy is of schema version ${cursor.schemaVersion}, the page wants ${schemaVersion}: it was discarded`)
-        warned = false // discarding is not being off; a later failure still warns
-        const wipe = db.transaction(['meta', 'rows'], 'readwrite')
-        wipe.objectStore('meta').clear()
-        wipe.objectStore('rows').clear()
+        console.warn(`[seqsync] the local copy is of schema version ${cursor.schemaVersion}, the page wants ${schemaVersion}: its rows were discarded`)
+        const wipe = db.transaction(['meta', 'rows', 'images'], 'readwrite')
+        for (const store of ['meta', 'rows', 'images']) wipe.objectStore(store).clear()
         await done(wipe)
         cursor = undefined
-        rows.clear()
       }
       const outbox = (outboxValues as OutboxRecord[]).sort((a, b) => a.n - b.n)
-      return new LocalCopy(db, schemaVersion, cursorNow, { cursor, rows, outbox })
+      return new LocalCopy(db, schemaVersion, cursorNow, { cursor, outbox })
     } catch (error) {
       warnLocalOff(`IndexedDB ${name} could not be opened or read (${String(error)})`, error)
       return undefined
+    }
+  }
+
+  /**
+   * Reads every stored row: each scope's image, then its rows written since
+   * (a null row removes the key). False, with the one warning, if it cannot.
+   */
+  async readRows(): Promise<boolean> {
+    try {
+      const tx = this.#db.transaction(['rows', 'images'], 'readonly')
+      const images = tx.objectStore('images')
+      const [scopes, imageValues, rowValues] = await Promise.all([
+        request(images.getAllKeys()),
+        request(images.getAll()),
+        request(tx.objectStore('rows').getAll()),
+      ])
+      const byScope = new Map<string, Map<string, WireRow>>()
+      const scopeOf = (scope: string) => {
+        let rows = byScope.get(scope)
+        if (!rows) byScope.set(scope, (rows = new Map()))
+        return rows
+      }
+      scopes.forEach((scope, i) => {
+        const rows = scopeOf(String(scope))
+        for (const [k, row] of (imageValues[i] as ImageRecord).rows) rows.set(k, row)
+      })
+      for (const r of rowValues as RowRecord[]) {
+        if (r.r === null) scopeOf(r.s).delete(r.k)
+        else scopeOf(r.s).set(r.k, r.r)
+      }
+      for (const [scope, rows] of byScope) this.#rows.set(scope, [...rows.values()])
+      return true
+    } catch (error) {
+      this.#off = true
+      warnLocalOff(`the local copy's rows could not be read (${String(error)})`, error)
+      return false
     }
   }
 
@@ -221,10 +278,10 @@ export class LocalCopy {
     this.#schedule()
   }
 
-  /** Stages the removal of every row of `scope` (before a full image of it). */
-  stageClearScope(scope: string): void {
+  /** Stages every row of `scope`, replacing what it stored (a snapshot, or a full image at a takeover). */
+  stageImage(scope: string, rows: Array<[string, WireRow]>): void {
     if (this.#off) return
-    this.#staged.push({ clearScope: scope })
+    this.#staged.push({ image: scope, rows })
     this.#schedule()
   }
 
@@ -262,30 +319,28 @@ export class LocalCopy {
     const cursor = this.#cursorNow()
     if (ops.length === 0 && cursor === undefined) return
     try {
-      const tx = this.#db.transaction(['meta', 'rows'], 'readwrite')
+      const tx = this.#db.transaction(['meta', 'rows', 'images'], 'readwrite')
       const rows = tx.objectStore('rows')
+      const images = tx.objectStore('images')
+      // Keys are [scope, k] with k a string: arrays sort after every string.
+      const ofScope = (scope: string) => IDBKeyRange.bound([scope], [scope, []])
       for (const op of ops) {
         if ('clearExcept' in op) {
           const keep = op.clearExcept
-          const req = rows.openCursor()
-          await new Promise<void>((resolve, reject) => {
-            req.onerror = () => reject(req.error)
-            req.onsuccess = () => {
-              const c = req.result
-              if (!c) return resolve()
-              if (!keep.has((c.value as RowRecord).s)) c.delete()
-              c.continue()
-            }
-          })
+          const scopes = [...new Set([...(await request(images.getAllKeys())).map(String), ...(await scopesOf(rows))])]
+          for (const scope of scopes) {
+            if (keep.has(scope)) continue
+            images.delete(scope)
+            rows.delete(ofScope(scope))
+          }
           continue
         }
-        if ('clearScope' in op) {
-          // Keys are [scope, k] with k a string: arrays sort after every string.
-          rows.delete(IDBKeyRange.bound([op.clearScope], [op.clearScope, []]))
+        if ('image' in op) {
+          images.put({ rows: op.rows } satisfies ImageRecord, op.image)
+          rows.delete(ofScope(op.image))
           continue
         }
-        if (op.row === undefined) rows.delete([op.scope, op.k])
-        else rows.put({ s: op.scope, k: op.k, r: op.row } satisfies RowRecord)
+        rows.put({ s: op.scope, k: op.k, r: op.row ?? null } satisfies RowRecord)
       }
       if (cursor !== undefined) {
         const record: CursorRecord = { format: FORMAT, schemaVersion: this.#schemaVersion, ...cursor }
