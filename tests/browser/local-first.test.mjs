@@ -173,6 +173,30 @@ test('writes made offline survive a reload, show pending, and apply once when th
   await context.close()
 })
 
+test('a write refused after the reload rolls back and surfaces its typed error', { timeout: 180_000 }, async () => {
+  const room = newRoom('refused')
+  const context = await offlineCapableContext()
+  const page = await openPage(context, `/?room=${room}&user=ann`, 'ann')
+  const warnings = []
+  page.on('console', (m) => warnings.push(m.text()))
+  await waitFor(async () => (await statusOf(page)) === 'live', 'live')
+  const { port, stateDir } = env.server
+  await env.server.stop({ keepState: true })
+  await waitFor(async () => (await statusOf(page)) !== 'live', 'offline')
+  // Over the example's 2,000 characters: the DO will refuse it.
+  await send(page, 'x'.repeat(2001))
+  await waitFor(async () => (await localCopy(page, room, 'ann')).outbox.length === 1, 'the outbox holds it')
+  await page.reload()
+  await waitFor(async () => (await pendingCount(page)) === 1, 'shown pending after the reload')
+
+  env.server = await startWrangler({ config: env.config, port, stateDir })
+  await waitFor(async () => (await messageTexts(page)).length === 0, 'rolled back once refused', 45_000)
+  await waitFor(async () => warnings.some((w) => /RejectedError|UNAUTHORIZED: content must be a string of 1 to 2000/.test(w)), 'the typed error reached onError')
+  assert.deepEqual(await serverMessages(room), [], 'nothing applied')
+  assert.deepEqual((await localCopy(page, room, 'ann')).outbox, [], 'the refused write left the outbox')
+  await context.close()
+})
+
 /** Counts, in the page, what its sockets receive: rows in changes and snapshots, and what was shown at the first frame. */
 function countFrames() {
   const seen = { frames: 0, changes: 0, snapshotRows: 0, heldAtFirstFrame: -1, renderedAtFirstFrame: -1 }
