@@ -4,7 +4,7 @@ set -euo pipefail
 # then starts `wrangler dev` on http://localhost:8787 (no Cloudflare account:
 # everything runs in local workerd). Usage: scripts/run-example.sh <name>
 cd "$(dirname "$0")/.."
-name="${1:?usage: run-example.sh chat|on-demand|board}"
+name="${1:?usage: run-example.sh chat|on-demand|board|ssr-chat}"
 shift
 bash scripts/build-example.sh "$name"
 # The chat example is the top-level wrangler.toml; the others have their own.

@@ -5,10 +5,11 @@
 // confirms them), and the tabs of the browser share one socket.
 import { createCollection, eq } from '@tanstack/db'
 import { useLiveQuery } from '@tanstack/react-db'
-import { useState, useSyncExternalStore } from 'react'
+import { useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
 import { doCollectionOptions, presenceCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
+import { ChatRoomView, newMessageId } from '../../shared/chat-room'
 import { signIn } from '../../shared/sign-in'
 import type { Message } from './worker'
 
@@ -55,12 +56,6 @@ presence.utils.set({ typing: false })
 // For the browser tests: the transport and what the client holds.
 Object.assign(window, { seqsync: { transport, messages, presence }, presenceErrors })
 
-// Time-ordered ids (like ULIDs): the client mints the key, so the optimistic
-// row and the confirmed row are the same row.
-function newId(): string {
-  return Date.now().toString(36).padStart(10, '0') + crypto.randomUUID().slice(0, 8)
-}
-
 function ConnectionStatus() {
   const status = useSyncExternalStore(
     (onChange) => transport.subscribe(onChange),
@@ -97,45 +92,20 @@ function ChatRoom() {
   const { data } = useLiveQuery((q) =>
     q.from({ m: messages }).orderBy(({ m }) => m.created_at, 'asc'),
   )
-  const [draft, setDraft] = useState('')
-  const send = (e: React.FormEvent) => {
-    e.preventDefault()
-    const content = draft.trim()
-    if (!content) return
-    setDraft('')
+  const send = (content: string) => {
     presence.utils.set({ typing: false })
-    messages.insert({ id: newId(), author: user, content, created_at: Date.now() })
+    messages.insert({ id: newMessageId(), author: user, content, created_at: Date.now() })
   }
   return (
-    <main>
-      <header>
-        <h1>
-          #{room} <small>as {user}</small>
-        </h1>
-        <ConnectionStatus />
-      </header>
-      <WhoIsHere />
-      <ul data-testid="messages">
-        {data.map((m) => (
-          <li key={m.id} data-testid="message" data-pending={String(m.$hasPendingWrites ?? false)}>
-            <b>{m.author}</b>
-            {m.content}
-          </li>
-        ))}
-      </ul>
-      <form onSubmit={send}>
-        <input
-          data-testid="draft"
-          value={draft}
-          onChange={(e) => {
-            setDraft(e.target.value)
-            presence.utils.set({ typing: e.target.value !== '' })
-          }}
-          placeholder="Say something"
-        />
-        <button data-testid="send">Send</button>
-      </form>
-    </main>
+    <ChatRoomView
+      room={room}
+      user={user}
+      status={<ConnectionStatus />}
+      aside={<WhoIsHere />}
+      messages={data}
+      onSend={send}
+      onDraft={(draft) => presence.utils.set({ typing: draft !== '' })}
+    />
   )
 }
 
