@@ -16,7 +16,12 @@ const room = params.get('room') ?? 'shop'
 const user = await signIn(params.get('user') ?? 'guest')
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 
-const transport = new WebSocketTransport({ url: `${scheme}://${location.host}/sync/${room}` })
+// Local-first: an opened panel's rows are kept in IndexedDB, so after a
+// reload it renders at once and is revalidated.
+const transport = new WebSocketTransport({
+  url: `${scheme}://${location.host}/sync/${room}`,
+  local: { name: `seqsync-on-demand ${room} ${user}` },
+})
 const items = createCollection(
   doCollectionOptions<Item>({ transport, table: 'items', getKey: (i) => i.id, syncMode: 'on-demand' }),
 )

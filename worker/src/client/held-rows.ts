@@ -120,6 +120,11 @@ export class HeldRows<T extends object, TKey extends string | number> {
     return this.#rows.has(k)
   }
 
+  /** The value held under wire key `k`. */
+  valueOf(k: string): T | undefined {
+    return this.#rows.get(k)?.value
+  }
+
   /** The wire keys held, as a copy (safe to remove while iterating). */
   keys(): string[] {
     return [...this.#rows.keys()]

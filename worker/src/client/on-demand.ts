@@ -26,13 +26,18 @@
 //   are restored (held-rows.ts journals both). The collection shows the
 //   error (status `error`, utils.syncError) until the fresh snapshots the
 //   transport asked for have been applied.
+// * With a local copy, each subset's rows are stored under its own scope
+//   (its request): at the end of each unit, a snapshot's subset as a whole
+//   image, the rows a unit changed one by one. A reload's load of the same
+//   request gets its stored rows at once (the query renders) and is then
+//   resumed from the cursor or revalidated by a snapshot, which replaces them.
 
 import type { LoadSubsetOptions, SyncConfigRes } from '@tanstack/db'
 import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
 import { ErrorCode } from '../protocol/index.js'
 import { SeqsyncError, SubscriptionError } from './errors.js'
 import { HeldRows } from './held-rows.js'
-import type { SyncWriter } from './held-rows.js'
+import type { RowSink, SyncWriter } from './held-rows.js'
 import { implies, subsetKey, toSubsetRequest } from './subset.js'
 import type { SubsetRequest } from './subset.js'
 import type { AppliedUnit, SubscriptionHandler, WebSocketTransport } from './transport.js'
@@ -81,6 +86,8 @@ interface Subset {
   /** Resolves once its latest snapshot is visible. */
   ready: Promise<void> | undefined
   unregister: () => void
+  /** Where its rows are stored, with a local copy. */
+  sink: RowSink | undefined
 }
 
 function abortError(message: string): Error {
@@ -114,13 +121,36 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     return false
   }
   // A subset's bookkeeping changes inside a unit, journaled so abort() undoes them.
+  // ---- the local copy: what each subset's rows became in this unit -------------
+  /** Subsets whose every row is stored at the end of the unit (a snapshot), and keys of the others that changed. */
+  const imaged = new Set<Subset>()
+  const dirty = new Map<Subset, Set<string>>()
+  const touch = (s: Subset, k: string) => {
+    if (!s.sink || imaged.has(s)) return
+    let keys = dirty.get(s)
+    if (!keys) dirty.set(s, (keys = new Set()))
+    keys.add(k)
+  }
+  const storeImage = (s: Subset) => s.sink?.image([...s.held].map((k) => [k, rows.valueOf(k) as object]))
+  const storeUnit = () => {
+    for (const s of imaged) storeImage(s)
+    for (const [s, keys] of dirty) {
+      if (imaged.has(s)) continue
+      for (const k of keys) s.sink?.stage(k, s.held.has(k) ? (rows.valueOf(k) as object) : undefined)
+    }
+    imaged.clear()
+    dirty.clear()
+  }
+
   const hold = (s: Subset, k: string) => {
+    touch(s, k) // held before too: its value may have changed
     if (s.held.has(k)) return
     s.held.add(k)
     rows.journal(() => s.held.delete(k))
   }
   const unhold = (s: Subset, k: string) => {
     if (!s.held.delete(k)) return
+    touch(s, k)
     rows.journal(() => s.held.add(k))
   }
 
@@ -170,6 +200,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       if (!heldByAnother(k, subset)) rows.remove(k)
     }
     subset.state = 'active'
+    if (subset.sink) imaged.add(subset)
     for (const value of values) {
       const k = rows.upsert(value)
       hold(subset, k)
@@ -214,10 +245,26 @@ export function startOnDemandSync<T extends object, TKey extends string | number
         applyChanges(unit.changes)
       }
     },
+    attachLocal({ sub, sink, cached }) {
+      const subset = bySub.get(sub)
+      if (!subset) return
+      subset.sink = sink
+      if (cached === undefined) return
+      // The stored rows, as if a snapshot: the load resolves with them, and
+      // they are not stored again.
+      applySnapshot(subset, cached, undefined)
+      imaged.delete(subset)
+      dirty.clear()
+      handler.unitDone?.(0)
+    },
+    restageLocal() {
+      for (const s of bySub.values()) if (s.state === 'active') storeImage(s)
+    },
     unitDone() {
       appliedChanges = undefined
       const done = snapshotted
       snapshotted = []
+      storeUnit()
       const receipt = rows.commit()
       const ready = receipt === true ? Promise.resolve() : receipt
       for (const subset of done) {
@@ -229,6 +276,8 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     abortUnit(error, subs) {
       appliedChanges = undefined
       snapshotted = []
+      imaged.clear()
+      dirty.clear()
       rows.abort()
       for (const id of subs) {
         const subset = bySub.get(id)
@@ -353,11 +402,12 @@ export function startOnDemandSync<T extends object, TKey extends string | number
         acquisitions: new Set(),
         ready: undefined,
         unregister: () => {},
+        sink: undefined,
       }
       subset = created
       byKey.set(key, created)
       bySub.set(subId, created)
-      created.unregister = transport.register({ id: subId, c: table, ...request }, handler)
+      created.unregister = transport.register({ id: subId, c: table, ...request }, handler, { persisted: true })
     }
     const acq: Acquisition = { subset, released: false, waiting: undefined, stopListening: undefined, result: true }
     subset.acquisitions.add(acq)

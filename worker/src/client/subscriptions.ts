@@ -56,6 +56,8 @@ export interface SubscriptionHandler {
 
 /** What a persisted subscription gets from the local copy. @internal */
 export interface LocalAttachment {
+  /** The subscription this is for (a handler may serve several). */
+  sub: string
   sink: RowSink
   /** The rows stored for it; they render before the network answers. */
   cached: readonly WireRow[] | undefined

@@ -668,6 +668,7 @@ export class WebSocketTransport {
       writes.push({ frame: w.frame, settled: w.settled })
     }
     entry.handler.attachLocal({
+      sub: entry.spec.id,
       sink: {
         stage: (k, row) => {
           if (this.#persisting) this.#local?.stage(scope, k, row as WireRow | undefined)
