@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test'
 import WebSocket from 'ws'
 
 import { startWrangler } from '../support/wrangler.mjs'
-import { sessionCookie, startExample, statusOf, waitFor } from './support.mjs'
+import { countFrames, sessionCookie, startExample, statusOf, waitFor } from './support.mjs'
 
 let env
 
@@ -197,27 +197,6 @@ test('a write refused after the reload rolls back and surfaces its typed error',
   await context.close()
 })
 
-/** Counts, in the page, what its sockets receive: rows in changes and snapshots, and what was shown at the first frame. */
-function countFrames() {
-  const seen = { frames: 0, changes: 0, snapshotRows: 0, heldAtFirstFrame: -1, renderedAtFirstFrame: -1 }
-  window.__seen = seen
-  const Native = window.WebSocket
-  window.WebSocket = class extends Native {
-    constructor(...args) {
-      super(...args)
-      this.addEventListener('message', (ev) => {
-        if (seen.frames++ === 0) {
-          seen.heldAtFirstFrame = window.seqsync?.messages.size ?? 0
-          seen.renderedAtFirstFrame = document.querySelectorAll('[data-testid=message]').length
-        }
-        const frame = JSON.parse(ev.data)
-        if (frame.t === 'changes') seen.changes += frame.changes.length
-        if (frame.t === 'snapshot') seen.snapshotRows += frame.rows.length
-      })
-    }
-  }
-}
-
 test('5,000 cached rows render before the first socket frame, and the resume transfers only the changed rows', { timeout: 180_000 }, async () => {
   const room = newRoom('cached')
   const ops = Array.from({ length: 5000 }, (_, i) => insertOp(`m${String(i).padStart(5, '0')}`, `row ${i}`, 'ann', i))
@@ -226,7 +205,7 @@ test('5,000 cached rows render before the first socket frame, and the resume tra
   await serverWrite(room, muts)
 
   const context = await env.browser.newContext()
-  await context.addInitScript(countFrames)
+  await context.addInitScript(countFrames, 'messages')
   const first = await openPage(context, `/?room=${room}&user=ann`, 'first')
   await waitFor(async () => (await messageTexts(first)).length === 5000, 'the first visit syncs 5,000', 60_000)
   const cold = await first.evaluate(() => window.__seen)

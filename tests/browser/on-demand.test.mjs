@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
-import { openTab, startExample, statusOf, upgrade, waitFor } from './support.mjs'
+import { countFrames, openTab, startExample, statusOf, upgrade, waitFor } from './support.mjs'
 
 const PER_CATEGORY = 25
 let env
@@ -25,29 +25,13 @@ const itemsIn = (page, category) => page.locator(`[data-testid=panel-${category}
 test('after a reload an opened panel renders from the local copy before its snapshot arrives', { timeout: 120_000 }, async () => {
   const room = `cached-${Date.now().toString(36)}`
   const context = await env.browser.newContext()
-  await context.addInitScript(() => {
-    // What the collection held when the first snapshot frame arrived (before the transport handles it).
-    const seen = { sizeAtFirstSnapshot: -1, snapshotRows: 0 }
-    window.__seen = seen
-    const Native = window.WebSocket
-    window.WebSocket = class extends Native {
-      constructor(...args) {
-        super(...args)
-        this.addEventListener('message', (ev) => {
-          const frame = JSON.parse(ev.data)
-          if (frame.t !== 'snapshot') return
-          if (seen.sizeAtFirstSnapshot < 0) seen.sizeAtFirstSnapshot = window.seqsync?.items.size ?? 0
-          seen.snapshotRows += frame.rows.length
-        })
-      }
-    }
-  })
+  await context.addInitScript(countFrames, 'items')
   const first = await context.newPage()
   await first.goto(`${env.server.url}/?room=${room}&user=ann`)
   await waitFor(async () => (await statusOf(first)) === 'live', 'live')
   await first.click('[data-testid=toggle-books]')
   await waitFor(async () => (await itemsIn(first, 'books')) === PER_CATEGORY, 'books load')
-  assert.equal(await first.evaluate(() => window.__seen.sizeAtFirstSnapshot), 0, 'the first visit had nothing cached')
+  assert.equal(await first.evaluate(() => window.__seen.heldAtFirstSnapshot), 0, 'the first visit had nothing cached')
   await first.evaluate(() => window.seqsync.transport.flushLocal())
   await first.close()
 
@@ -57,7 +41,7 @@ test('after a reload an opened panel renders from the local copy before its snap
   await again.click('[data-testid=toggle-books]')
   await waitFor(async () => (await itemsIn(again, 'books')) === PER_CATEGORY, 'books render again')
   await waitFor(async () => (await again.evaluate(() => window.__seen.snapshotRows)) === PER_CATEGORY, 'revalidated by its snapshot')
-  assert.equal(await again.evaluate(() => window.__seen.sizeAtFirstSnapshot), PER_CATEGORY, 'the books were held from the local copy before the snapshot arrived')
+  assert.equal(await again.evaluate(() => window.__seen.heldAtFirstSnapshot), PER_CATEGORY, 'the books were held from the local copy before the snapshot arrived')
   await syncedReaches(again, PER_CATEGORY, 'still only the books')
   await context.close()
 })

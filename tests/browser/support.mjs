@@ -80,3 +80,33 @@ export function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
+
+/**
+ * An init script (`context.addInitScript(countFrames, 'messages')`): counts
+ * in window.__seen what the page's sockets receive — frames, rows in changes
+ * and snapshots — and what window.seqsync[collection] held, and the page
+ * showed, when the first frame and the first snapshot arrived (before the
+ * transport handled them: this listener is the socket's first).
+ */
+export function countFrames(collection) {
+  const seen = { frames: 0, changes: 0, snapshotRows: 0, heldAtFirstFrame: -1, renderedAtFirstFrame: -1, heldAtFirstSnapshot: -1 }
+  window.__seen = seen
+  const held = () => window.seqsync?.[collection]?.size ?? 0
+  const Native = window.WebSocket
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args)
+      this.addEventListener('message', (ev) => {
+        if (seen.frames++ === 0) {
+          seen.heldAtFirstFrame = held()
+          seen.renderedAtFirstFrame = document.querySelectorAll('[data-testid=message]').length
+        }
+        const frame = JSON.parse(ev.data)
+        if (frame.t === 'changes') seen.changes += frame.changes.length
+        if (frame.t !== 'snapshot') return
+        if (seen.heldAtFirstSnapshot < 0) seen.heldAtFirstSnapshot = held()
+        seen.snapshotRows += frame.rows.length
+      })
+    }
+  }
+}
