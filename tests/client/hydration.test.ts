@@ -5,10 +5,18 @@ import { describe, expect, it } from 'vitest'
 
 import { ClosedError, ProtocolError, SubscriptionError } from '../../worker/src/client/errors.js'
 import { dehydrateSnapshot, mergeSeqsyncMeta, resumableMeta, sameWhere } from '../../worker/src/client/hydration.js'
-import { assembleSnapshot, type PredicateIR, type SyncSnapshot } from '../../worker/src/protocol/index.js'
+import { assembleSnapshot, type PredicateIR, snapshotHello, type SnapshotSub, type SyncSnapshot } from '../../worker/src/protocol/index.js'
 
 const ann: PredicateIR = { type: 'func', name: 'eq', args: [{ type: 'ref', path: ['author'] }, { type: 'val', value: 'ann' }] }
 const frames = (...f: unknown[]) => f.map((x) => JSON.stringify(x))
+
+describe('snapshotHello', () => {
+  it('is a hello whose subs default their id to the collection; anything else goes as it is, for the core to refuse', () => {
+    expect(JSON.parse(snapshotHello([{ c: 'messages' }, { id: 'x', c: 'tasks', limit: 2 }, null as unknown as SnapshotSub]))).toEqual({
+      t: 'hello', v: 1, subs: [{ id: 'messages', c: 'messages' }, { id: 'x', c: 'tasks', limit: 2 }, null],
+    })
+  })
+})
 
 describe('assembleSnapshot', () => {
   it("joins each sub's frames, keeps the request's where, and takes the seq from synced", () => {

@@ -35,7 +35,9 @@ export type SyncSnapshot =
 
 /** The hello frame a read of `subs` is, ids defaulted to the collection. */
 export function snapshotHello(subs: readonly SnapshotSub[]): string {
-  return JSON.stringify({ t: 'hello', v: 1, subs: subs.map((s) => ({ ...s, id: s.id ?? s.c })) })
+  // Anything else goes as it is, for the core to refuse as a hello's entry.
+  const withId = (s: SnapshotSub) => (typeof s === 'object' && s !== null && s.id === undefined ? { ...s, id: s.c } : s)
+  return JSON.stringify({ t: 'hello', v: 1, subs: subs.map(withId) })
 }
 
 /** The read's result from the frames the core answered it with (snapshots or sub-errors, then synced; or one error). */
