@@ -177,6 +177,29 @@ TEST_SUITE("presence") {
     }
   }
 
+  TEST_CASE("the object's budget: kMaxPresenceBytesPerObject in all is accepted, a byte more is TOO_MANY") {
+    Options o;
+    o.max_presence_bytes_per_socket = kPresenceAttachmentBytes;
+    o.presence_rate_burst = 4;
+    Harness h(o);
+    // Each socket's one tab stores exactly kPresenceAttachmentBytes: ["t",<state>] is 3 + 3 + the state.
+    const std::size_t sockets = kMaxPresenceBytesPerObject / kPresenceAttachmentBytes;
+    const std::string full = "\"" + std::string(kPresenceAttachmentBytes - 8, 'x') + "\"";
+    for (std::size_t i = 0; i < sockets; ++i) {
+      const std::string id = "s" + std::to_string(i);
+      h.Connect(id);
+      REQUIRE(h.Send(id, Set("t", full)).presence.has_value());
+      REQUIRE(h.core->CommitPresence(id, "u").keep_presence.has_value());
+    }
+    h.Connect("last");
+    Plan over = h.Send("last", Set("t", "1"));
+    CHECK(CodeOf(over, "last") == Code::kTooMany);
+    CHECK(!over.presence.has_value());
+    // A socket that closes frees its share for the next.
+    (void)h.core->OnClose("s0");
+    CHECK(h.Send("last", Set("t", "1")).presence.has_value());
+  }
+
   TEST_CASE("presence frames: a burst of presenceRateBurst, then presenceRatePerSecond; past it RATE_LIMITED") {
     Options o;
     o.presence_rate_burst = 3;
