@@ -21,7 +21,7 @@ export interface PresenceRow<S = unknown> {
   /** Named by the DO from the socket's claims, never by a client. */
   user: string
   state: S
-  /** This transport's own socket. */
+  /** This transport's own entry: its socket and its tab slot (other tabs sharing the socket are not self). */
   self: boolean
 }
 
@@ -68,7 +68,7 @@ export function presenceCollectionOptions<S = unknown>(
       tab: e.tab,
       user: e.user,
       state: e.state as S,
-      self: e.socket === you,
+      self: e.socket === you && e.tab === transport.presenceTab,
     })
     // Applies `entries` over what is held; with `replace`, drops every row they do not name.
     const apply = (entries: PresenceEntry[], replace: boolean) => {
