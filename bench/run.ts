@@ -38,7 +38,7 @@ const enabled = (s: Scenario) => (ONLY ? ONLY.includes(s) : !(SMOKE && (s === 'm
 const C = SMOKE
   ? { writes: 50, burst: 50, warmup: 10, rounds: 1, tpWriters: 4, tpWrites: 10, tpReps: 1, fanout: [{ subs: 6, rows: 10, gapMs: 20, procs: 2 }], catchup: 300, catchupReps: 1,
       initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0,
-      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 }, reload: { rows: 2000, changed: 20 },
+      fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 }, reload: { rows: 2000, changed: 20, reps: 1 },
       presence: { subs: 6, updates: 10, gapMs: 60, bytes: 300, reps: 1 } }
   : { writes: 2000, burst: 2000, warmup: 100, rounds: 8,
       // 20 writers on one DO, each with one write in flight: the DO is the bottleneck.
@@ -52,7 +52,7 @@ const C = SMOKE
       // bound unread bytes at 64 KiB, so it is closed after ~60 rows.
       fairness: { subs: 50, rows: 300, gapMs: 40, procs: 2, pad: 1000, reps: 3 },
       // A page reloaded with a local copy of 50,000 rows, 100 changed while it was away.
-      reload: { rows: 50000, changed: 100 },
+      reload: { rows: 50000, changed: 100, reps: 3 },
       // Under the presence rate (20/s a socket): one set every 150 ms, as the 200-subscriber fan-out.
       presence: { subs: 200, updates: 60, gapMs: 150, bytes: 300, reps: 3 } }
 
@@ -630,8 +630,8 @@ async function scenarioInitial(): Promise<void> {
  * IndexedDB and resumes by cursor. Both visits in one run, one DO.
  */
 async function scenarioReload(): Promise<void> {
-  const { rows, changed } = C.reload
-  log(`4b. reload: ${rows} rows cached in IndexedDB, ${changed} changed while away, beside the cold sync (headless Chromium)`)
+  const { rows, changed, reps } = C.reload
+  log(`4b. reload: ${rows} rows cached in IndexedDB, ${changed} changed while away, beside the cold sync (headless Chromium, ${reps} reps)`)
   const page = readFileSync(join(ROOT, 'test-output/bench-build/reload-page.js'))
   const http = createServer((req, res) => {
     if (req.url?.startsWith('/reload-page.js')) {
@@ -643,40 +643,47 @@ async function scenarioReload(): Promise<void> {
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   const pagePort = (http.address() as { port: number }).port
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] })
+  const samples: Record<'coldMs' | 'coldBytes' | 'firstRenderMs' | 'caughtUpMs' | 'bytes', number[]> = { coldMs: [], coldBytes: [], firstRenderMs: [], caughtUpMs: [], bytes: [] }
   try {
-    const room = freshRoom('reload')
-    const seeded = await admin('seqsync', room, 'seed', `?n=${rows}&prefix=r`)
-    const context = await browser.newContext()
-    type Result = { scriptMs: number; firstRenderMs: number; caughtUpMs: number; firstFrameMs: number; bytes: number; frames: number; rows: number; local: string }
-    const visit = async (query: Record<string, string | number>): Promise<Result> => {
-      const tab = await context.newPage()
-      const q = new URLSearchParams({ room, ws: `${BASE.replace('http', 'ws')}/sync/${room}`, ...Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])) })
-      await tab.goto(`http://127.0.0.1:${pagePort}/?${q}`)
-      await tab.waitForFunction(() => (window as unknown as { benchResult: Result }).benchResult.caughtUpMs >= 0, undefined, { timeout: TIMEOUT.converge, polling: 50 })
-      const result = await tab.evaluate(async () => {
-        const w = window as unknown as { benchResult: Result; bench: { transport: { flushLocal(): Promise<void> } } }
-        await w.bench.transport.flushLocal()
-        return w.benchResult
-      })
-      await tab.close()
-      return result
+    for (let rep = 0; rep < reps; rep++) {
+      // Each rep: a fresh DO and a fresh browser profile.
+      const room = freshRoom('reload')
+      const seeded = await admin('seqsync', room, 'seed', `?n=${rows}&prefix=r`)
+      const context = await browser.newContext()
+      type Result = { scriptMs: number; firstRenderMs: number; caughtUpMs: number; firstFrameMs: number; bytes: number; frames: number; rows: number; local: string }
+      const visit = async (query: Record<string, string | number>): Promise<Result> => {
+        const tab = await context.newPage()
+        const q = new URLSearchParams({ room, ws: `${BASE.replace('http', 'ws')}/sync/${room}`, ...Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])) })
+        await tab.goto(`http://127.0.0.1:${pagePort}/?${q}`)
+        await tab.waitForFunction(() => (window as unknown as { benchResult: Result }).benchResult.caughtUpMs >= 0, undefined, { timeout: TIMEOUT.converge, polling: 50 })
+        const result = await tab.evaluate(async () => {
+          const w = window as unknown as { benchResult: Result; bench: { transport: { flushLocal(): Promise<void> } } }
+          await w.bench.transport.flushLocal()
+          return w.benchResult
+        })
+        await tab.close()
+        return result
+      }
+      const cold = await visit({ n: rows, head: Number(seeded.head) })
+      if (cold.local !== 'persisted') throw new Error(`the page kept no local copy (${cold.local})`)
+      const away = await admin('seqsync', room, 'seed', `?n=${changed}&prefix=away`)
+      const warm = await visit({ n: rows + changed, cached: rows, head: Number(away.head) })
+      if (warm.rows !== changed) failures.push(`reload: the resume carried ${warm.rows} rows, expected the ${changed} changed`)
+      if (!(warm.firstRenderMs < warm.firstFrameMs)) failures.push(`reload: the cached rows rendered at ${warm.firstRenderMs.toFixed(0)} ms, after the first frame at ${warm.firstFrameMs.toFixed(0)} ms`)
+      samples.coldMs.push(cold.caughtUpMs)
+      samples.coldBytes.push(cold.bytes)
+      samples.firstRenderMs.push(warm.firstRenderMs)
+      samples.caughtUpMs.push(warm.caughtUpMs)
+      samples.bytes.push(warm.bytes)
+      ;((extra.reload ??= []) as unknown[]).push({ cold, warm })
+      await context.close()
+      log(`  cold: script started at ${cold.scriptMs.toFixed(0)} ms, caught up at ${cold.caughtUpMs.toFixed(0)} ms after navigation, ${cold.bytes} B, ${cold.rows} rows`)
+      const marks = warm as unknown as Record<string, number>
+      log(`  reload: script started at ${warm.scriptMs.toFixed(0)} ms, rows read from IndexedDB at ${marks['seqsync:local-rows-read']?.toFixed(0)} ms, in the collection at ${marks['seqsync:local-rows-applied']?.toFixed(0)} ms, rendered ${rows} from the local copy at ${warm.firstRenderMs.toFixed(0)} ms (first frame at ${warm.firstFrameMs.toFixed(0)} ms), caught up at ${warm.caughtUpMs.toFixed(0)} ms, ${warm.bytes} B, ${warm.rows} rows` +
+        ` = ${(warm.caughtUpMs / cold.caughtUpMs).toFixed(2)}× the cold time, ${((100 * warm.bytes) / cold.bytes).toFixed(2)} % of its bytes`)
     }
-    const cold = await visit({ n: rows, head: Number(seeded.head) })
-    if (cold.local !== 'persisted') throw new Error(`the page kept no local copy (${cold.local})`)
-    const away = await admin('seqsync', room, 'seed', `?n=${changed}&prefix=away`)
-    const warm = await visit({ n: rows + changed, cached: rows, head: Number(away.head) })
-    if (warm.rows !== changed) failures.push(`reload: the resume carried ${warm.rows} rows, expected the ${changed} changed`)
-    if (!(warm.firstRenderMs < warm.firstFrameMs)) failures.push(`reload: the cached rows rendered at ${warm.firstRenderMs.toFixed(0)} ms, after the first frame at ${warm.firstFrameMs.toFixed(0)} ms`)
-    record('reload.coldMs', 'seqsync', cold.caughtUpMs)
-    record('reload.coldBytes', 'seqsync', cold.bytes)
-    record('reload.firstRenderMs', 'seqsync', warm.firstRenderMs)
-    record('reload.caughtUpMs', 'seqsync', warm.caughtUpMs)
-    record('reload.bytes', 'seqsync', warm.bytes)
-    extra.reload = { cold, warm }
-    log(`  cold: script started at ${cold.scriptMs.toFixed(0)} ms, caught up at ${cold.caughtUpMs.toFixed(0)} ms after navigation, ${cold.bytes} B, ${cold.rows} rows`)
-    const marks = warm as unknown as Record<string, number>
-    log(`  reload: script started at ${warm.scriptMs.toFixed(0)} ms, rows read from IndexedDB at ${marks['seqsync:local-rows-read']?.toFixed(0)} ms, in the collection at ${marks['seqsync:local-rows-applied']?.toFixed(0)} ms, rendered ${rows} from the local copy at ${warm.firstRenderMs.toFixed(0)} ms (first frame at ${warm.firstFrameMs.toFixed(0)} ms), caught up at ${warm.caughtUpMs.toFixed(0)} ms, ${warm.bytes} B, ${warm.rows} rows` +
-      ` = ${(warm.caughtUpMs / cold.caughtUpMs).toFixed(2)}× the cold time, ${((100 * warm.bytes) / cold.bytes).toFixed(2)} % of its bytes`)
+    // Medians of the reps.
+    for (const [metric, values] of Object.entries(samples)) record(`reload.${metric}`, 'seqsync', median(values))
   } finally {
     await browser.close()
     http.close()
