@@ -132,6 +132,27 @@ test('two tabs see who is online and who is typing; a closed tab leaves within a
   assert.deepEqual(await onlineUsers(bob), ['bob (you)'])
 })
 
+test('tabs sharing one socket each have their own presence; a closed follower tab leaves within a second', { timeout: 120_000 }, async () => {
+  const room = `presence-shared-${Date.now().toString(36)}`
+  const bob = await openTab(env, `/?room=${room}&user=bob`, 'bob')
+  const ann = await openTab(env, `/?room=${room}&user=ann`, 'ann')
+  // A second tab of ann's browser: it shares the first one's socket (local-first), under its own presence slot.
+  const annAgain = await ann.context().newPage()
+  await annAgain.goto(`${env.server.url}/?room=${room}&user=ann`)
+  await waitFor(async () => (await onlineUsers(bob)).length === 3, 'bob lists both of ann’s tabs')
+  assert.deepEqual(await onlineUsers(bob), ['ann', 'ann', 'bob (you)'])
+  const annSockets = await bob.evaluate(() => window.seqsync.presence.toArray.filter((p) => p.user === 'ann').map((p) => p.socket))
+  assert.equal(new Set(annSockets).size, 1, 'both of ann’s tabs are on one socket')
+  await annAgain.fill('[data-testid=draft]', 'from the second tab')
+  await waitFor(async () => (await bob.locator('[data-testid=typing]').textContent()) === 'ann typing…', 'bob sees the second tab typing')
+  const closedAt = Date.now()
+  await annAgain.close()
+  await waitFor(async () => (await onlineUsers(bob)).length === 2, 'the closed tab leaves bob’s list', 1_000)
+  console.log(`presence: a closed tab sharing a socket left the other's list after ${Date.now() - closedAt} ms`)
+  assert.equal((await bob.locator('[data-testid=typing]').textContent()).trim(), '', 'its typing went with it')
+  assert.deepEqual(await onlineUsers(ann), ['ann (you)', 'bob'])
+})
+
 // A session cookie signed here with the dev key the chat example runs with
 // (.dev.vars next to its wrangler.toml), so the test can mint an expired one.
 const DEV_SECRET = readFileSync('.dev.vars', 'utf8').match(/^AUTH_SECRET=(.+)$/m)[1]
