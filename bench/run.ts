@@ -24,6 +24,7 @@ import WebSocket from 'ws'
 // @ts-expect-error: plain .mjs helper shared with the tests
 import { commandLine, cpuMs, processesInGroup, rssBytes } from '../tests/support/proc.mjs'
 import { directWorkerdUrl, startWrangler } from '../tests/support/wrangler.mjs'
+import { decodeServerFrame } from '../worker/src/client/codec.js'
 import { createClient, median, Meter, now, percentile, SeqsyncClient, sleep, until, SYSTEMS, type BenchClient, type Row, type System } from './clients.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -31,7 +32,7 @@ const args = process.argv.slice(2)
 const SMOKE = args.includes('--smoke')
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',')
 const WRITE_DOCS = !SMOKE && !args.includes('--no-docs') && !ONLY && !args.includes('--report-only')
-const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness', 'reload', 'presence'] as const
+const SCENARIOS = ['writes', 'throughput', 'fanout', 'catchup', 'initial', 'wake', 'sizes', 'memory', 'fairness', 'reload', 'presence', 'typed'] as const
 type Scenario = (typeof SCENARIOS)[number]
 const enabled = (s: Scenario) => (ONLY ? ONLY.includes(s) : !(SMOKE && (s === 'memory')))
 
@@ -39,7 +40,7 @@ const C = SMOKE
   ? { writes: 50, burst: 50, warmup: 10, rounds: 1, tpWriters: 4, tpWrites: 10, tpReps: 1, fanout: [{ subs: 6, rows: 10, gapMs: 20, procs: 2 }], catchup: 300, catchupReps: 1,
       initial: [500, 2000], initialReps: 1, wakeNew: 2, wakeHibernated: 0, memRows: 0, memSockets: 0,
       fairness: { subs: 6, rows: 120, gapMs: 20, procs: 2, pad: 1000, reps: 1 }, reload: { rows: 2000, changed: 20, reps: 1 },
-      presence: { subs: 6, updates: 10, gapMs: 60, bytes: 300, reps: 1 } }
+      presence: { subs: 6, updates: 10, gapMs: 60, bytes: 300, reps: 1 }, typedRows: 2000, typedReps: 3 }
   : { writes: 2000, burst: 2000, warmup: 100, rounds: 8,
       // 20 writers on one DO, each with one write in flight: the DO is the bottleneck.
       tpWriters: 20, tpWrites: 150, tpReps: 3,
@@ -54,7 +55,8 @@ const C = SMOKE
       // A page reloaded with a local copy of 50,000 rows, 100 changed while it was away.
       reload: { rows: 50000, changed: 100, reps: 3 },
       // Under the presence rate (20/s a socket): one set every 150 ms, as the 200-subscriber fan-out.
-      presence: { subs: 200, updates: 60, gapMs: 150, bytes: 300, reps: 3 } }
+      presence: { subs: 200, updates: 60, gapMs: 150, bytes: 300, reps: 3 },
+      typedRows: 20000, typedReps: 9 }
 
 // `--wake-hibernated=N` overrides the number of hibernated DOs (0 in --smoke).
 const WAKE_HIBERNATED = args.find((a) => a.startsWith('--wake-hibernated='))
@@ -932,6 +934,39 @@ function scenarioSizes(): void {
   }
 }
 
+// ---- 6b. typed columns ----------------------------------------------------------------------
+
+/**
+ * The client's cost per row of typed columns (docs/protocol.md §2): a
+ * snapshot frame of rows whose bigint, date, boolean and json columns arrive
+ * tagged, decoded as the transport decodes it, against the same rows untyped.
+ * The DO's side is a CASE per typed column inside the SQL that builds the row.
+ */
+function scenarioTyped(): void {
+  log(`6b. typed columns: decode ${C.typedRows} rows`)
+  const frame = (typed: boolean) => {
+    const rows = Array.from({ length: C.typedRows }, (_, i) =>
+      typed
+        ? `{"id":"u${i}","active":true,"createdAt":{"$date":${1767225600000 + i}},"prefs":{"theme":"dark","n":${i}},"visits":{"$int":"${9007199254740993n + BigInt(i)}"}}`
+        : `{"id":"u${i}","active":1,"createdAt":${1767225600000 + i},"prefs":"{\\"theme\\":\\"dark\\",\\"n\\":${i}}","visits":${i}}`,
+    )
+    return `{"t":"snapshot","sub":"s","c":"users","seq":1,"rows":[${rows.join(',')}]}`
+  }
+  for (const typed of [false, true]) {
+    const text = frame(typed)
+    const perRow: number[] = []
+    for (let rep = 0; rep < C.typedReps + 1; rep++) {
+      const start = now()
+      const decoded = decodeServerFrame(text)
+      if (decoded.error) throw decoded.error
+      if (rep > 0) perRow.push(((now() - start) * 1000) / C.typedRows) // the first warms the JIT
+    }
+    const name = typed ? 'typed' : 'untyped'
+    record(`typed.decodeUsPerRow.${name}`, 'seqsync', median(perRow))
+    log(`  ${name.padEnd(8)} ${median(perRow).toFixed(2)} µs/row to decode (${text.length / C.typedRows | 0} B/row)`)
+  }
+}
+
 // ---- 7. memory ------------------------------------------------------------------------------
 
 /** Its own wrangler per system, so neither inherits the other's heap. */
@@ -1029,6 +1064,7 @@ async function main(): Promise<void> {
       }
     }
     await scenario('sizes', scenarioSizes)
+    await scenario('typed', scenarioTyped)
     await scenario('wake', scenarioWake)
     await scenario('writes', scenarioWrites)
     await scenario('throughput', scenarioThroughput)
@@ -1120,6 +1156,8 @@ function tableLines(): Line[] {
     { key: 'catchup.bytesPerRow', label: 'bytes per changed row, catch-up (payload)', unit: 'B' },
     { key: `initial${C.initial[C.initial.length - 1]}.bytesPerRow`, label: 'bytes per row, initial sync (payload)', unit: 'B' },
     { key: `initial${C.initial[C.initial.length - 1]}.seedUsPerRow`, label: 'server-side write of one row (seed, one transaction)', unit: 'us', target: { kind: 'ratio', max: 1.5 } },
+    { key: 'typed.decodeUsPerRow.untyped', label: `client decode of a ${C.typedRows}-row snapshot, per row, untyped columns`, unit: 'us' },
+    { key: 'typed.decodeUsPerRow.typed', label: 'the same with bigint, date, boolean and json columns (the typed path)', unit: 'us' },
     { key: 'size.wasmBytes', label: 'core.wasm, raw', unit: 'KB' },
     { key: 'size.wasmGzipBytes', label: 'core.wasm, gzip -9', unit: 'KB', target: { kind: 'abs', max: 300 } },
     { key: 'size.glueGzipBytes', label: 'core.mjs (glue), gzip -9', unit: 'KB' },

@@ -27,6 +27,18 @@
 #include "too_big.h"
 
 namespace seqsync {
+namespace {
+
+// "-?[0-9]{1,19}": an integer a 64-bit column may hold (SQLite keeps text
+// beyond that as text, never rounded).
+bool IsIntegerText(std::string_view s) {
+  std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
+  return !digits.empty() && digits.size() <= 19 &&
+         std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
 
 std::string Mutations::DedupKey(std::string_view scope, std::string_view id) {
   std::string k(scope);
@@ -189,7 +201,12 @@ Status Mutations::ValidateOps(const JsonValue& ops, JsonWriter* w) {
           return Status::InvalidKey(where + "cols." + coll->pk + " must equal the key k");
         }
         w->Key(m.name.GetString(), m.name.GetStringLength());
-        if (v.IsObject() || v.IsArray()) {
+        const JsonValue* big = v.IsObject() && v.MemberCount() == 1 ? Member(v, "$int") : nullptr;
+        if (big != nullptr && big->IsString() && IsIntegerText(View(*big))) {
+          // A client's bigint (docs/protocol.md §2): its decimal text, which an
+          // INTEGER column stores exactly; a JS number could not hold it.
+          WriteString(View(*big), w);
+        } else if (v.IsObject() || v.IsArray()) {
           std::string text = ToJson(v);  // stored as JSON text
           if (text.size() > options_->max_value_bytes) {
             return Status::TooLarge(where + "value of '" + std::string(name) + "' exceeds " +

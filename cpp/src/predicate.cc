@@ -130,6 +130,125 @@ bool LiteralLess(const Literal& a, const Literal& b) {
   return Compare(FromLiteral(a), FromLiteral(b)) < 0;
 }
 
+// A value computed by an expression: a Scalar that owns its text.
+struct Owned {
+  Scalar::Kind kind = Scalar::Kind::kNull;
+  bool is_int = false;
+  std::int64_t integer = 0;
+  double real = 0;
+  std::string text;
+
+  static Owned Of(const Scalar& s) {
+    Owned o;
+    o.kind = s.kind;
+    o.is_int = s.is_int;
+    o.integer = s.integer;
+    o.real = s.real;
+    o.text.assign(s.text);
+    return o;
+  }
+  static Owned Number(double r) {
+    Owned o;
+    if (std::isnan(r)) return o;  // NaN is NULL, as in SQLite
+    o.kind = Scalar::Kind::kNumber;
+    o.real = r;
+    return o;
+  }
+  Scalar View() const {
+    Scalar s;
+    s.kind = kind;
+    s.is_int = is_int;
+    s.integer = integer;
+    s.real = real;
+    s.text = text;
+    return s;
+  }
+};
+
+// JS's toLowerCase where it can meet ASCII: ASCII letters, İ -> "i\u0307",
+// K (Kelvin) -> "k"; other letters stay (see Parser::CheckCaseMapped).
+std::string LowerAsciiJs(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c >= 'A' && c <= 'Z') {
+      out.push_back(static_cast<char>(c - 'A' + 'a'));
+    } else if (text.compare(i, 2, "\xC4\xB0") == 0) {
+      out += "i\xCC\x87";
+      ++i;
+    } else if (text.compare(i, 3, "\xE2\x84\xAA") == 0) {
+      out.push_back('k');
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// JS's length of a string (UTF-16 code units) of the text up to its first
+// NUL, as like reads text: one per UTF-8 sequence, two for a 4-byte one.
+std::int64_t Utf16Length(std::string_view text) {
+  std::int64_t n = 0;
+  for (char ch : text.substr(0, text.find('\0'))) {
+    const auto b = static_cast<unsigned char>(ch);
+    if ((b & 0xC0) != 0x80) ++n;
+    if (b >= 0xF0) ++n;
+  }
+  return n;
+}
+
+double AsDouble(const Owned& v) {
+  return v.kind == Scalar::Kind::kNull ? 0 : v.is_int ? static_cast<double>(v.integer) : v.real;
+}
+
+// The value of expression `index` on `row` (TanStack DB's meaning of each
+// function, docs/protocol.md §7).
+Owned EvalExpr(const std::vector<Predicate::Expr>& exprs, int index, const JsonValue& row) {
+  using Fn = Predicate::Fn;
+  const Predicate::Expr& e = exprs[static_cast<size_t>(index)];
+  switch (e.fn) {
+    case Fn::kRef: return Owned::Of(FromJson(Member(row, e.column.c_str())));
+    case Fn::kLiteral: return Owned::Of(FromLiteral(e.literal));
+    case Fn::kLower: {
+      Owned v = EvalExpr(exprs, e.args[0], row);
+      if (v.kind == Scalar::Kind::kText) v.text = LowerAsciiJs(v.text);
+      return v;
+    }
+    case Fn::kLength: {
+      Owned v = EvalExpr(exprs, e.args[0], row);
+      Owned n;
+      n.kind = Scalar::Kind::kNumber;
+      n.is_int = true;
+      n.integer = v.kind == Scalar::Kind::kText ? Utf16Length(v.text) : 0;  // JS: 0 for a non-string
+      return n;
+    }
+    case Fn::kCoalesce:
+      for (int a : e.args) {
+        Owned v = EvalExpr(exprs, a, row);
+        if (v.kind != Scalar::Kind::kNull) return v;
+      }
+      return Owned{};
+    default: break;
+  }
+  // Arithmetic: NULL counts 0 (TanStack's a ?? 0); a text or BLOB operand
+  // gives NULL (JS would coerce it; SQL cannot do so alike); the result is
+  // a double, as in JS, and x / 0 is NULL.
+  const Owned a = EvalExpr(exprs, e.args[0], row);
+  const Owned b = EvalExpr(exprs, e.args[1], row);
+  auto numeric = [](const Owned& v) { return v.kind == Scalar::Kind::kNull || v.kind == Scalar::Kind::kNumber; };
+  if (!numeric(a) || !numeric(b)) return Owned{};
+  const double x = AsDouble(a);
+  const double y = AsDouble(b);
+  switch (e.fn) {
+    case Fn::kAdd: return Owned::Number(x + y);
+    case Fn::kSubtract: return Owned::Number(x - y);
+    case Fn::kMultiply: return Owned::Number(x * y);
+    default: return y == 0 ? Owned{} : Owned::Number(x / y);
+  }
+}
+
 }  // namespace
 
 void AppendLiteral(const Literal& lit, std::string* out) {
@@ -191,7 +310,14 @@ Predicate::Truth Predicate::Eval(int index, const JsonValue& row) const {
     default:
       break;
   }
-  Scalar col = FromJson(Member(row, n.column.c_str()));
+  Owned computed;
+  Scalar col;
+  if (n.operand < 0) {
+    col = FromJson(Member(row, n.column.c_str()));
+  } else {
+    computed = EvalExpr(exprs_, n.operand, row);
+    col = computed.View();
+  }
   if (col.kind == Scalar::Kind::kNull) return Truth::kUnknown;
   if (n.op == Op::kIn) {
     // A set test: the list is sorted at parse (SortInList), so this costs
@@ -271,7 +397,12 @@ void Predicate::NodeSql(int index, int param, std::string* sql, int* next,
     default:
       break;
   }
-  std::string col = QuoteIdent(n.column);
+  std::string col;
+  if (n.operand < 0) {
+    col = QuoteIdent(n.column);
+  } else {
+    ExprSql(n.operand, param, &col, next, lits);
+  }
   if (n.op == Op::kIn) {
     // One set test, whatever the list's length: the list is one literal (a
     // JSON array) and IN over json_each builds an index of it, so the SQL,
@@ -303,6 +434,68 @@ void Predicate::NodeSql(int index, int param, std::string* sql, int* next,
                  : n.op == Op::kLt ? " < " : " <= ";
   guarded(col, l.kind == Literal::Kind::kText ? kTextKinds : kNumberKinds,
           "+" + col + op + literal_ref(l) + " COLLATE BINARY");
+}
+
+}  // namespace seqsync
+
+namespace seqsync {
+
+void Predicate::ExprSql(int index, int param, std::string* sql, int* next, std::string* lits) const {
+  const Expr& e = exprs_[static_cast<size_t>(index)];
+  auto arg = [&](size_t i) {
+    std::string out;
+    ExprSql(e.args[i], param, &out, next, lits);
+    return out;
+  };
+  switch (e.fn) {
+    case Fn::kRef:
+      *sql += QuoteIdent(e.column);
+      return;
+    case Fn::kLiteral:
+      AppendLiteral(e.literal, lits);
+      *sql += "json_extract(?" + std::to_string(param) + ",'$[" + std::to_string((*next)++) + "]')";
+      return;
+    case Fn::kLower: {
+      // İ and K first, as JS lowers them (LowerAsciiJs); lower() does ASCII.
+      const std::string x = arg(0);
+      *sql += "(CASE WHEN typeof(" + x + ")='text' THEN lower(replace(replace(" + x +
+              ",char(304),'i'||char(775)),char(8490),'k')) ELSE " + x + " END)";
+      return;
+    }
+    case Fn::kLength: {
+      // UTF-16 units up to the first NUL: length() counts characters to
+      // there, and each 4-byte sequence (lead byte F0-F4) counts once more.
+      const std::string x = arg(0);
+      const std::string b = "CAST(" + x + " AS BLOB)";
+      const std::string head = "(CASE WHEN instr(" + b + ",X'00')>0 THEN substr(" + b + ",1,instr(" + b +
+                               ",X'00')-1) ELSE " + b + " END)";
+      std::string stripped = head;
+      for (const char* lead : {"F0", "F1", "F2", "F3", "F4"}) {
+        stripped = "replace(" + stripped + ",X'" + lead + "','')";
+      }
+      *sql += "(CASE WHEN typeof(" + x + ")='text' THEN length(" + x + ")+length(" + head + ")-length(CAST(" +
+              stripped + " AS BLOB)) ELSE 0 END)";
+      return;
+    }
+    case Fn::kCoalesce: {
+      if (e.args.size() == 1) {
+        *sql += "(" + arg(0) + ")";
+        return;
+      }
+      *sql += "coalesce(";
+      for (size_t i = 0; i < e.args.size(); ++i) *sql += (i ? "," : "") + arg(i);
+      *sql += ")";
+      return;
+    }
+    default: break;
+  }
+  const std::string a = arg(0);
+  const std::string b = arg(1);
+  const char* op = e.fn == Fn::kAdd ? "+" : e.fn == Fn::kSubtract ? "-" : e.fn == Fn::kMultiply ? "*" : "/";
+  // REAL arithmetic is IEEE double, as JS's; SQLite makes x / 0 and NaN NULL.
+  *sql += "(CASE WHEN typeof(" + a + ") IN ('integer','real','null') AND typeof(" + b +
+          ") IN ('integer','real','null') THEN CAST(coalesce(" + a + ",0) AS REAL)" + op + "coalesce(" + b +
+          ",0) END)";
 }
 
 }  // namespace seqsync

@@ -34,7 +34,13 @@ void AppendIrRef(const std::string& column, std::string* out) {
 }
 
 // A literal as a bare JSON value (AppendLiteral writes it as an array entry).
+// An integer beyond ±(2^53-1) is tagged {"$int":"…"}: the IR goes back to
+// clients, whose JSON numbers are doubles.
 std::string LiteralJson(const Literal& lit) {
+  constexpr std::int64_t kMaxSafe = (std::int64_t{1} << 53) - 1;
+  if (lit.kind == Literal::Kind::kNumber && lit.is_int && (lit.integer > kMaxSafe || lit.integer < -kMaxSafe)) {
+    return "{\"$int\":\"" + std::to_string(lit.integer) + "\"}";
+  }
   std::string json;
   AppendLiteral(lit, &json);  // no comma: `json` starts empty
   return json;
@@ -60,6 +66,42 @@ const char* OpName(Op op) {
 
 }  // namespace
 
+namespace {
+
+const char* FnName(Predicate::Fn fn) {
+  switch (fn) {
+    case Predicate::Fn::kLower: return "lower";
+    case Predicate::Fn::kLength: return "length";
+    case Predicate::Fn::kCoalesce: return "coalesce";
+    case Predicate::Fn::kAdd: return "add";
+    case Predicate::Fn::kSubtract: return "subtract";
+    case Predicate::Fn::kMultiply: return "multiply";
+    default: return "divide";
+  }
+}
+
+}  // namespace
+
+void Predicate::ExprIr(int index, std::string* out) const {
+  const Expr& e = exprs_[static_cast<size_t>(index)];
+  if (e.fn == Fn::kRef) {
+    AppendIrRef(e.column, out);
+    return;
+  }
+  if (e.fn == Fn::kLiteral) {
+    *out += "{\"type\":\"val\",\"value\":" + LiteralJson(e.literal) + "}";
+    return;
+  }
+  *out += "{\"type\":\"func\",\"name\":\"";
+  *out += FnName(e.fn);
+  *out += "\",\"args\":[";
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    if (i > 0) *out += ",";
+    ExprIr(e.args[i], out);
+  }
+  *out += "]}";
+}
+
 std::string Predicate::ToIr() const {
   if (nodes_.empty()) return "null";
   std::string out;
@@ -69,6 +111,10 @@ std::string Predicate::ToIr() const {
 
 void Predicate::NodeIr(int index, std::string* out) const {
   const Node& n = nodes_[index];
+  auto AppendOperand = [this](const Node& node, std::string* o) {
+    if (node.operand < 0) AppendIrRef(node.column, o);
+    else ExprIr(node.operand, o);
+  };
   *out += "{\"type\":\"func\",\"name\":\"";
   *out += OpName(n.op);
   *out += "\",\"args\":[";
@@ -86,7 +132,7 @@ void Predicate::NodeIr(int index, std::string* out) const {
       AppendIrRef(n.column, out);
       break;
     case Op::kIn: {
-      AppendIrRef(n.column, out);
+      AppendOperand(n, out);
       *out += ",{\"type\":\"val\",\"value\":[";
       for (size_t i = 0; i < n.literals.size(); ++i) {
         if (i > 0) *out += ",";
@@ -96,7 +142,7 @@ void Predicate::NodeIr(int index, std::string* out) const {
       break;
     }
     default:
-      AppendIrRef(n.column, out);
+      AppendOperand(n, out);
       *out += ",{\"type\":\"val\",\"value\":" + LiteralJson(n.literals[0]) + "}";
       break;
   }

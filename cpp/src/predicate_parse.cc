@@ -8,6 +8,7 @@
 // constructions (None, WithBound) only append bounds of its own.
 
 #include <algorithm>
+#include <charconv>
 
 #include "json_util.h"
 #include "like_match.h"
@@ -20,6 +21,9 @@ namespace {
 
 using Op = Predicate::Op;
 using Literal = Predicate::Literal;
+
+// Functions inside functions: like(lower(coalesce(a, add(b, 1)))) is 3.
+constexpr int kMaxFunctionNesting = 3;
 
 bool ParseLiteral(const JsonValue& v, Literal* out) {
   if (v.IsNull()) {
@@ -38,6 +42,15 @@ bool ParseLiteral(const JsonValue& v, Literal* out) {
   } else if (v.IsString()) {
     out->kind = Literal::Kind::kText;
     out->text.assign(v.GetString(), v.GetStringLength());
+  } else if (const JsonValue* tagged = v.IsObject() && v.MemberCount() == 1 ? Member(v, "$int") : nullptr) {
+    // A client's bigint, exact (docs/protocol.md §2); beyond 64 bits it is
+    // refused, never rounded.
+    if (!tagged->IsString()) return false;
+    std::string_view digits = View(*tagged);
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), out->integer);
+    if (err != std::errc() || end != digits.data() + digits.size() || digits.empty()) return false;
+    out->kind = Literal::Kind::kNumber;
+    out->is_int = true;
   } else {
     return false;
   }
@@ -47,18 +60,15 @@ bool ParseLiteral(const JsonValue& v, Literal* out) {
 class Parser {
  public:
   Parser(const std::vector<std::string>& columns, PredicateLimits limits,
-         std::vector<Predicate::Node>* nodes)
-      : columns_(columns), limits_(limits), nodes_(nodes) {}
+         std::vector<Predicate::Node>* nodes, std::vector<Predicate::Expr>* exprs)
+      : columns_(columns), limits_(limits), nodes_(nodes), exprs_(exprs) {}
 
   Result<int> Parse(const JsonValue& ir, int depth) {
     if (depth > limits_.max_depth) {
       return Status::TooDeep("where is nested deeper than " +
                              std::to_string(limits_.max_depth) + " levels");
     }
-    if (nodes_->size() >= limits_.max_nodes) {
-      return Status::TooMany("where has more than " +
-                             std::to_string(limits_.max_nodes) + " nodes");
-    }
+    SEQSYNC_RETURN_IF_ERROR(CountNode());
     const JsonValue* type = Member(ir, "type");
     if (type == nullptr || !type->IsString() || View(*type) != "func") {
       return Status::UnsupportedPredicate("where must be a {\"type\":\"func\"} expression");
@@ -91,12 +101,13 @@ class Parser {
       return index;
     }
     Op op;
+    const bool ilike = fn == "ilike";
     if (fn == "eq") op = Op::kEq;
     else if (fn == "gt") op = Op::kGt;
     else if (fn == "gte") op = Op::kGte;
     else if (fn == "lt") op = Op::kLt;
     else if (fn == "lte") op = Op::kLte;
-    else if (fn == "like") op = Op::kLike;
+    else if (fn == "like" || ilike) op = Op::kLike;
     else if (fn == "in") op = Op::kIn;
     else return Status::UnsupportedPredicate("unsupported operator '" + std::string(fn) + "'");
     if (args->Size() != 2) {
@@ -104,12 +115,22 @@ class Parser {
     }
     const JsonValue* ref = &(*args)[0];
     const JsonValue* val = &(*args)[1];
-    if (IsKind(*val, "ref") && IsKind(*ref, "val") && op != Op::kLike && op != Op::kIn) {
+    if (!IsKind(*val, "val") && IsKind(*ref, "val") && op != Op::kLike && op != Op::kIn) {
       std::swap(ref, val);  // 5 < price  ==  price > 5
       op = op == Op::kGt ? Op::kLt : op == Op::kLt ? Op::kGt
          : op == Op::kGte ? Op::kLte : op == Op::kLte ? Op::kGte : op;
     }
-    SEQSYNC_RETURN_IF_ERROR(ReadColumn(*ref, &node().column));
+    SEQSYNC_RETURN_IF_ERROR(ReadOperand(*ref, depth + 1, index));
+    if (ilike) {
+      // ilike(x, p) is TanStack DB's like(lower(x), lower(p)).
+      Predicate::Expr lower;
+      lower.fn = Predicate::Fn::kLower;
+      lower.args.push_back(OperandExpr(index));
+      SEQSYNC_RETURN_IF_ERROR(CountNode());
+      exprs_->push_back(std::move(lower));
+      node().operand = static_cast<int>(exprs_->size()) - 1;
+      node().column.clear();
+    }
     if (!IsKind(*val, "val")) {
       return Status::UnsupportedPredicate(std::string(fn) + " needs a literal {\"type\":\"val\"} operand");
     }
@@ -129,6 +150,7 @@ class Parser {
         if (l.kind != Literal::Kind::kNull) node().literals.push_back(std::move(l));
       }
       SortInList(&node().literals);
+      SEQSYNC_RETURN_IF_ERROR(CheckCaseMapped(index));
       return index;
     }
     Literal l;
@@ -144,7 +166,11 @@ class Parser {
     }
     if (op == Op::kLike) SEQSYNC_RETURN_IF_ERROR(CheckPattern(l.text));
     SEQSYNC_RETURN_IF_ERROR(CountLiteral(l));
+    if (ilike) {
+      for (char& c : l.text) c = AsciiLower(c);
+    }
     node().literals.push_back(std::move(l));
+    SEQSYNC_RETURN_IF_ERROR(CheckCaseMapped(index));
     return index;
   }
 
@@ -185,6 +211,122 @@ class Parser {
     return Status::Ok();
   }
 
+  static char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+  Status CountNode() const {
+    if (nodes_->size() + exprs_->size() >= limits_.max_nodes) {
+      return Status::TooMany("where has more than " + std::to_string(limits_.max_nodes) + " nodes");
+    }
+    return Status::Ok();
+  }
+
+  // The left operand of node `index`: a plain column, or a function of
+  // columns and literals (an expression).
+  Status ReadOperand(const JsonValue& v, int depth, int index) {
+    if (IsKind(v, "ref")) return ReadColumn(v, &(*nodes_)[index].column);
+    if (!IsKind(v, "func")) {
+      return Status::UnsupportedPredicate("the left operand must be a column {\"type\":\"ref\"} or a function of columns");
+    }
+    SEQSYNC_ASSIGN_OR_RETURN(int e, ParseExpr(v, depth));
+    (*nodes_)[index].operand = e;
+    return Status::Ok();
+  }
+
+  // Node `index`'s operand as an expression (a plain column becomes a ref).
+  int OperandExpr(int index) {
+    Predicate::Node& n = (*nodes_)[index];
+    if (n.operand >= 0) return n.operand;
+    Predicate::Expr ref;
+    ref.column = n.column;
+    exprs_->push_back(std::move(ref));
+    return static_cast<int>(exprs_->size()) - 1;
+  }
+
+  // A function of the row (Predicate::Fn). upper and concat are refused:
+  // JS's toUpperCase maps ß to SS and ﬁ to FI (SQLite's upper maps ASCII
+  // only), and String() of a REAL is not SQLite's text of it, so neither
+  // can select the same rows in SQL as in TanStack DB.
+  // `nesting` counts the functions around `v`: the SQL of one repeats its
+  // argument up to three times, so it is bounded well below SQLite's
+  // parser depth.
+  Result<int> ParseExpr(const JsonValue& v, int depth, int nesting = 0) {
+    if (depth > limits_.max_depth) {
+      return Status::TooDeep("where is nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    if (nesting > kMaxFunctionNesting) {
+      return Status::TooDeep("functions nest at most " + std::to_string(kMaxFunctionNesting) + " deep");
+    }
+    SEQSYNC_RETURN_IF_ERROR(CountNode());
+    Predicate::Expr e;
+    if (IsKind(v, "ref")) {
+      e.fn = Predicate::Fn::kRef;
+      SEQSYNC_RETURN_IF_ERROR(ReadColumn(v, &e.column));
+    } else if (IsKind(v, "val")) {
+      const JsonValue* value = Member(v, "value");
+      e.fn = Predicate::Fn::kLiteral;
+      if (value == nullptr || !ParseLiteral(*value, &e.literal)) {
+        return Status::UnsupportedPredicate("a function's literal arguments must be scalars");
+      }
+      SEQSYNC_RETURN_IF_ERROR(CountLiteral(e.literal));
+    } else {
+      const JsonValue* name = Member(v, "name");
+      const JsonValue* args = Member(v, "args");
+      if (!IsKind(v, "func") || name == nullptr || !name->IsString() || args == nullptr || !args->IsArray()) {
+        return Status::UnsupportedPredicate("a function argument must be a ref, a val or a func expression");
+      }
+      std::string_view fn = View(*name);
+      size_t arity = 2;
+      if (fn == "lower") e.fn = Predicate::Fn::kLower, arity = 1;
+      else if (fn == "length") e.fn = Predicate::Fn::kLength, arity = 1;
+      else if (fn == "coalesce") e.fn = Predicate::Fn::kCoalesce, arity = 0;
+      else if (fn == "add") e.fn = Predicate::Fn::kAdd;
+      else if (fn == "subtract") e.fn = Predicate::Fn::kSubtract;
+      else if (fn == "multiply") e.fn = Predicate::Fn::kMultiply;
+      else if (fn == "divide") e.fn = Predicate::Fn::kDivide;
+      else return Status::UnsupportedPredicate("unsupported function '" + std::string(fn.substr(0, 64)) + "'");
+      if (arity == 0 ? args->Size() == 0 : args->Size() != arity) {
+        return Status::UnsupportedPredicate(std::string(fn) + " has the wrong number of arguments");
+      }
+      if (e.fn == Predicate::Fn::kLength && !IsKind((*args)[0], "ref")) {
+        return Status::UnsupportedPredicate("length takes a column");
+      }
+      for (auto& a : args->GetArray()) {
+        SEQSYNC_ASSIGN_OR_RETURN(int arg, ParseExpr(a, depth + 1, nesting + 1));
+        e.args.push_back(arg);
+      }
+    }
+    exprs_->push_back(std::move(e));
+    return static_cast<int>(exprs_->size()) - 1;
+  }
+
+  bool HasLower(int e) const {
+    const Predicate::Expr& x = (*exprs_)[e];
+    if (x.fn == Predicate::Fn::kLower) return true;
+    return std::any_of(x.args.begin(), x.args.end(), [&](int a) { return HasLower(a); });
+  }
+  static bool IsAscii(const Literal& l) {
+    return l.kind != Literal::Kind::kText ||
+           std::all_of(l.text.begin(), l.text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  }
+  bool ExprAscii(int e) const {
+    const Predicate::Expr& x = (*exprs_)[e];
+    if (x.fn == Predicate::Fn::kLiteral) return IsAscii(x.literal);
+    return std::all_of(x.args.begin(), x.args.end(), [&](int a) { return ExprAscii(a); });
+  }
+
+  // lower is exact in SQL only against ASCII text: SQLite's lower maps ASCII
+  // only, JS's every letter. With every text literal of the comparison
+  // ASCII, both select the same rows: a non-ASCII letter stays non-ASCII
+  // either way and can only meet a wildcard, except İ and K (Kelvin), which
+  // JS lowers to "i̇" and "k" and the SQL replaces first.
+  Status CheckCaseMapped(int index) const {
+    const Predicate::Node& n = (*nodes_)[index];
+    if (n.operand < 0 || !HasLower(n.operand)) return Status::Ok();
+    if (ExprAscii(n.operand) && std::all_of(n.literals.begin(), n.literals.end(), IsAscii)) return Status::Ok();
+    return Status::UnsupportedPredicate(
+        "lower and ilike compare only with ASCII text (SQLite's lower maps ASCII letters only)");
+  }
+
   Status ReadColumn(const JsonValue& ref, std::string* column) {
     if (!IsKind(ref, "ref")) {
       return Status::UnsupportedPredicate("the left operand must be a column {\"type\":\"ref\"}");
@@ -205,6 +347,7 @@ class Parser {
   const std::vector<std::string>& columns_;
   PredicateLimits limits_;
   std::vector<Predicate::Node>* nodes_;
+  std::vector<Predicate::Expr>* exprs_;
   size_t literal_bytes_ = 0;
 };
 
@@ -215,7 +358,7 @@ Result<Predicate> Predicate::Parse(const JsonValue& ir,
                                    PredicateLimits limits) {
   Predicate pred;
   if (ir.IsNull()) return pred;
-  Parser parser(columns, limits, &pred.nodes_);
+  Parser parser(columns, limits, &pred.nodes_, &pred.exprs_);
   SEQSYNC_ASSIGN_OR_RETURN(int root, parser.Parse(ir, 1));
   (void)root;  // always 0: the parser appends the root first
   // Refused here, once, rather than by SQLite (SQLITE_TOOBIG) on every read

@@ -41,12 +41,29 @@ bool HasTextAffinity(const std::string& declared) {
 // json_object takes the first 15 columns and json_insert adds the rest 15 at
 // a time. JSON cannot hold bytes or infinities: BLOBs become {"$hex": "..."}
 // and ±Inf REALs {"$real": "Infinity"} / {"$real": "-Infinity"}.
-std::string RowSql(const std::vector<std::string>& columns, std::string_view alias) {
-  auto value = [alias](const std::string& c) {
-    std::string q = alias.empty() ? QuoteIdent(c) : std::string(alias) + "." + QuoteIdent(c);
+std::string RowSql(const std::vector<std::string>& columns,
+                   const std::map<std::string, std::string, std::less<>>& types) {
+  // Values JSON cannot hold, tagged: a BLOB {"$hex"}, ±Inf {"$real"}, an
+  // integer beyond ±(2^53-1), which JS would round, {"$int":"…"}. A declared
+  // type encodes its column's values: boolean true/false, date {"$date":ms},
+  // json the parsed value (text that is not JSON stays text), bigint every
+  // integer as {"$int"}.
+  auto value = [&types](const std::string& c) {
+    const std::string q = QuoteIdent(c);
+    auto type = types.find(c);
+    const std::string declared = type == types.end() ? "" : type->second;
+    std::string integer = "CASE WHEN " + q + " BETWEEN -9007199254740991 AND 9007199254740991 THEN " + q +
+                          " ELSE json_object('$int',CAST(" + q + " AS TEXT)) END";
+    std::string text = q;
+    if (declared == "boolean") integer = "json(CASE WHEN " + q + " THEN 'true' ELSE 'false' END)";
+    if (declared == "date") integer = "json_object('$date'," + q + ")";
+    if (declared == "bigint") integer = "json_object('$int',CAST(" + q + " AS TEXT))";
+    if (declared == "json") text = "CASE WHEN json_valid(" + q + ") THEN json(" + q + ") ELSE " + q + " END";
     return "CASE typeof(" + q + ") WHEN 'blob' THEN json_object('$hex',hex(" + q + "))" +
+           " WHEN 'integer' THEN " + integer + " WHEN 'text' THEN " + text +
            " WHEN 'real' THEN CASE WHEN abs(" + q + ") = 9e999 THEN json_object('$real',CASE WHEN " + q +
-           " > 0 THEN 'Infinity' ELSE '-Infinity' END) ELSE " + q + " END ELSE " + q + " END";
+           " > 0 THEN 'Infinity' ELSE '-Infinity' END) ELSE " + (declared == "date" ? "json_object('$date'," + q + ")" : q) +
+           " END ELSE " + q + " END";
   };
   constexpr size_t kPerCall = 15;
   std::string sql = "json_object(";
@@ -184,7 +201,7 @@ Status Schema::ReadColumns(Storage* storage, Collection* c, const std::string* d
     }
   }
   c->columns = std::move(columns);
-  c->row_sql = RowSql(c->columns, "");
+  c->row_sql = RowSql(c->columns, c->types);
   ++generation_;
   return Status::Ok();
 }
@@ -217,6 +234,18 @@ Status Schema::Register(Storage* storage, const JsonValue& reg) {
     }
     if (collections.count(c.table)) {
       return Status::Schema("collection '" + c.table + "' is defined twice");
+    }
+    if (const JsonValue* types = Member(entry, "types"); types != nullptr) {
+      if (!types->IsObject()) return Status::Schema("a collection's types must be an object of column -> type");
+      for (auto& m : types->GetObject()) {
+        std::string_view type = m.value.IsString() ? View(m.value) : "";
+        if (!IsPlainIdentifier(View(m.name)) ||
+            (type != "boolean" && type != "date" && type != "json" && type != "bigint")) {
+          return Status::Schema("column '" + std::string(View(m.name)).substr(0, 64) + "' of '" + c.table +
+                                "': a type is boolean, date, json or bigint");
+        }
+        c.types.emplace(View(m.name), type);
+      }
     }
     if (const JsonValue* ops = Member(entry, "ops"); ops != nullptr && ops->IsArray()) {
       for (const JsonValue& op : ops->GetArray()) {

@@ -21,12 +21,16 @@ struct Collection {
   std::string pk;
   std::set<std::string> ops;         // ops with a mutation handler
   std::vector<std::string> columns;  // as of the last Refresh
-  std::string row_sql;               // SQL expression: the row as a JSON object
+  // Declared column types (docs/protocol.md §5.3): column -> boolean, date,
+  // json or bigint.
+  std::map<std::string, std::string, std::less<>> types;
+  std::string row_sql;  // SQL expression: the row as a JSON object
 };
 
 // The row of a table with these columns as one JSON object (an SQL
-// expression), its columns qualified by `alias` if not empty.
-std::string RowSql(const std::vector<std::string>& columns, std::string_view alias);
+// expression), each value encoded for its declared type in `types`.
+std::string RowSql(const std::vector<std::string>& columns,
+                   const std::map<std::string, std::string, std::less<>>& types);
 
 class Schema {
  public:

@@ -1,6 +1,9 @@
-import { and, eq, gt, ilike, inArray, isNull, like, lt, not, or, upper } from '@tanstack/db'
+import { add, and, concat, eq, gt, ilike, inArray, isNull, length, like, lower, lt, not, or, upper } from '@tanstack/db'
 import { describe, expect, it } from 'vitest'
+import { decodeServerFrame, encodeClientFrame } from '../../worker/src/client/codec.js'
 import { evaluate, matches, toPredicateIR } from '../../worker/src/client/where.js'
+import { toWireExpression } from '../../worker/src/client/subset.js'
+import type { ClientFrame } from '../../worker/src/protocol/index.js'
 import type { WhereFunction } from '../../worker/src/client/where.js'
 import type { PredicateIR } from '../../worker/src/protocol/index.js'
 
@@ -57,13 +60,71 @@ describe('toPredicateIR with a function (TanStack DB style)', () => {
     )
   })
   it('answers an operator the wire lacks with the ones it has', () => {
-    expect(() => toPredicateIR<Row>((row) => ilike(row.body, 'h%'))).toThrow(/ilike.*eq, gt, gte, lt, lte, like, inArray, isNull, isUndefined, and, or, not/)
-    expect(() => toPredicateIR<Row>((row) => eq(upper(row.author), 'ANN'))).toThrow(/upper/)
+    expect(() => toPredicateIR<Row>((row) => eq(upper(row.author), 'ANN'))).toThrow(/upper.*eq, gt, gte, lt, lte, like, ilike, inArray/)
+    expect(() => toPredicateIR<Row>((row) => eq(concat(row.author, row.body), 'x'))).toThrow(/concat/)
+  })
+  it("compiles ilike and TanStack DB's functions to the wire's names", () => {
+    expect(toPredicateIR<Row>((row) => ilike(row.body, 'h%'))).toEqual(fn('ilike', ref('body'), val('h%')))
+    expect(toPredicateIR<Row>((row) => like(lower(row.body), '%x%'))).toEqual(fn('like', fn('lower', ref('body')), val('%x%')))
+    expect(toPredicateIR<Row>((row) => gt(add(length(row.body), 1), 3))).toEqual(
+      fn('gt', fn('add', fn('length', ref('body')), val(1)), val(3)),
+    )
   })
   it('answers a function that returns no expression with the accepted shapes', () => {
     // A boolean is a type error already; at run time it is refused too.
     const notAnExpression = ((row: { author: unknown }) => row.author === 'ann') as unknown as WhereFunction<Row>
     expect(() => toPredicateIR<Row>(notAnExpression)).toThrow(/returned false.*\(row\) => eq\(row\.col, value\)/)
+  })
+})
+
+describe("evaluate: ilike and the functions, as TanStack DB's evaluator", () => {
+  it('folds case with toLowerCase, counts UTF-16 units, passes NULL through coalesce and as 0 in arithmetic', () => {
+    expect(evaluate(fn('ilike', ref('a'), val('caf_')), { a: 'CAFÉ' })).toBe(true)
+    expect(evaluate(fn('ilike', ref('a'), val('k')), { a: '\u212a' })).toBe(true) // Kelvin sign lowers to k
+    expect(evaluate(fn('ilike', ref('a'), val('x')), { a: null })).toBeNull()
+    expect(evaluate(fn('eq', fn('lower', ref('a')), val(5)), { a: 5 })).toBe(true) // a non-string passes through
+    expect(evaluate(fn('eq', fn('length', ref('a')), val(3)), { a: '😀!' })).toBe(true)
+    expect(evaluate(fn('eq', fn('length', ref('a')), val(0)), { a: null })).toBe(true)
+    expect(evaluate(fn('eq', fn('coalesce', ref('a'), ref('b'), val(1)), val(1)), { a: null, b: undefined })).toBe(true)
+    expect(evaluate(fn('eq', fn('add', ref('a'), val(2)), val(2)), { a: null })).toBe(true)
+    expect(evaluate(fn('eq', fn('divide', ref('a'), val(2)), val(3.5)), { a: 7 })).toBe(true)
+    expect(evaluate(fn('gt', fn('divide', ref('a'), val(0)), val(0)), { a: 7 })).toBeNull() // x / 0 is NULL
+    expect(evaluate(fn('eq', fn('add', ref('a'), val(1)), val(2)), { a: '1' })).toBeNull() // text: NULL, not coercion
+  })
+})
+
+describe('the wire encoding of typed values', () => {
+  it('a bigint travels tagged and exact both ways, a Date as epoch ms out and {$date} in', () => {
+    const where = toWireExpression({ type: 'func', name: 'eq', args: [{ type: 'ref', path: ['n'] }, { type: 'val', value: 9007199254740993n }] })
+    const text = encodeClientFrame({ t: 'sub', id: 's', c: 'x', where } as ClientFrame)
+    expect(where).toEqual({ type: 'func', name: 'eq', args: [{ type: 'ref', path: ['n'] }, { type: 'val', value: { $int: '9007199254740993' } }] })
+    expect(text).toContain('{"$int":"9007199254740993"}')
+    expect(evaluate(where, { n: 9007199254740993n })).toBe(true)
+    expect(evaluate(where, { n: 9007199254740992n })).toBe(false)
+    expect(encodeClientFrame({ t: 'mut', id: 'm', ops: [{ c: 'x', op: 'insert', k: 'a', cols: { n: 2n ** 60n } }] } as unknown as ClientFrame)).toContain('{"$int":"1152921504606846976"}')
+    expect(encodeClientFrame({ t: 'call', id: 'c', name: 'n', args: { at: new Date(5) } } as unknown as ClientFrame)).toContain('"at":5')
+    const frame = decodeServerFrame('{"t":"snapshot","sub":"s","c":"x","seq":1,"rows":[{"id":"a","n":{"$int":"-9007199254740993"},"d":{"$date":7}}]}')
+    const row = frame.frame?.t === 'snapshot' ? frame.frame.rows[0] : undefined
+    expect(row).toEqual({ id: 'a', n: -9007199254740993n, d: new Date(7) })
+  })
+  it('refuses a number that is an integer beyond 2^53: it was rounded already', () => {
+    expect(() => toWireExpression({ type: 'val', value: 2 ** 53 + 2 })).toThrow(/beyond 2\^53.*bigint/)
+  })
+})
+
+describe('evaluate: typed values', () => {
+  it('compares a bigint exactly with bigints and numbers, a Date as its epoch ms', () => {
+    const big = 9007199254740993n
+    expect(evaluate(fn('eq', ref('a'), val(9007199254740992)), { a: big })).toBe(false)
+    expect(evaluate(fn('gt', ref('a'), val(9007199254740992)), { a: big })).toBe(true)
+    expect(evaluate(fn('lt', ref('a'), val(9007199254740993.5)), { a: big })).toBe(true)
+    expect(evaluate(fn('eq', ref('a'), val(5)), { a: 5n })).toBe(true)
+    expect(evaluate(fn('in', ref('a'), val([1n, big])), { a: big })).toBe(true)
+    expect(evaluate(fn('in', ref('a'), val([9007199254740992n])), { a: big })).toBe(false)
+    expect(evaluate(fn('in', ref('a'), val([5])), { a: 5n })).toBe(true)
+    expect(evaluate(fn('gt', ref('d'), val(new Date(1000))), { d: new Date(2000) })).toBe(true)
+    expect(evaluate(fn('eq', ref('d'), val(2000)), { d: new Date(2000) })).toBe(true)
+    expect(evaluate(fn('eq', ref('b'), val(true)), { b: true })).toBe(true)
   })
 })
 

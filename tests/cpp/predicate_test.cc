@@ -181,7 +181,80 @@ TEST_CASE("the reference parity table selects the documented rows") {
     CHECK(SqlSelect(*p, &db) == c.members);
   }
   CHECK(ParseWhere(Fn("ne", {Ref("body"), Val("\"x\"")})).status().code() == Code::kUnsupportedPredicate);
-  CHECK(ParseWhere(Fn("ilike", {Ref("body"), Val("\"x\"")})).status().code() == Code::kUnsupportedPredicate);
+  CHECK(ParseWhere(Fn("eq", {Fn("upper", {Ref("body")}), Val("\"X\"")})).status().code() ==
+        Code::kUnsupportedPredicate);
+  CHECK(ParseWhere(Fn("eq", {Fn("concat", {Ref("body"), Ref("id")}), Val("\"x\"")})).status().code() ==
+        Code::kUnsupportedPredicate);
+}
+
+TEST_CASE("functions: ilike, lower, length, coalesce and arithmetic as TanStack DB evaluates them") {
+  SqliteStorage db;
+  db.MustExec("CREATE TABLE t(id TEXT PRIMARY KEY, body TEXT, n INTEGER, r REAL)");
+  // body: İ (U+0130) lowers to "i" + U+0307 in JS; K (U+212A, Kelvin) to "k";
+  // É to é, which SQLite's lower leaves; 😀 is two UTF-16 units.
+  db.MustExec("INSERT INTO t VALUES('up','HELLO World',7,NULL),('dot','\xc4\xb0X',2,0.5),"
+              "('kelvin','\xe2\x84\xaa',NULL,-2),('acute','CAF\xc3\x89',0,1e300),"
+              "('emoji','\xf0\x9f\x98\x80!',3,2.5),('num',12,NULL,NULL),('null',NULL,NULL,NULL)");
+  JsonDocument rows = ReadRows(&db);
+  struct Case {
+    std::string where;
+    std::set<std::string> members;
+  };
+  const std::vector<Case> cases = {
+      {Fn("ilike", {Ref("body"), Val("\"%world\"")}), {"up"}},
+      {Fn("like", {Fn("lower", {Ref("body")}), Val("\"hello%\"")}), {"up"}},
+      {Fn("ilike", {Ref("body"), Val("\"i_x\"")}), {"dot"}},       // "i" U+0307 "x"
+      {Fn("ilike", {Ref("body"), Val("\"K\"")}), {"kelvin"}},       // JS lowers K to k
+      {Fn("ilike", {Ref("body"), Val("\"caf_\"")}), {"acute"}},     // É meets only the _
+      {Fn("eq", {Fn("lower", {Ref("body")}), Val("\"caf\"")}), {}},
+      {Fn("eq", {Fn("lower", {Ref("body")}), Val("12")}), {}},        // 12 is text here: not a number
+      {Fn("eq", {Fn("lower", {Ref("n")}), Val("7")}), {"up"}},        // a non-string passes through
+      {Fn("eq", {Fn("length", {Ref("body")}), Val("3")}), {"emoji"}},
+      {Fn("eq", {Fn("length", {Ref("body")}), Val("2")}), {"dot", "num"}},  // "i̇x" is 2 before lowering
+      {Fn("eq", {Fn("length", {Ref("body")}), Val("0")}), {"null"}},  // JS: 0 for a non-string
+      {Fn("gt", {Fn("length", {Ref("body")}), Val("5")}), {"up"}},
+      {Fn("eq", {Fn("coalesce", {Ref("n"), Ref("r"), Val("-1")}), Val("-1")}), {"num", "null"}},
+      {Fn("eq", {Fn("coalesce", {Ref("r"), Ref("n")}), Val("7")}), {"up"}},
+      {Fn("eq", {Fn("add", {Ref("n"), Ref("r")}), Val("7")}), {"up"}},  // NULL counts 0
+      {Fn("gt", {Fn("multiply", {Ref("r"), Val("10")}), Val("1e300")}), {"acute"}},
+      {Fn("eq", {Fn("divide", {Ref("n"), Val("2")}), Val("3.5")}), {"up"}},  // not integer division
+      {Fn("isNull", {Ref("r")}), {"up", "num", "null"}},
+      {Fn("lt", {Fn("divide", {Ref("n"), Ref("r")}), Val("100")}), {"dot", "kelvin", "acute", "emoji"}},  // x/NULL: NULL
+      {Fn("eq", {Fn("subtract", {Ref("body"), Val("1")}), Val("11")}), {}},  // text operand: NULL
+      {Fn("eq", {Val("4"), Fn("add", {Ref("n"), Val("1")})}), {"emoji"}},
+      {Fn("in", {Fn("lower", {Ref("body")}), Val("[\"hello world\",\"k\"]")}), {"up", "kelvin"}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.where);
+    auto p = ParseWhere(c.where);
+    REQUIRE_MESSAGE(p.ok(), p.status().ToString());
+    CHECK(EvalSelect(*p, rows) == c.members);
+    CHECK(SqlSelect(*p, &db) == c.members);
+    auto again = ParseWhere(p->ToIr());
+    REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+    CHECK(EvalSelect(*again, rows) == c.members);
+  }
+  // lower compares only with ASCII text: JS lowers É, SQLite does not.
+  for (const std::string& refused :
+       {Fn("ilike", {Ref("body"), Val("\"caf\xc3\xa9\"")}), Fn("eq", {Fn("lower", {Ref("body")}), Val("\"\xc3\xa9\"")}),
+        Fn("eq", {Fn("lower", {Fn("coalesce", {Ref("body"), Val("\"\xc3\x89\"")})}), Val("\"a\"")})}) {
+    CAPTURE(refused);
+    CHECK(ParseWhere(refused).status().code() == Code::kUnsupportedPredicate);
+  }
+  CHECK(ParseWhere(Fn("eq", {Fn("length", {Ref("body"), Ref("id")}), Val("1")})).status().code() ==
+        Code::kUnsupportedPredicate);
+  // length takes a column; functions nest at most kMaxFunctionNesting deep
+  // (their SQL repeats an argument up to 3 times).
+  CHECK(ParseWhere(Fn("eq", {Fn("length", {Fn("lower", {Ref("body")})}), Val("1")})).status().code() ==
+        Code::kUnsupportedPredicate);
+  auto nested = [](int levels) {
+    std::string e = Ref("n");
+    for (int i = 0; i < levels; ++i) e = Fn("add", {e, Val("1")});
+    return Fn("eq", {e, Val("1")});
+  };
+  CHECK(ParseWhere(nested(3)).ok());
+  CHECK(ParseWhere(nested(4)).status().code() == Code::kTooDeep);
+  CHECK(ParseWhere(Fn("eq", {Fn("lower", {Ref("nope")}), Val("\"a\"")})).status().code() == Code::kUnknownColumn);
 }
 
 TEST_CASE("like treats its specials and GLOB's literally, matches code points, and is case-sensitive") {
@@ -425,7 +498,11 @@ TEST_CASE("random predicates select exactly the rows SQLite selects (fixed seed)
   SqliteStorage db;
   // Columns of every affinity, holding NULLs and mixed kinds.
   db.MustExec("CREATE TABLE t(id TEXT PRIMARY KEY, body TEXT, n INTEGER, r REAL)");
-  const std::vector<std::string> texts = {"", "a", "ab", "abc", "B", "b%", "a_c", "\xc3\xa9", "10", "9"};
+  // Texts include the letters JS's toLowerCase maps differently from
+  // SQLite's lower (É, İ, K as Kelvin) and a 4-byte character (length).
+  const std::vector<std::string> texts = {"", "a", "ab", "abc", "B", "b%", "a_c", "\xc3\xa9", "10", "9",
+                                          "AbC", "\xc3\x89", "\xc4\xb0" "x", "\xe2\x84\xaa", "\xf0\x9f\x98\x80" "b"};
+  const std::vector<std::string> ascii = {"", "a", "ab", "abc", "b%", "a_c", "10", "9", "ix", "k", "i"};
   const std::vector<std::string> numbers = {"0", "1", "-1", "2.5", "10", "9", "1e3", "-0.5"};
   auto pick = [&](std::vector<std::string> v) { return v[rng() % v.size()]; };
   auto sql_value = [&]() -> std::string {
@@ -447,19 +524,51 @@ TEST_CASE("random predicates select exactly the rows SQLite selects (fixed seed)
       default: return pick(numbers);
     }
   };
+  auto ascii_literal = [&]() -> std::string {
+    switch (rng() % 4) {
+      case 0: return pick(numbers);
+      default: return "\"" + pick(ascii) + "\"";
+    }
+  };
+  // A function of the row: {expression, whether it lowers text}.
+  std::function<std::pair<std::string, bool>(const std::string&, int)> operand =
+      [&](const std::string& col, int depth) -> std::pair<std::string, bool> {
+    if (depth > 2) return {Ref(col), false};
+    switch (rng() % 8) {
+      case 0: return {Fn("lower", {operand(col, depth + 1).first}), true};
+      case 1: return {Fn("length", {Ref(col)}), false};
+      case 2: {
+        auto inner = operand(col, depth + 1);
+        return {Fn("coalesce", {inner.first, Val(ascii_literal())}), inner.second};
+      }
+      case 3: return {Fn(pick({"add", "subtract", "multiply", "divide"}), {Ref(col), Val(pick(numbers))}), false};
+      case 4: return {Fn(pick({"add", "divide"}), {Ref(col), Ref(pick({"n", "r"}))}), false};
+      default: return {Ref(col), false};
+    }
+  };
   std::function<std::string(int)> gen = [&](int depth) -> std::string {
     const std::string col = pick({"body", "n", "r", "id"});
-    int choice = static_cast<int>(rng() % (depth > 3 ? 6 : 9));
+    int choice = static_cast<int>(rng() % (depth > 3 ? 8 : 11));
     switch (choice) {
+      case 6: {
+        auto [e, lowers] = operand(col, 0);
+        return Fn(pick({"eq", "gt", "gte", "lt", "lte"}), {e, Val(lowers ? ascii_literal() : literal())});
+      }
+      case 7: {
+        auto [e, lowers] = operand(col, 1);  // like(lower(e)): one function more
+        const std::string pattern = "\"" + pick({"a%", "%b%", "_", "a_c", "%", "B%", "i_", "%k", "_b"}) + "\"";
+        if (rng() % 2) return Fn("ilike", {e, Val(pattern)});
+        return Fn("like", {Fn("lower", {e}), Val(pattern)});
+      }
+      case 8: return Fn("not", {gen(depth + 1)});
+      case 9: return Fn("and", {gen(depth + 1), gen(depth + 1)});
+      case 10: return Fn("or", {gen(depth + 1), gen(depth + 1), gen(depth + 1)});
       case 0: return Fn(pick({"eq", "gt", "gte", "lt", "lte"}), {Ref(col), Val(literal())});
       case 1: return Fn(pick({"eq", "gt", "lt"}), {Val(literal()), Ref(col)});
       case 2: return Fn("like", {Ref(col), Val("\"" + pick({"a%", "%b%", "_", "a_c", "%", "B%"}) + "\"")});
       case 3: return Fn("in", {Ref(col), Val("[" + literal() + "," + literal() + "]")});
       case 4: return Fn("isNull", {Ref(col)});
-      case 5: return Fn("eq", {Ref(col), Val(literal())});
-      case 6: return Fn("not", {gen(depth + 1)});
-      case 7: return Fn("and", {gen(depth + 1), gen(depth + 1)});
-      default: return Fn("or", {gen(depth + 1), gen(depth + 1), gen(depth + 1)});
+      default: return Fn("eq", {Ref(col), Val(literal())});
     }
   };
   int nonempty = 0;
@@ -501,6 +610,36 @@ TEST_CASE("NUL in like: a pattern with NUL is refused, text matches up to its NU
     REQUIRE(p.ok());
     CHECK(EvalSelect(*p, rows) == SqlSelect(*p, &db));
   }
+}
+
+TEST_CASE("integers beyond 2^53 compare exactly; a {$int} literal is exact, beyond 64 bits refused") {
+  SqliteStorage db;
+  db.MustExec("CREATE TABLE t(id TEXT PRIMARY KEY, body TEXT, n INTEGER, r REAL)");
+  db.MustExec("INSERT INTO t VALUES('p1',NULL,9007199254740993,9007199254740992.0),"
+              "('p0',NULL,9007199254740992,NULL),('max',NULL,9223372036854775807,NULL)");
+  JsonDocument rows = ReadRows(&db);
+  const std::string big = R"({"$int":"9007199254740993"})";
+  for (const auto& c : std::vector<std::pair<std::string, std::set<std::string>>>{
+           {Fn("eq", {Ref("n"), Val(big)}), {"p1"}},
+           {Fn("in", {Ref("n"), Val("[" + big + "]")}), {"p1"}},
+           {Fn("gt", {Ref("n"), Val("9007199254740992")}), {"p1", "max"}},
+           {Fn("eq", {Ref("n"), Val(R"({"$int":"9223372036854775807"})")}), {"max"}},
+           {Fn("lt", {Ref("n"), Val("9007199254740992.0")}), {}},  // 2^53 + 1 > 2^53 exactly
+       }) {
+    const std::string& where = c.first;
+    CAPTURE(where);
+    auto p = ParseWhere(where);
+    REQUIRE_MESSAGE(p.ok(), p.status().ToString());
+    CHECK(EvalSelect(*p, rows) == c.second);
+    CHECK(SqlSelect(*p, &db) == c.second);
+    auto again = ParseWhere(p->ToIr());  // the IR tags it again: clients read doubles
+    REQUIRE(again.ok());
+    CHECK(EvalSelect(*again, rows) == c.second);
+  }
+  CHECK(ParseWhere(Fn("eq", {Ref("n"), Val(big)}))->ToIr().find(big) != std::string::npos);
+  CHECK(ParseWhere(Fn("eq", {Ref("n"), Val(R"({"$int":"9223372036854775808"})")})).status().code() ==
+        Code::kUnsupportedPredicate);
+  CHECK(ParseWhere(Fn("eq", {Ref("n"), Val(R"({"$int":"12x"})")})).status().code() == Code::kUnsupportedPredicate);
 }
 
 TEST_CASE("a predicate binds one parameter however many literals it has") {

@@ -9,7 +9,11 @@ import {
   createLiveQueryCollection,
   eq,
   gt,
+  ilike,
+  like,
   type LoadSubsetOptions,
+  lower,
+  multiply,
   or,
 } from '@tanstack/db'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -176,6 +180,23 @@ describe('on-demand loading', () => {
     await until(() => !q.has(id(3)) && !ann.tasks.has(id(3)), 'task 3 moves out')
   })
 
+  it("ilike, lower and arithmetic load the rows TanStack DB's own evaluator keeps", async () => {
+    const room = freshRoom('od-fn')
+    await seed(room, 30) // titles 'task 1' … 'task 30', rank i
+    const ann = onDemandClient(room)
+    const q = live(
+      createLiveQueryCollection((b) =>
+        b.from({ t: ann.tasks }).where(({ t }) => or(ilike(t.title, 'TASK 1%'), and(like(lower(t.title), '%2_'), gt(multiply(t.rank, 2), 50)))),
+      ),
+    )
+    await q.preload()
+    // task 1, 10-19; and task 26-29 (rank * 2 > 50, title ending '2x').
+    const expected = [1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 26, 27, 28, 29].map(id).sort()
+    await until(() => q.size === expected.length, 'the matching tasks')
+    expect(idsOf(q).sort()).toEqual(expected)
+    expect(sortedKeys(ann.tasks)).toEqual(expected) // only these crossed the wire
+  })
+
   it('an ordered window loads the top rows and tracks move-in and move-out', async () => {
     const room = freshRoom('od')
     await seed(room, 40)
@@ -289,7 +310,7 @@ describe('on-demand loading', () => {
     expect(error).toBeInstanceOf(SubscriptionError)
     expect((error as SubscriptionError).codeName).toBe('UNKNOWN_COLUMN')
     const unsupported = await load({
-      where: { type: 'func', name: 'ilike', args: [ref('title'), { type: 'val', value: 'T%' }] } as never,
+      where: { type: 'func', name: 'eq', args: [{ type: 'func', name: 'upper', args: [ref('title')] }, { type: 'val', value: 'T' }] } as never,
     }).then(() => 'resolved', (e: unknown) => e)
     expect((unsupported as SubscriptionError).codeName).toBe('UNSUPPORTED_PREDICATE')
     // An empty result is not an error.
@@ -318,6 +339,39 @@ describe('on-demand loading', () => {
     const denied = ann.tasks.insert({ id: 'bad', title: 'forbidden', done: 0, rank: 1, category: 'a' })
     await expect(denied.isPersisted.promise).rejects.toThrow()
     expect(ann.tasks.has('bad')).toBe(false)
+  })
+})
+
+describe('typed columns', () => {
+  it('booleans, dates, JSON and 64-bit integers arrive typed and filter alike in the DO and in TanStack DB', async () => {
+    const room = freshRoom('od-typed')
+    await admin('sync', room, 'seed-accounts')
+    const ann = onDemandClient(room)
+    type Account = { id: string; active: boolean; created_at: Date; meta: unknown; counter: bigint; plain: unknown }
+    const accounts = createCollection(
+      doCollectionOptions<Account>({
+        transport: ann.transport,
+        table: 'accounts',
+        getKey: (a) => a.id,
+        syncMode: 'on-demand',
+        id: `od-accounts-${counter++}`,
+        startSync: true,
+      }),
+    )
+    const active = live(createLiveQueryCollection((b) => b.from({ a: accounts }).where(({ a }) => eq(a.active, true))))
+    const later = live(createLiveQueryCollection((b) => b.from({ a: accounts }).where(({ a }) => gt(a.created_at, new Date(1767225600000)))))
+    const exact = live(createLiveQueryCollection((b) => b.from({ a: accounts }).where(({ a }) => eq(a.counter, 9007199254740993n))))
+    await Promise.all([active.preload(), later.preload(), exact.preload()])
+    const ids = (q: { toArray: Array<{ id: string }> }) => q.toArray.map((r) => r.id).sort()
+    await until(() => active.size === 2 && later.size === 2 && exact.size === 1, 'the three filters')
+    expect(ids(active)).toEqual(['a', 'c'])
+    expect(ids(later)).toEqual(['b', 'c'])
+    expect(ids(exact)).toEqual(['a']) // not 'b', whose counter is 2^53
+    const a = accounts.get('a')!
+    expect(a.active).toBe(true)
+    expect(a.created_at).toEqual(new Date(1767225600000))
+    expect(a.meta).toEqual({ tier: 'gold', tags: [1, 2] })
+    expect(a.counter).toBe(9007199254740993n)
   })
 })
 

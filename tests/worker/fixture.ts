@@ -47,6 +47,14 @@ interface Note {
   id: string
   body: string
 }
+/** Typed columns (docs/protocol.md §5.3): SQLite holds 0/1, epoch ms, JSON text and 64-bit integers. */
+export interface Account {
+  id: string
+  active: boolean
+  created_at: Date
+  meta: unknown
+  counter: bigint
+}
 
 export class TestDO extends SyncDurableObject<Env, Claims> {
   readonly instanceId = crypto.randomUUID()
@@ -66,15 +74,33 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY, title TEXT, done INTEGER, rank REAL, category TEXT)`)
       this.sql.exec(`CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, body TEXT)`)
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS accounts (
+        id TEXT PRIMARY KEY, active INTEGER, created_at INTEGER, meta TEXT, counter INTEGER, plain INTEGER)`)
       this.sql.exec('CREATE TABLE IF NOT EXISTS test_dropped_collections (name TEXT PRIMARY KEY)')
       this.sql.exec('CREATE TABLE IF NOT EXISTS test_clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_ms INTEGER NOT NULL)')
       this.#clockOffsetMs = this.count('SELECT offset_ms FROM test_clock')
       const dropped = this.sql.exec<{ name: string }>('SELECT name FROM test_dropped_collections').toArray().map((r) => r.name)
       this.registerSync(
-        asDeployedWithout(dropped, new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note }>()
+        asDeployedWithout(dropped, new SyncRegistry<Claims, Env, { messages: Message; tasks: Task; notes: Note; accounts: Account }>()
           .defineCollection({ table: 'messages', pk: 'id' })
           .defineCollection({ table: 'tasks', pk: 'id' })
           .defineCollection({ table: 'notes', pk: 'id' })
+          .defineCollection({
+            table: 'accounts',
+            pk: 'id',
+            columns: { active: 'boolean', created_at: 'date', meta: 'json', counter: 'bigint' },
+          })
+          .defineMutation({
+            collection: 'accounts',
+            type: 'insert',
+            // The core hands over storage values: a bigint as its decimal string
+            // (INTEGER affinity stores it exactly), a boolean as 0/1, JSON as its text.
+            execute: ({ op, sql }) => {
+              const a = op.cols as unknown as Record<string, unknown>
+              sql.exec('INSERT INTO accounts(id, active, created_at, meta, counter) VALUES (?, ?, ?, ?, ?)',
+                a.id as string, a.active as number, a.created_at as number, a.meta as string, a.counter as string)
+            },
+          })
           .defineMutation({
             collection: 'messages',
             type: 'insert',
@@ -270,6 +296,15 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
     return this.syncState().head
   }
   /** Inserts `count` tasks in one synced write: id `${prefix}00001`…, rank = i, category a/b/c. */
+  /** Accounts whose counters straddle 2^53 (written as SQL literals, so exact), and one plain column beyond it. */
+  seedAccounts(): void {
+    this.runSyncedWrite((sql) => {
+      sql.exec(`INSERT INTO accounts(id, active, created_at, meta, counter, plain) VALUES
+        ('a', 1, 1767225600000, '{"tier":"gold","tags":[1,2]}', 9007199254740993, 9007199254740993),
+        ('b', 0, 1767312000000, 'not json', 9007199254740992, 5),
+        ('c', 1, 1767398400000, NULL, 5, NULL)`)
+    })
+  }
   seedTasks(count: number, prefix: string): void {
     this.runSyncedWrite((sql) => {
       for (let i = 1; i <= count; i++) {
@@ -488,6 +523,9 @@ async function adminRequest(
       if (after === before) return new Response('the Durable Object was not reset', { status: 500 })
       return Response.json({ ok: true })
     }
+    case 'seed-accounts':
+      await stub.seedAccounts()
+      return Response.json({ ok: true })
     case 'seed-tasks':
       await stub.seedTasks(Number(body.count ?? 0), String(body.prefix ?? 't'))
       return Response.json({ ok: true })

@@ -11,10 +11,13 @@ import { seededRandom } from '../support/prng.js'
 import { freshRoom, TestSocket } from './socket.js'
 
 
-it('the client evaluator selects exactly the rows the core selects (400 random predicates)', async () => {
+it('the client evaluator selects exactly the rows the core selects (600 random predicates, with ilike and the functions)', async () => {
   const random = seededRandom(20261123)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
-  const texts = ['', 'a', 'ab', 'abc', 'B', 'b%', 'a_c', 'é', '10', '9', 'Hello', 'hello']
+  // With the letters JS's toLowerCase folds and SQLite's lower does not (É,
+  // İ, K as Kelvin) and a character of two UTF-16 units.
+  const texts = ['', 'a', 'ab', 'abc', 'B', 'b%', 'a_c', 'é', '10', '9', 'Hello', 'hello', 'CAFÉ', 'İx', '\u212a', '😀b', 'AbC']
+  const ascii = ['', 'a', 'ab', 'abc', 'b%', 'a_c', '10', 'hello', 'ix', 'k', 'i']
   const numbers = [0, 1, -1, 2.5, 10, 9, 1000, -0.5]
   const value = () => (random() < 0.2 ? null : random() < 0.5 ? pick(texts) : pick(numbers))
   const name = freshRoom('parity')
@@ -31,21 +34,46 @@ it('the client evaluator selects exactly the rows the core selects (400 random p
   const ref = (c: string): PredicateIR => ({ type: 'ref', path: [c] })
   const val = (v: unknown): PredicateIR => ({ type: 'val', value: v })
   const fn = (n: string, ...args: PredicateIR[]) => ({ type: 'func', name: n, args }) as PredicateIR
+  const asciiValue = () => (random() < 0.3 ? pick(numbers) : pick(ascii))
+  // A function of the row, and whether it folds case (then it compares with ASCII text only).
+  const operand = (col: string, depth: number): [PredicateIR, boolean] => {
+    if (depth > 2) return [ref(col), false]
+    switch (Math.floor(random() * 8)) {
+      case 0: return [fn('lower', operand(col, depth + 1)[0]), true]
+      case 1: return [fn('length', ref(col)), false]
+      case 2: {
+        const [inner, folds] = operand(col, depth + 1)
+        return [fn('coalesce', inner, val(asciiValue())), folds]
+      }
+      case 3: return [fn(pick(['add', 'subtract', 'multiply', 'divide']), ref(col), val(pick(numbers))), false]
+      case 4: return [fn(pick(['add', 'divide']), ref(col), ref(pick(['done', 'rank']))), false]
+      default: return [ref(col), false]
+    }
+  }
   const gen = (depth: number): PredicateIR => {
     const col = pick(['title', 'done', 'rank', 'category', 'id'])
-    switch (Math.floor(random() * (depth > 2 ? 5 : 8))) {
+    switch (Math.floor(random() * (depth > 2 ? 7 : 10))) {
+      case 5: {
+        const [e, folds] = operand(col, 0)
+        return fn(pick(['eq', 'gt', 'gte', 'lt', 'lte']), e, val(folds ? asciiValue() : value()))
+      }
+      case 6: {
+        const [e] = operand(col, 1)
+        const pattern = val(pick(['a%', '%b%', '_', 'a_c', '%', 'H%', 'i_', '%k', '_b', 'caf_']))
+        return random() < 0.5 ? fn('ilike', e, pattern) : fn('like', fn('lower', e), pattern)
+      }
       case 0: return fn(pick(['eq', 'gt', 'gte', 'lt', 'lte']), ref(col), val(value()))
       case 1: return fn('like', ref(col), val(pick(['a%', '%b%', '_', 'a_c', '%', 'H%', 'h%'])))
       case 2: return fn('in', ref(col), val([value(), value()]))
       case 3: return fn(pick(['isNull', 'isNull', 'isUndefined']), ref(col))
       case 4: return fn('eq', ref(col), val(value()))
-      case 5: return fn('not', gen(depth + 1))
-      case 6: return fn('and', gen(depth + 1), gen(depth + 1))
+      case 7: return fn('not', gen(depth + 1))
+      case 8: return fn('and', gen(depth + 1), gen(depth + 1))
       default: return fn('or', gen(depth + 1), gen(depth + 1), gen(depth + 1))
     }
   }
   let nonEmpty = 0
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 600; i++) {
     // A fresh socket every 50 predicates keeps each under the per-socket
     // sub/unsub rate limit (a burst of 128) without depending on the clock.
     if (i > 0 && i % 50 === 0) {
@@ -66,6 +94,6 @@ it('the client evaluator selects exactly the rows the core selects (400 random p
     nonEmpty += server.length > 0 ? 1 : 0
     socket.send({ t: 'unsub', id })
   }
-  expect(nonEmpty).toBeGreaterThan(100)
+  expect(nonEmpty).toBeGreaterThan(150)
   socket.close()
 }, 120_000)

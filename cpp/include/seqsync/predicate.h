@@ -106,9 +106,21 @@ class Predicate {
     std::string text;
   };
 
+  // A value computed from a row, the left operand of a comparison, like or
+  // in when it is not a plain column (docs/protocol.md §7): TanStack DB's
+  // functions with one meaning in the core, in SQL and in the client.
+  enum class Fn { kRef, kLiteral, kLower, kLength, kCoalesce, kAdd, kSubtract, kMultiply, kDivide };
+  struct Expr {
+    Fn fn = Fn::kRef;
+    std::string column;     // kRef
+    Literal literal;        // kLiteral
+    std::vector<int> args;  // indexes into the predicate's expressions
+  };
+
   struct Node {
     Op op = Op::kFalse;
-    std::string column;             // comparisons, like, in, isNull
+    std::string column;             // comparisons, like, in, isNull (when operand < 0)
+    int operand = -1;               // else the left operand: an index into exprs_
     std::vector<Literal> literals;  // one for comparisons and like; many for in
     std::vector<int> children;      // and, or, not
   };
@@ -127,8 +139,11 @@ class Predicate {
   void NodeSql(int node, int param, std::string* sql, int* next_literal,
                std::string* literals) const;
   void NodeIr(int node, std::string* out) const;
+  void ExprSql(int expr, int param, std::string* sql, int* next_literal, std::string* literals) const;
+  void ExprIr(int expr, std::string* out) const;
 
   std::vector<Node> nodes_;  // nodes_[0] is the root when non-empty
+  std::vector<Expr> exprs_;  // the operands that are not plain columns
 };
 
 }  // namespace seqsync

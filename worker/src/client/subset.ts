@@ -70,8 +70,14 @@ export function refColumn(ref: { path: readonly string[]; sourceAlias?: string |
 /** A constant as JSON: Dates as ISO text, bigints as numbers, undefined as null. */
 function wireValue(value: unknown): unknown {
   if (value === undefined) return null
-  if (value instanceof Date) return value.toISOString()
-  if (typeof value === 'bigint') return Number(value)
+  // A date column holds epoch ms (a column declared `date`, docs/protocol.md
+  // §7); a bigint stays exact, tagged as on the wire (§2). A number that is
+  // an integer beyond 2^53 was rounded already: refused, never sent.
+  if (value instanceof Date) return value.getTime()
+  if (typeof value === 'bigint') return { $int: value.toString() } // plain JSON from here on
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    throw unsupported(`the value ${value} is an integer beyond 2^53, rounded by JavaScript: pass a bigint`)
+  }
   if (Array.isArray(value)) return value.map(wireValue)
   if (typeof value === 'number' && !Number.isFinite(value)) throw unsupported(`the value ${value} is not a JSON number`)
   if (typeof value === 'object' && value !== null) return JSON.parse(JSON.stringify(value)) as unknown

@@ -20,7 +20,12 @@
 // numbers, text by code point (= UTF-8 byte order, SQLite's BINARY).
 // Booleans are integers 0/1, as SQLite stores them. LIKE applies to text
 // only, is case-sensitive, with `%` and `_` wildcards and no escape; NULLs in
-// an `in` list never match.
+// an `in` list never match. The functions are TanStack DB's (its query
+// evaluator): ilike and lower fold case with toLowerCase (the core compares
+// them only with ASCII text, where its ASCII folding selects the same rows);
+// length counts UTF-16 units up to the first NUL, 0 for a non-string;
+// coalesce is the first non-null argument; add, subtract, multiply and
+// divide count NULL as 0, give NULL for a text operand, NaN or x / 0.
 
 import { IR } from '@tanstack/db'
 import type { SubscribeChangesOptions } from '@tanstack/db'
@@ -40,15 +45,20 @@ export type WhereFunction<T extends object = Record<string, unknown>> = (row: Wh
 export type WhereInput<T extends object = Record<string, unknown>> = WhereFunction<T> | PredicateIR | WhereMap
 
 const ACCEPTED =
-  "a function (row) => eq(row.col, value) built with @tanstack/db's eq, gt, gte, lt, lte, like, inArray, isNull, " +
-  'isUndefined, and, or, not; an equality map { col: value } (null for IS NULL); ' +
+  "a function (row) => eq(row.col, value) built with @tanstack/db's eq, gt, gte, lt, lte, like, ilike, inArray, isNull, " +
+  'isUndefined, and, or, not, with lower, length, coalesce, add, subtract, multiply or divide of columns; ' +
+  'an equality map { col: value } (null for IS NULL); ' +
   'or a predicate IR {type: "func", name, args} (docs/protocol.md §7)'
 
 /** TanStack DB's operator names for the wire's (the wire's `in` is inArray). */
 const OPERATORS: Record<string, string> = {
-  eq: 'eq', gt: 'gt', gte: 'gte', lt: 'lt', lte: 'lte', like: 'like', in: 'inArray',
+  eq: 'eq', gt: 'gt', gte: 'gte', lt: 'lt', lte: 'lte', like: 'like', ilike: 'ilike', in: 'inArray',
   isNull: 'isNull', isUndefined: 'isUndefined', and: 'and', or: 'or', not: 'not',
+  lower: 'lower', length: 'length', coalesce: 'coalesce', add: 'add', subtract: 'subtract', multiply: 'multiply', divide: 'divide',
 }
+
+/** The functions that compute a value from a row (the rest are predicates). */
+const VALUE_FUNCTIONS = new Set(['lower', 'length', 'coalesce', 'add', 'subtract', 'multiply', 'divide'])
 
 function shapeError(what: string): TypeError {
   return new TypeError(`[seqsync] where: ${what}. Accepted: ${ACCEPTED}`)
@@ -142,15 +152,56 @@ function resolve(node: PredicateIR | undefined, row: Record<string, unknown>): u
     const col = node.path[node.path.length - 1]
     return col === undefined ? null : row[col]
   }
+  if (VALUE_FUNCTIONS.has(node.name)) return compute(node, row)
   return evaluate(node, row)
 }
 
-/** SQLite storage class rank: NULL < numeric < text < blob. */
-function normalize(v: unknown): { rank: 0 | 1 | 2 | 3; n: number; s: string } {
+/** The text up to its first NUL, as like and length read text (SQLite's rule). */
+const beforeNul = (s: string) => s.split('\0')[0]!
+
+/** A number operand of arithmetic: NULL counts 0; text, BLOB or object: none. */
+function arithmeticOperand(v: unknown): number | undefined {
+  if (v === null || v === undefined) return 0
+  if (typeof v === 'number') return v
+  if (typeof v === 'boolean') return v ? 1 : 0
+  if (typeof v === 'bigint') return Number(v)
+  return undefined
+}
+
+/** The value of a function of the row (VALUE_FUNCTIONS). */
+function compute(node: Extract<PredicateIR, { type: 'func' }>, row: Record<string, unknown>): unknown {
+  const args = node.args.map((arg) => resolve(arg, row))
+  switch (node.name) {
+    case 'lower':
+      return typeof args[0] === 'string' ? args[0].toLowerCase() : args[0]
+    case 'length':
+      return typeof args[0] === 'string' ? beforeNul(args[0]).length : 0
+    case 'coalesce':
+      return args.find((v) => v !== null && v !== undefined) ?? null
+  }
+  const x = arithmeticOperand(args[0])
+  const y = arithmeticOperand(args[1])
+  if (x === undefined || y === undefined) return null
+  const r = node.name === 'add' ? x + y : node.name === 'subtract' ? x - y : node.name === 'multiply' ? x * y : y === 0 ? NaN : x / y
+  return Number.isNaN(r) ? null : r
+}
+
+/**
+ * SQLite storage class rank: NULL < numeric < text < blob. A typed column's
+ * value compares as it is stored: a boolean as 0/1, a Date as epoch ms, a
+ * bigint exactly (`big`), a JSON value as its JSON text.
+ */
+function normalize(v: unknown): { rank: 0 | 1 | 2 | 3; n: number; s: string; big?: bigint } {
   if (v === null || v === undefined) return { rank: 0, n: 0, s: '' }
   if (typeof v === 'boolean') return { rank: 1, n: v ? 1 : 0, s: '' }
   if (typeof v === 'number') return { rank: 1, n: v, s: '' }
-  if (typeof v === 'bigint') return { rank: 1, n: Number(v), s: '' }
+  if (typeof v === 'bigint') return { rank: 1, n: Number(v), s: '', big: v }
+  if (v instanceof Date) return { rank: 1, n: v.getTime(), s: '' }
+  if (typeof v === 'object' && typeof (v as { $int?: unknown }).$int === 'string') {
+    // A bigint literal as the wire carries it (docs/protocol.md §2).
+    const big = BigInt((v as { $int: string }).$int)
+    return { rank: 1, n: Number(big), s: '', big }
+  }
   if (typeof v === 'string') return { rank: 2, n: 0, s: v }
   if (typeof v === 'object' && typeof (v as { $hex?: unknown }).$hex === 'string') {
     return { rank: 3, n: 0, s: (v as { $hex: string }).$hex.toLowerCase() }
@@ -173,20 +224,37 @@ function compareCodePoints(a: string, b: string): number {
   }
 }
 
+/** Exact order of two numbers one of which is a bigint (as the core compares INTEGER with REAL). */
+function compareExact(x: { n: number; big?: bigint }, y: { n: number; big?: bigint }): number {
+  const a = x.big ?? x.n
+  const b = y.big ?? y.n
+  if (typeof a === 'number' && !Number.isInteger(a)) return -compareExact(y, x)
+  // a is an integer; b a bigint or any number: compare a with floor(b), then the fraction.
+  if (typeof b === 'number' && !Number.isFinite(b)) return b > 0 ? -1 : 1
+  const whole = typeof b === 'bigint' ? b : BigInt(Math.floor(b))
+  const ai = BigInt(a)
+  if (ai !== whole) return ai < whole ? -1 : 1
+  return typeof b === 'number' && b !== Math.floor(b) ? -1 : 0
+}
+
 /** Compare two non-null values; null if either is NULL. */
 function compare(a: unknown, b: unknown): number | null {
   const x = normalize(a)
   const y = normalize(b)
   if (x.rank === 0 || y.rank === 0) return null
   if (x.rank !== y.rank) return NaN // different kinds: every comparison is false
-  if (x.rank === 1) return x.n === y.n ? 0 : x.n < y.n ? -1 : 1
+  if (x.rank === 1) return x.big !== undefined || y.big !== undefined ? compareExact(x, y) : x.n === y.n ? 0 : x.n < y.n ? -1 : 1
   return compareCodePoints(x.s, y.s)
 }
 
 /** A value's key in an `in` set: equal keys iff compare() is 0 (numbers by value, text, BLOBs by bytes). */
 function setKey(v: unknown): string {
   const x = normalize(v)
-  if (x.rank === 1) return Number.isNaN(x.n) ? 'NaN' : `n${x.n}` // NaN equals nothing: no item has this key
+  if (x.rank === 1) {
+    if (Number.isNaN(x.n)) return 'NaN' // NaN equals nothing: no item has this key
+    // An integer by its digits (a bigint and the double of the same value agree), any other number by value.
+    return x.big !== undefined ? `n${x.big}` : Number.isInteger(x.n) ? `n${BigInt(x.n)}` : `n${x.n}`
+  }
   return `${x.rank}${x.s}`
 }
 
@@ -281,13 +349,20 @@ export function evaluate(node: PredicateIR, row: Record<string, unknown>): Tri {
       if (x === null || x === undefined) return null
       return inSet(list).has(setKey(x))
     }
-    case 'like': {
+    case 'like':
+    case 'ilike': {
       const text = resolve(a, row)
       const pattern = resolve(b, row)
       if (text === null || text === undefined || pattern === null || pattern === undefined) return null
       if (typeof text !== 'string' || typeof pattern !== 'string') return false
       // As in SQLite (and the core), the text ends at its first NUL.
-      return likeToRegExp(pattern).test(text.split('\0')[0]!)
+      if (node.name === 'like') return likeToRegExp(pattern).test(beforeNul(text))
+      return likeToRegExp(pattern.toLowerCase()).test(beforeNul(text.toLowerCase()))
+    }
+    default: {
+      // A function's value used as a condition: true iff a nonzero number.
+      const v = normalize(resolve(node, row))
+      return v.rank === 0 ? null : v.rank === 1 ? v.n !== 0 : false
     }
   }
 }

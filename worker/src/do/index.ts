@@ -6,6 +6,7 @@ export {
   type AfterCommitContext,
   type AuthorizeContext,
   type CollectionDefinition,
+  type ColumnType,
   type CommandContext,
   type CommandDefinition,
   type ExecuteContext,

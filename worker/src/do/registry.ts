@@ -63,10 +63,23 @@ export interface CommandDefinition<Claims, Env, Args, Result> {
   afterCommit?: (ctx: Omit<CommandContext<Claims, Env, Args>, 'sql'> & { result: Result; seq: number }) => void | Promise<void>
 }
 
+/**
+ * How a column's values travel, for the types SQLite has not
+ * (docs/protocol.md §5.3): `boolean` an INTEGER 0/1 that arrives as
+ * false/true; `date` an INTEGER of epoch ms that arrives as a Date; `json` a
+ * TEXT of JSON that arrives parsed; `bigint` an INTEGER that arrives as a
+ * bigint, exact to 64 bits. Predicate literals follow (a Date compares as its
+ * ms, a bigint exactly). Any other column arrives as SQLite holds it, an
+ * integer beyond 2^53 as an exact bigint.
+ */
+export type ColumnType = 'boolean' | 'date' | 'json' | 'bigint'
+
 export interface CollectionDefinition<Table extends string, Row> {
   table: Table
   /** The primary-key column. It must have TEXT affinity (client-minted ids). */
   pk: keyof Row & string
+  /** The typed columns, declared once here: the rows the clients receive carry the types. */
+  columns?: Partial<Record<keyof Row & string, ColumnType>>
 }
 
 /**
@@ -88,7 +101,7 @@ export class SyncRegistry<
   Manifest extends Record<string, object>,
   Defined extends keyof Manifest & string = never,
 > {
-  readonly #collections = new Map<string, string>() // table -> pk
+  readonly #collections = new Map<string, { pk: string; columns?: Record<string, ColumnType> }>() // table -> its definition
   readonly #mutations = new Map<string, AnyMutation>() // "table\0type"
   readonly #commands = new Map<string, AnyCommand>()
 
@@ -98,7 +111,7 @@ export class SyncRegistry<
     if (this.#collections.has(definition.table)) {
       throw new Error(`seqsync: collection "${definition.table}" is defined twice`)
     }
-    this.#collections.set(definition.table, definition.pk)
+    this.#collections.set(definition.table, { pk: definition.pk, columns: definition.columns as Record<string, ColumnType> | undefined })
     return this as unknown as SyncRegistry<Claims, Env, Manifest, Defined | Table>
   }
 
@@ -123,9 +136,10 @@ export class SyncRegistry<
 
   /** @internal The registration the core validates and installs. */
   toRegistrationJson(): string {
-    const collections = [...this.#collections].map(([table, pk]) => ({
+    const collections = [...this.#collections].map(([table, { pk, columns }]) => ({
       table,
       pk,
+      ...(columns === undefined ? {} : { types: columns }),
       ops: (['insert', 'update', 'delete'] as const).filter((t) => this.#mutations.has(`${table}\0${t}`)),
     }))
     return JSON.stringify({ collections, commands: [...this.#commands.keys()] })

@@ -15,8 +15,10 @@ export type PredicateIR =
   | { type: 'func'; name: PredicateOp; args: PredicateIR[] }
 
 export type PredicateOp =
-  | 'eq' | 'gt' | 'gte' | 'lt' | 'lte' | 'like' | 'in'
+  | 'eq' | 'gt' | 'gte' | 'lt' | 'lte' | 'like' | 'ilike' | 'in'
   | 'isNull' | 'isUndefined' | 'and' | 'or' | 'not'
+  // Functions of the row, in an operand (§7).
+  | 'lower' | 'length' | 'coalesce' | 'add' | 'subtract' | 'multiply' | 'divide'
 
 export interface OrderByTerm {
   col: string
