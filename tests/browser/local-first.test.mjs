@@ -114,10 +114,17 @@ const insertOp = (id, content, author = 'ann', created_at = 1) => ({
 function localCopy(page, room, user) {
   return page.evaluate(
     (name) =>
-      new Promise((resolve, reject) => {
+      new Promise((resolve) => {
+        const none = { rows: [], cursor: undefined, outbox: [] }
         const req = indexedDB.open(name)
-        req.onerror = () => reject(req.error)
+        // Not created by the page yet: leave it so (an empty database would race the page's upgrade).
+        req.onupgradeneeded = () => req.transaction.abort()
+        req.onerror = () => resolve(none)
         req.onsuccess = () => {
+          if (!req.result.objectStoreNames.contains('images')) {
+            req.result.close()
+            return resolve(none)
+          }
           const tx = req.result.transaction(['rows', 'images', 'meta', 'outbox'], 'readonly')
           const records = tx.objectStore('rows').getAll()
           const images = tx.objectStore('images').getAll()
@@ -261,6 +268,57 @@ test('a DO whose storage was reset while the page was closed replaces the local 
   }, 'the local copy was replaced, under the new epoch')
   assert.deepEqual((await serverMessages(room)).map((r) => r.id), ['after-reset'])
   rmSync(stateDir, { recursive: true, force: true })
+  await context.close()
+})
+
+test('without IndexedDB the page works in memory after one warning; a copy of another schema version is discarded', { timeout: 180_000 }, async () => {
+  const room = newRoom('degrade')
+  // A profile whose pages have no IndexedDB (as in some private modes).
+  const bare = await env.browser.newContext()
+  await bare.addInitScript(() => {
+    Object.defineProperty(window, 'indexedDB', { value: undefined })
+  })
+  const page = await bare.newPage()
+  const warnings = []
+  page.on('console', (m) => warnings.push(m.text()))
+  await page.goto(`${env.server.url}/?room=${room}&user=ann`)
+  await waitFor(async () => (await statusOf(page)) === 'live', 'live without IndexedDB')
+  assert.equal(await page.evaluate(() => window.seqsync.transport.local), 'memory')
+  await send(page, 'in memory')
+  await waitFor(async () => (await pendingCount(page)) === 0 && (await messageTexts(page)).length === 1, 'a write confirmed')
+  const offWarnings = () => warnings.filter((w) => w.includes('local-first is off'))
+  assert.equal(offWarnings().length, 1, 'one warning')
+  assert.match(offWarnings()[0], /no IndexedDB/)
+  await page.reload()
+  await waitFor(async () => (await statusOf(page)) === 'live' && (await messageTexts(page)).length === 1, 'after a reload, from the network')
+  assert.equal(offWarnings().length, 2, 'one warning per page load')
+  await bare.close()
+
+  // A stored copy whose schema version is not the page's: discarded, then a snapshot.
+  const context = await env.browser.newContext()
+  await context.addInitScript(countFrames, 'messages')
+  const first = await openPage(context, `/?room=${room}&user=ann`, 'first')
+  await waitFor(async () => (await localCopy(first, room, 'ann')).cursor?.seq > 0, 'a cursor stored')
+  await first.close()
+  // Edited from a page of the origin that does not run the app (which would write its cursor back).
+  const editor = await openPage(context, '/app.js', 'editor')
+  await editor.evaluate((name) => new Promise((resolve) => {
+    const req = indexedDB.open(name)
+    req.onsuccess = () => {
+      const tx = req.result.transaction('meta', 'readwrite')
+      const store = tx.objectStore('meta')
+      const get = store.get('cursor')
+      get.onsuccess = () => store.put({ ...get.result, schemaVersion: 99 }, 'cursor')
+      tx.oncomplete = () => resolve(req.result.close())
+    }
+  }), `seqsync-chat ${room} ann`)
+  await editor.close()
+  const again = await openPage(context, `/?room=${room}&user=ann`, 'again')
+  await waitFor(async () => (await statusOf(again)) === 'live' && (await messageTexts(again)).length === 1, 'live again')
+  const seen = await again.evaluate(() => window.__seen)
+  assert.equal(seen.heldAtFirstFrame, 0, 'the discarded copy rendered nothing')
+  assert.equal(seen.snapshotRows, 1, 'a snapshot replaced it')
+  assert.equal((await localCopy(again, room, 'ann')).cursor?.schemaVersion, 1, 'stored again under the page’s version')
   await context.close()
 })
 
