@@ -113,6 +113,9 @@ node -e '
     {t: "presence", watch: true},
     {t: "presence", tab: "t1", state: {typing: true, row: "m9", at: [1, 2]}},
     {t: "presence", tab: "t1", state: null},
+    {t: "page", id: "p", c: "tasks", orderBy: [{col: "rank", dir: "desc"}, {col: "title"}], limit: 3,
+     cursor: {values: [1.5, "a"], k: "t1"}},
+    {t: "page", id: "q", c: "tasks", where: {type: "func", name: "eq", args: [{type: "ref", path: ["done"]}, {type: "val", value: 0}]}, limit: 2},
   ]
   more.forEach((f, i) => fs.writeFileSync(`${out}/frame-corpus/write${i}`, JSON.stringify(f)))
   // Inputs of several frames (0x1e between them): writes to one key in turn,
@@ -153,7 +156,7 @@ node -e '
   const words = ["{\"t\":\"", "\"t\"", "\"v\":1", "\"id\":\"", "\"c\":\"", "\"k\":\"", "\"op\":\"",
     "\"ops\":[", "\"cols\":{", "\"subs\":[", "\"where\":", "\"orderBy\":[", "\"col\"", "\"dir\"",
     "\"desc\"", "\"nulls\"", "\"first\"", "\"limit\":", "\"offset\":", "\"since\":", "\"epoch\":",
-    "\"resume\":true", "\"args\":", "\"name\":", "hello", "sub", "unsub", "recv", "\"bytes\":", "mut", "call", "echo",
+    "\"resume\":true", "\"args\":", "\"name\":", "hello", "sub", "unsub", "recv", "\"bytes\":", "page", "\"cursor\":{", "\"values\":[", "mut", "call", "echo",
     "insert", "update", "delete", "messages", "tasks", "notes", "author", "content", "created_at", "title",
     "done", "rank", "body", "{\"type\":\"func\",\"name\":\"", "{\"type\":\"ref\",\"path\":[\"",
     "{\"type\":\"val\",\"value\":", "eq", "gt", "gte", "lt", "lte", "in", "like", "and", "or", "not",

@@ -6,6 +6,7 @@
 //   sockets       each socket's subscriptions and budgets, restored at a wake
 //   change_log    the log's head, its reads, marks, housekeeping, retention
 //   windows       orderBy/limit/offset, resolved into a range
+//   pages         one-off ordered reads from a cursor (no subscription)
 //   fanout        sends changes and snapshots, and flushes plans early
 //   mutations     writes in flight, dedup, outcomes
 //
@@ -41,6 +42,7 @@
 #include "json_util.h"
 #include "mutations.h"
 #include "presence.h"
+#include "pages.h"
 #include "schema.h"
 #include "seqsync/close_codes.h"
 #include "sockets.h"
@@ -221,6 +223,36 @@ struct Core::Impl {
     return plan;
   }
 
+  // A one-off page (pages.h): rate limited with sub frames, since it costs a
+  // read as a snapshot does, and it holds nothing afterwards.
+  Plan OnPage(std::string_view socket_id, Socket* sock, const JsonValue& frame, std::int64_t now_ms) {
+    Plan plan;
+    const std::string_view pid = PageIdOf(frame).substr(0, options.max_id_bytes);
+    if (!sockets.TakeSubToken(sock, now_ms)) {
+      Reply(&plan, socket_id, PageErrorFrame(pid, sockets.RateLimited()));
+      return plan;
+    }
+    auto request = ReadPage(frame, options, storage, &schema);
+    if (!request.ok()) {
+      Reply(&plan, socket_id, PageErrorFrame(pid, request.status()));
+      return plan;
+    }
+    // Drained first: the page is read at the head this socket now holds.
+    Status drained = fanout.Drain(sockets.all(), now_ms, &plan);
+    auto head = log.Head();
+    if (!drained.ok() || !head.ok()) {
+      Reply(&plan, socket_id, PageErrorFrame(pid, drained.ok() ? head.status() : drained));
+      return plan;
+    }
+    std::uint64_t mark = fanout.Mark(plan);
+    Status served = ServePage(*request, *head, storage, &options, &schema, &fanout, {std::string(socket_id)}, &plan);
+    if (!served.ok()) {
+      if (!fanout.Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
+      Reply(&plan, socket_id, PageErrorFrame(pid, served));
+    }
+    return plan;
+  }
+
   Plan OnUnsub(std::string_view socket_id, Socket* sock, const JsonValue& frame) {
     auto id = ReadUnsub(frame);
     if (!id.ok()) return ErrorPlan(socket_id, id.status());
@@ -320,6 +352,7 @@ Plan Core::Impl::Dispatch(std::string_view socket_id, std::string_view scope, st
     case FrameType::kSub: return OnSub(socket_id, &sock, doc, now_ms);
     case FrameType::kUnsub: return OnUnsub(socket_id, &sock, doc);
     case FrameType::kPresence: return presence.OnFrame(socket_id, &sock, doc, now_ms);
+    case FrameType::kPage: return OnPage(socket_id, &sock, doc, now_ms);
     case FrameType::kRecv: {
       auto bytes = ReadRecv(doc);
       if (!bytes.ok()) return ErrorPlan(socket_id, bytes.status());

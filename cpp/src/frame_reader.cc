@@ -36,6 +36,7 @@ Status ReadFrame(std::string_view text, const Options& options, JsonDocument* do
   else if (name == "call") *type = FrameType::kCall;
   else if (name == "recv") *type = FrameType::kRecv;
   else if (name == "presence") *type = FrameType::kPresence;
+  else if (name == "page") *type = FrameType::kPage;
   else return Status::UnknownFrame("unknown frame type '" + std::string(name.substr(0, 64)) + "'");
   return Status::Ok();
 }

@@ -24,7 +24,7 @@
 
 namespace seqsync {
 
-enum class FrameType { kHello, kSub, kUnsub, kMut, kCall, kRecv, kPresence };
+enum class FrameType { kHello, kSub, kUnsub, kMut, kCall, kRecv, kPresence, kPage };
 
 // Parses `text` under the frame limits (bytes, depth, values) into `*doc`
 // and reads its type. Errors: kTooLarge, kTooDeep, kMalformedFrame (not

@@ -61,6 +61,10 @@ std::string SubErrorFrame(std::string_view sub, const Status& why) {
   return "{\"t\":\"sub-error\",\"sub\":" + JsonQuote(sub) + "," + ErrorFields(why);
 }
 
+std::string PageErrorFrame(std::string_view id, const Status& why) {
+  return "{\"t\":\"page-error\",\"id\":" + JsonQuote(id) + "," + ErrorFields(why);
+}
+
 std::string ErrorFrame(const Status& why) { return "{\"t\":\"error\"," + ErrorFields(why); }
 
 std::string PresenceEntry(std::string_view socket, std::string_view tab, std::string_view user,
@@ -121,7 +125,8 @@ void ChunkedFrames::TakeReady(std::vector<std::string>* out) {
   taken_ += ready;
 }
 
-void ChunkedFrames::Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out) {
+void ChunkedFrames::Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out,
+                           std::string_view last_fields) {
   if (!current_.empty()) {
     bodies_.push_back(std::move(current_));
     current_.clear();
@@ -131,7 +136,9 @@ void ChunkedFrames::Finish(bool ends_unit, bool emit_if_empty, std::vector<std::
     bool last = i + 1 == bodies_.size();
     std::string f = head_;
     f += bodies_[i];
-    f += (last && ends_unit) ? "]}" : "],\"more\":true}";
+    f += ']';
+    if (last) f += last_fields;
+    f += (last && ends_unit) ? "}" : ",\"more\":true}";
     out->push_back(std::move(f));
   }
   bodies_.clear();

@@ -7,6 +7,8 @@
 //   ack       {"t":"ack","id":ID,"seq":S,"result"?:any}
 //   reject    {"t":"reject","id":ID,"code":N,"error":NAME,"message":M}
 //   sub-error {"t":"sub-error","sub":ID,"code":N,"error":NAME,"message":M}
+//   page      {"t":"page","id":ID,"c":C,"seq":S,"rows":[row…],"more"?:true,"cut"?:true}
+//   page-error {"t":"page-error","id":ID,"code":N,"error":NAME,"message":M}
 //   error     {"t":"error","code":N,"error":NAME,"message":M}
 //   presence  {"t":"presence","entries":[entry…]} or, answering a watch,
 //             {"t":"presence","all":true,"you":SOCKET,"entries":[entry…]}
@@ -38,6 +40,7 @@ std::string AckFramePrefix(std::string_view id);
 std::string AckFrameSuffix(std::string_view result_json);
 std::string RejectFrame(std::string_view id, const Status& why);
 std::string SubErrorFrame(std::string_view sub, const Status& why);
+std::string PageErrorFrame(std::string_view id, const Status& why);
 std::string ErrorFrame(const Status& why);
 // `state_json` empty: the entry is gone.
 std::string PresenceEntry(std::string_view socket, std::string_view tab, std::string_view user,
@@ -72,8 +75,9 @@ class ChunkedFrames {
 
   // Appends the frames to `out`. If `ends_unit`, the last frame has no
   // "more". If there were no elements and `emit_if_empty`, emits one frame
-  // with an empty array.
-  void Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out);
+  // with an empty array. `last_fields` (",\"k\":v…") go in the last frame only.
+  void Finish(bool ends_unit, bool emit_if_empty, std::vector<std::string>* out,
+              std::string_view last_fields = {});
 
  private:
   std::string head_;

@@ -27,10 +27,18 @@ namespace seqsync {
 // An ordered window of a subscription (orderBy/limit/offset), as requested.
 // ResolveWindow (windows.h) turns it into a plain predicate: the rows from
 // the window's first through its last leading-column value, ties included.
+// One term of an orderBy.
+struct OrderTerm {
+  std::string column;
+  bool descending = false;
+  bool nulls_first = true;
+};
+
 struct Window {
   std::string column;  // the leading orderBy column
   bool descending = false;
   bool nulls_first = true;
+  std::vector<OrderTerm> terms;  // every orderBy term (a page orders by all of them)
   std::int64_t limit = -1;  // -1: no limit
   std::int64_t offset = 0;
 };

@@ -103,6 +103,7 @@ Status ParseWindow(const JsonValue& body, const Collection& coll, std::optional<
         }
         nulls_first = View(*nulls) == "first";
       }
+      w.terms.push_back({name, desc, nulls_first});
       // Later terms only order rows among ties, which a range includes
       // whole: only the leading term decides which rows are served.
       if (i == 0) {

@@ -1,15 +1,17 @@
-// Replays the golden session in tests/vectors/session.json: every frame the
-// core sends must match, byte for byte.
+// Replays the golden session in tests/vectors/session.json and the golden
+// pages in tests/vectors/page.json: every frame the core sends must match,
+// byte for byte.
 
 #include "test_util.h"
 
 namespace seqsync {
 
-TEST_SUITE("session") {
+namespace {
 
-TEST_CASE("the golden session in tests/vectors/session.json replays exactly") {
+// Every frame the core sends for each step of `file` must match byte for byte.
+int Replay(const char* file) {
   Harness h;
-  JsonDocument doc = Json(ReadSourceFile("tests/vectors/session.json"));
+  JsonDocument doc = Json(ReadSourceFile(file));
   int step = 0;
   for (const JsonValue& s : doc["steps"].GetArray()) {
     CAPTURE(step);
@@ -28,7 +30,19 @@ TEST_CASE("the golden session in tests/vectors/session.json replays exactly") {
     CHECK(got == want);
     ++step;
   }
-  CHECK(step >= 10);
+  return step;
+}
+
+}  // namespace
+
+TEST_SUITE("session") {
+
+TEST_CASE("the golden session in tests/vectors/session.json replays exactly") {
+  CHECK(Replay("tests/vectors/session.json") >= 10);
+}
+
+TEST_CASE("the golden pages in tests/vectors/page.json replay exactly") {
+  CHECK(Replay("tests/vectors/page.json") >= 7);
 }
 
 }  // TEST_SUITE

@@ -21,6 +21,8 @@ import type WebSocket from 'ws'
 
 import {
   doCollectionOptions,
+  ErrorCode,
+  PageError,
   SubscriptionError,
   WebSocketTransport,
   type WebSocketConstructor,
@@ -83,7 +85,7 @@ afterEach(async () => {
   for (const t of open.splice(0)) t.close()
 })
 
-function onDemandClient(room: string, user = 'ann', kind: 'sync' | 'short' = 'sync') {
+function onDemandClient(room: string, user = 'ann', kind: 'sync' | 'short' = 'sync', cursorLoads?: 'page') {
   const network = new Network()
   const wire = new Wire()
   const transport = new WebSocketTransport({
@@ -103,6 +105,7 @@ function onDemandClient(room: string, user = 'ann', kind: 'sync' | 'short' = 'sy
       startSync: true,
       autoIndex: 'eager',
       defaultIndexType: BTreeIndex,
+      ...(cursorLoads ? { cursorLoads } : {}),
     }),
   )
   return { transport, network, wire, tasks }
@@ -443,6 +446,43 @@ describe('paging', () => {
     console.log(`[on-demand] after page 2 (limit 40+1): ${twoPages} rows received, ${ann.wire.subs.length} sub(s)`)
     expect(twoPages).toBeLessThanOrEqual(45)
     expect(ann.tasks.size).toBeLessThanOrEqual(45)
+  })
+})
+
+describe('pages (cursorLoads: page)', () => {
+  it('the next page of a live window is a one-off page read: no second subscription, only the rows it needs', async () => {
+    const room = freshRoom('od-page')
+    await seed(room, 5000)
+    const ann = onDemandClient(room, 'ann', 'sync', 'page')
+    const q = live(createLiveQueryCollection((b) => b.from({ t: ann.tasks }).orderBy(({ t }) => t.rank, 'desc').limit(21)))
+    await q.preload()
+    expect(q.toArray.map((t) => t.rank)).toEqual(Array.from({ length: 21 }, (_, i) => 5000 - i))
+    const firstScreen = ann.wire.rowsReceived()
+    await q.utils.setWindow({ offset: 0, limit: 41 })
+    await until(() => q.size === 41, 'page 2 is shown')
+    expect(q.toArray.map((t) => t.rank)).toEqual(Array.from({ length: 41 }, (_, i) => 5000 - i))
+    // One window subscription, the live one: the next page is read, not subscribed
+    // (TanStack may also load a boundary's tie as a plain where, which subscribes).
+    expect(ann.wire.subs.filter((s) => s.limit !== undefined)).toHaveLength(1)
+    const pages = ann.wire.sent.filter((f) => f.t === 'page')
+    expect(pages.length).toBeGreaterThanOrEqual(1)
+    const replies = ann.wire.received.filter((f) => f.t === 'page')
+    const pageRows = replies.reduce((n, f) => n + (f.t === 'page' ? f.rows.length : 0), 0)
+    expect(pageRows).toBeLessThanOrEqual(25)
+    expect(ann.tasks.size).toBeLessThanOrEqual(firstScreen + 25)
+    const bytes = (f: unknown) => Buffer.byteLength(JSON.stringify(f))
+    console.log(
+      `[pages] next page of 20 below a live window of 5,000 tasks: ${pages.length} page frame(s) sent, ` +
+        `${pages.map(bytes).join('+')} B; ${replies.length} repl(ies), ${pageRows} rows, ${replies.map(bytes).join('+')} B`,
+    )
+  })
+
+  it('a page for an unknown collection is a PageError, never an empty page', async () => {
+    const room = freshRoom('od-page')
+    const ann = onDemandClient(room, 'ann', 'sync', 'page')
+    const error = await ann.transport.page({ c: 'nope', limit: 5 }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(PageError)
+    expect((error as PageError).code).toBe(ErrorCode.UNKNOWN_COLLECTION)
   })
 })
 

@@ -55,8 +55,14 @@ it('at the token’s expiry the socket closes 4001; the client dials a fresh URL
   // The pending write is sent again under its id on the new socket.
   const resent = parsed(ann.network.sent.slice(sentBefore)).filter((f) => f.t === 'mut')
   expect(resent).toHaveLength(1)
-  await admin('sync', room, 'release-held')
-  await held.isPersisted.promise
+  // Released until it settles: the replay may reach the DO after a first
+  // release (the closed socket's write then ran alone), and wait on the next.
+  let persisted = false
+  void held.isPersisted.promise.then(() => (persisted = true))
+  await until(async () => {
+    await admin('sync', room, 'release-held')
+    return persisted
+  }, 'the held write is confirmed')
   expect(ann.tasks.has('held-1')).toBe(true)
   const after = parsed(ann.network.received.slice(receivedBefore))
   expect(after.some((f) => f.t === 'snapshot')).toBe(false)

@@ -318,7 +318,8 @@ void CheckAnswer(const seqsync::Options& o, std::string_view frame, const Scan* 
   if (scan->invalid) return only_error("that is not JSON", {"MALFORMED_FRAME"});
   if (!scan->top_object || !scan->t_string) return only_error("without a string t", {"MALFORMED_FRAME"});
   const std::string& t = scan->t;
-  bool known = t == "sub" || t == "unsub" || t == "mut" || t == "call" || t == "recv" || t == "presence";
+  bool known = t == "sub" || t == "unsub" || t == "mut" || t == "call" || t == "recv" || t == "presence" ||
+               t == "page";
   if (t != "hello" && !known) return only_error("of an unknown type", {"UNKNOWN_FRAME"});
   if (known && !hello) return only_error("before hello", {"PROTOCOL_ORDER"});
   if (t == "hello" && hello) return only_error("hello again", {"PROTOCOL_ORDER"});
@@ -336,6 +337,15 @@ void CheckAnswer(const seqsync::Options& o, std::string_view frame, const Scan* 
   // shell's hook), clear or unwatch.
   if (t == "unsub" || t == "recv" || t == "presence") return;
   if (plan.mutation && t != "mut" && t != "call") Fail("a %s frame asked for a mutation", t.c_str());
+  // A page holds nothing: it is answered with page frames or one page-error, never a subscription's.
+  if (t == "page") {
+    for (const std::string* f : To(plan, socket)) {
+      const std::string head = Head(*f);
+      if (head.rfind("{\"t\":\"snapshot\"", 0) == 0 || head.rfind("{\"t\":\"sub-error\"", 0) == 0) {
+        Fail("a page frame (%s) was answered as a sub: %s", Head(frame).c_str(), head.c_str());
+      }
+    }
+  }
   if (!plan.mutation && To(plan, socket).empty()) {
     Fail("socket %s got no answer to %s", socket.c_str(), Head(frame).c_str());
   }

@@ -135,6 +135,14 @@ inline constexpr std::size_t kMaxPresenceBytesPerObject = 4u << 20;
 // the room. The client throttles each tab to 10 a second.
 inline constexpr std::size_t kDefaultPresenceRateBurst = 32;
 inline constexpr std::size_t kDefaultPresenceRatePerSecond = 20;
+// Rows of one `page` read (docs/protocol.md §4.8): its `limit` at most, and
+// at most as many of the boundary's ties again. A page is one answer, built
+// in one core call like a snapshot, so its rows are bounded by count as a
+// snapshot's are by the table; its frames leave in snapshotChunkBytes pieces
+// and count against maxUnreadBytesPerSocket. Not an option: a client pages
+// on, and 1000 rows is more than a screen. Tested in page_test.cc (limit
+// 1000 accepted, 1001 refused; 1001 tied rows cut at 1000).
+inline constexpr std::int64_t kMaxPageRows = 1000;
 
 // Target bytes of one outbound snapshot or catch-up frame. A single larger
 // row still goes out whole, alone in its frame.

@@ -39,6 +39,11 @@ export function malformedServerFrame(frame: ServerFrame): string | undefined {
     case 'snapshot':
       if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
       return typeof f.sub === 'string' && Array.isArray(f.rows) && f.rows.every(isObject) ? undefined : 'sub or rows missing'
+    case 'page':
+      if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
+      return typeof f.id === 'string' && Array.isArray(f.rows) && f.rows.every(isObject) ? undefined : 'id or rows missing'
+    case 'page-error':
+      return typeof f.id === 'string' && typeof f.code === 'number' ? undefined : 'id or code missing'
     case 'ack':
       return typeof f.id === 'string' && isSeq(f.seq) ? undefined : 'id or seq missing'
     case 'reject':

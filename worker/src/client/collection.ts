@@ -84,6 +84,15 @@ export interface DoCollectionConfig<T extends object, TKey extends string | numb
    */
   syncMode?: 'eager' | 'on-demand'
   /**
+   * On demand, how a request with a cursor (a live query paging on, as
+   * `useLiveInfiniteQuery`'s next page) is served: 'subscribe' (default), a
+   * window subscription kept live; or 'page', one-off page reads that hold
+   * no subscription (docs/protocol.md §4.8): cheaper for scroll-back below
+   * a live window, and their rows stay as read until the query releases
+   * them (changes that reach them through other subscriptions still apply).
+   */
+  cursorLoads?: 'subscribe' | 'page'
+  /**
    * TanStack DB's automatic indexing. An on-demand `orderBy` + `limit` query
    * pages lazily only with a range index on its order column: create one
    * (`collection.createIndex(row => row.rank, { indexType: BTreeIndex })`)
@@ -348,7 +357,7 @@ export function doCollectionOptions<T extends object, TKey extends string | numb
       const showRestored = (writes: ReadonlyArray<RestoredWrite>) => showRestoredWrites(collection, table, writes)
       if (onDemand) {
         return startOnDemandSync<T, TKey>(
-          { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError },
+          { transport, table, label, getKey, where, sameValue: shallowEqual, onSyncError, cursorLoads: config.cursorLoads },
           { begin, write, commit, markReady, markError },
         )
       }

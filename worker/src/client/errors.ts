@@ -18,7 +18,7 @@
 //                                        (`presence-error`); nothing changed
 
 import { ErrorCode, errorName } from '../protocol/index.js'
-import type { CallFrame, ErrorName, MutFrame, PresenceErrorFrame, RejectFrame, SubErrorFrame } from '../protocol/index.js'
+import type { CallFrame, ErrorName, MutFrame, PageErrorFrame, PresenceErrorFrame, RejectFrame, SubErrorFrame } from '../protocol/index.js'
 
 /** The root of every error this client throws or rejects with. */
 export class SeqsyncError extends Error {
@@ -68,6 +68,17 @@ export class PresenceError extends SeqsyncError {
     super(frame.code, `[presence${frame.tab === undefined ? '' : ` ${frame.tab}`}] refused: ${errorName(frame.code)}: ${frame.message}`)
     this.name = 'PresenceError'
     this.tab = frame.tab
+  }
+}
+
+/** The server refused a page (`page-error` frame): nothing was read. Distinct from an empty page. */
+export class PageError extends SeqsyncError {
+  /** The page id. */
+  readonly id: string
+  constructor(frame: Pick<PageErrorFrame, 'id' | 'code' | 'message'>, collection: string) {
+    super(frame.code, `[${collection}] page refused: ${errorName(frame.code)}: ${frame.message}`)
+    this.name = 'PageError'
+    this.id = frame.id
   }
 }
 

@@ -3,6 +3,8 @@
 export { WebSocketTransport } from './transport.js'
 export type {
   AppliedUnit,
+  PageRequest,
+  PageResult,
   SubscriptionHandler,
   SubscriptionSpec,
   TransportUrl,
@@ -23,6 +25,7 @@ export {
   OutcomeUnknownError,
   OutOfScopeError,
   PresenceError,
+  PageError,
   ProtocolError,
   RejectedError,
   SeqsyncError,

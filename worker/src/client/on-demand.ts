@@ -31,14 +31,24 @@
 //   image, the rows a unit changed one by one. A reload's load of the same
 //   request gets its stored rows at once (the query renders) and is then
 //   resumed from the cursor or revalidated by a snapshot, which replaces them.
+// * Pages (cursorLoads: 'page'). A request with a cursor (scrolling on
+//   below a live window) is served by one-off `page` reads instead of a
+//   subscription: the whole tie of the cursor's leading value and `limit`
+//   rows after it, then the rest of the last row's tie (TanStack counts a
+//   served prefix through its last leading value as loaded). Page rows are
+//   held by the page until it is released, and are a read: a change for a
+//   paged key updates it, a removal removes it. A page is read at a seq; a
+//   change applied while it was in flight with a higher seq is newer than
+//   the page's row, which is then dropped, so a page never resurrects a
+//   deleted or older row.
 
 import type { LoadSubsetOptions, SyncConfigRes } from '@tanstack/db'
-import type { PredicateIR, WireChange, WireRow } from '../protocol/index.js'
-import { ErrorCode } from '../protocol/index.js'
+import type { OrderByTerm, PredicateIR, WireChange, WireRow } from '../protocol/index.js'
+import { ErrorCode, MAX_PAGE_ROWS } from '../protocol/index.js'
 import { SeqsyncError, SubscriptionError } from './errors.js'
 import { HeldRows } from './held-rows.js'
 import type { RowSink, SyncWriter } from './held-rows.js'
-import { implies, subsetKey, toSubsetRequest } from './subset.js'
+import { implies, subsetKey, toSubsetRequest, toWireExpression, toWireOrderBy } from './subset.js'
 import type { SubsetRequest } from './subset.js'
 import type { AppliedUnit, SubscriptionHandler, WebSocketTransport } from './transport.js'
 import { evaluate, matches } from './where.js'
@@ -60,6 +70,8 @@ export interface OnDemandSyncConfig<T extends object, TKey extends string | numb
   sameValue: (a: T, b: T) => boolean
   /** Where the collection shows why its sync stopped (utils.syncError); undefined once it recovered. */
   onSyncError: (error: SeqsyncError | undefined) => void
+  /** How a request with a cursor is served: a window subscription (default), or one-off pages. */
+  cursorLoads?: 'subscribe' | 'page'
 }
 
 type SubsetState = 'pending' | 'active' | 'gone'
@@ -116,10 +128,21 @@ export function startOnDemandSync<T extends object, TKey extends string | number
   const acquisitions = new WeakMap<object, Acquisition>()
   let stopped = false
 
-  const heldByAnother = (k: string, except: Subset): boolean => {
+  // ---- pages: keys held by page loads, and changes seen while pages are in flight ----
+  /** Keys held because a page read them, with how many page loads hold each. */
+  const paged = new Map<string, number>()
+  /** While a page is in flight: the seq of the latest change applied to each key. */
+  const changedAt = new Map<string, number>()
+  let pagesInFlight = 0
+  const noteChange = (k: string, seq: number) => {
+    if (pagesInFlight > 0) changedAt.set(k, Math.max(seq, changedAt.get(k) ?? 0))
+  }
+
+  const heldBySubset = (k: string, except?: Subset): boolean => {
     for (const s of bySub.values()) if (s !== except && s.state === 'active' && s.held.has(k)) return true
     return false
   }
+  const heldByAnother = (k: string, except: Subset): boolean => paged.has(k) || heldBySubset(k, except)
   // A subset's bookkeeping changes inside a unit, journaled so abort() undoes them.
   // ---- the local copy: what each subset's rows became in this unit -------------
   /** Subsets whose every row is stored at the end of the unit (a snapshot), and keys of the others that changed. */
@@ -183,7 +206,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
   /** The changes array already applied in this unit (shared by this table's subs). */
   let appliedChanges: readonly WireChange[] | undefined
 
-  const applySnapshot = (subset: Subset, snapshot: readonly WireRow[], resolved: PredicateIR | undefined) => {
+  const applySnapshot = (subset: Subset, snapshot: readonly WireRow[], resolved: PredicateIR | undefined, seq: number) => {
     const { predicate, state } = subset
     rows.journal(() => {
       subset.predicate = predicate
@@ -193,9 +216,11 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     const values = snapshot as readonly T[]
     const next = new Set<string>()
     for (const value of values) next.add(rows.keyOf(value))
+    for (const k of next) noteChange(k, seq)
     // A snapshot replaces what its subset held.
     for (const k of [...subset.held]) {
       if (next.has(k)) continue
+      noteChange(k, seq)
       unhold(subset, k)
       if (!heldByAnother(k, subset)) rows.remove(k)
     }
@@ -214,9 +239,10 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     snapshotted.push(subset)
   }
 
-  const applyChanges = (changes: readonly WireChange[]) => {
+  const applyChanges = (changes: readonly WireChange[], seq: number) => {
     for (const change of changes) {
       if (change.c !== table) continue
+      noteChange(change.k, seq)
       const row = change.row
       let kept = false
       for (const s of bySub.values()) {
@@ -228,7 +254,8 @@ export function startOnDemandSync<T extends object, TKey extends string | number
           unhold(s, change.k)
         }
       }
-      if (kept) rows.upsert(row as T)
+      // A paged row is a read, kept fresh by the changes that reach it.
+      if (kept || (row !== undefined && paged.has(change.k))) rows.upsert(row as T)
       else rows.remove(change.k)
     }
   }
@@ -239,10 +266,10 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       const subset = bySub.get(unit.sub)
       if (!subset) return
       if (unit.snapshot) {
-        applySnapshot(subset, unit.snapshot, unit.where)
+        applySnapshot(subset, unit.snapshot, unit.where, unit.seq)
       } else if (unit.changes !== appliedChanges) {
         appliedChanges = unit.changes
-        applyChanges(unit.changes)
+        applyChanges(unit.changes, unit.seq)
       }
     },
     attachLocal({ sub, sink, cached }) {
@@ -252,7 +279,7 @@ export function startOnDemandSync<T extends object, TKey extends string | number
       if (cached === undefined) return
       // The stored rows, as if a snapshot: the load resolves with them, and
       // they are not stored again.
-      applySnapshot(subset, cached, undefined)
+      applySnapshot(subset, cached, undefined, 0)
       imaged.delete(subset)
       dirty.clear()
       handler.unitDone?.(0)
@@ -344,8 +371,110 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     rows.commit()
   }
 
+  // ---- page loads ----------------------------------------------------------------
+  interface PageLoad {
+    keys: Set<string>
+    released: boolean
+    result: Promise<void>
+  }
+  const pageLoads = new WeakMap<object, PageLoad>()
+
+  /** Writes a page's rows, except those a change newer than the page already reached. */
+  const installPage = (load: PageLoad, pageRows: readonly WireRow[], seq: number) => {
+    for (const value of pageRows as readonly T[]) {
+      const k = rows.keyOf(value)
+      if ((changedAt.get(k) ?? -1) > seq) continue // the page's row is older than what was applied
+      rows.upsert(value)
+      if (!load.keys.has(k)) {
+        load.keys.add(k)
+        paged.set(k, (paged.get(k) ?? 0) + 1)
+      }
+    }
+    return rows.commit()
+  }
+
+  /** The leading orderBy term and the cursor's value on it, or undefined if the cursor is not a plain one. */
+  const pageBoundary = (options: LoadSubsetOptions): { lead: OrderByTerm; value: unknown } | undefined => {
+    if (!options.orderBy || options.orderBy.length === 0 || options.limit === undefined || !options.cursor) return undefined
+    const lead = toWireOrderBy(options.orderBy)[0]!
+    const current = toWireExpression(options.cursor.whereCurrent)
+    if (current.type !== 'func') return undefined
+    // eq(col, v), or a Date's and(gte(col, v), lt(col, v + 1 ms)).
+    const comparison = current.name === 'and' ? current.args[0] : current
+    if (comparison?.type !== 'func' || (comparison.name !== 'eq' && comparison.name !== 'gte')) return undefined
+    const [ref, value] = comparison.args
+    if (ref?.type !== 'ref' || ref.path[0] !== lead.col || value?.type !== 'val') return undefined
+    return { lead, value: value.value }
+  }
+
+  const loadPages = (options: LoadSubsetOptions, boundary: { lead: OrderByTerm; value: unknown }): Promise<void> => {
+    const load: PageLoad = { keys: new Set(), released: false, result: Promise.resolve() }
+    pageLoads.set(options, load)
+    const base = toSubsetRequest({ where: options.where }, config.where).where
+    const orderBy = [boundary.lead]
+    const lead = boundary.lead.col
+    const read = (limit: number, cursor: { values: unknown[]; k: string }) =>
+      transport.page({ c: table, ...(base ? { where: base } : {}), orderBy, limit, cursor })
+    const run = async () => {
+      pagesInFlight += 1
+      try {
+        // 1. The whole tie of the cursor's value, then `limit` rows after it.
+        const limit = Math.max(1, Math.min(options.limit!, MAX_PAGE_ROWS))
+        let cursor = { values: [boundary.value], k: '' }
+        let after = 0
+        let last: WireRow | undefined
+        for (;;) {
+          const page = await read(limit, cursor)
+          if (load.released || stopped) return
+          await installPage(load, page.rows, page.seq)
+          for (const row of page.rows) if (row[lead] !== boundary.value) after += 1
+          last = page.rows.at(-1) ?? last
+          if (!page.cut) break
+          cursor = { values: [boundary.value], k: rows.keyOf(last as T) }
+        }
+        // 2. A full page may have cut the last row's tie: read the rest of it
+        // (the one row after it is dropped: it is past the served prefix).
+        while (after >= limit && last !== undefined) {
+          const value = last[lead]
+          const page = await read(1, { values: [value], k: rows.keyOf(last as T) })
+          if (load.released || stopped) return
+          const ties = page.rows.filter((row) => row[lead] === value)
+          await installPage(load, ties, page.seq)
+          if (!page.cut) break
+          last = ties.at(-1)
+        }
+      } finally {
+        pagesInFlight -= 1
+        if (pagesInFlight === 0) changedAt.clear()
+      }
+    }
+    load.result = run()
+    return load.result
+  }
+
+  const unloadPages = (load: PageLoad) => {
+    load.released = true
+    for (const k of load.keys) {
+      const n = (paged.get(k) ?? 1) - 1
+      if (n > 0) {
+        paged.set(k, n)
+        continue
+      }
+      paged.delete(k)
+      if (!heldBySubset(k)) rows.remove(k)
+    }
+    load.keys.clear()
+    rows.commit()
+  }
+
   const unloadSubset = (options: LoadSubsetOptions): void => {
     try {
+      const pageLoad = pageLoads.get(options)
+      if (pageLoad) {
+        pageLoads.delete(options)
+        if (!pageLoad.released) unloadPages(pageLoad)
+        return
+      }
       const acq = acquisitions.get(options)
       if (!acq || acq.released) return
       acq.released = true
@@ -379,6 +508,17 @@ export function startOnDemandSync<T extends object, TKey extends string | number
     // The same options object again is the same acquisition.
     const existing = acquisitions.get(options)
     if (existing && !existing.released) return existing.result
+    const pageLoad = pageLoads.get(options)
+    if (pageLoad && !pageLoad.released) return pageLoad.result
+    if (config.cursorLoads === 'page') {
+      let boundary: ReturnType<typeof pageBoundary>
+      try {
+        boundary = pageBoundary(options)
+      } catch {
+        boundary = undefined // not expressible as a page: a window subscription says why
+      }
+      if (boundary) return loadPages(options, boundary)
+    }
     let request: SubsetRequest
     try {
       request = toSubsetRequest(options as Parameters<typeof toSubsetRequest>[0], config.where)

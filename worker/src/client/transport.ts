@@ -60,6 +60,8 @@ import { TabHub } from './tabs.js'
 import type { CursorRecord, LocalOptions, OutboxRecord } from './local-store.js'
 import type { RestoredWrite } from './subscriptions.js'
 import { waitingWriteId, WriteQueue, writeId } from './writes.js'
+import { Pages } from './pages.js'
+import type { PageRequest, PageResult, PendingPage } from './pages.js'
 import type { WriteFrame, WriteOutcome } from './writes.js'
 import type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 import type { PredicateIR, WireRow } from '../protocol/index.js'
@@ -68,6 +70,7 @@ import { RetryTimers, SeqWaiters, watchNetwork } from './host.js'
 export type { AppliedUnit } from './unit.js'
 export type { LocalAttachment, RestoredWrite, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
 export type { LocalOptions } from './local-store.js'
+export type { PageRequest, PageResult } from './pages.js'
 export type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 
 const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -125,7 +128,9 @@ export class WebSocketTransport {
   #limits: WelcomeFrame['limits'] | undefined
   readonly #subs = new Subscriptions()
   /** Subscriptions refused RATE_LIMITED waiting to be sent again, and writes held by a transient refusal. */
-  readonly #retries = new RetryTimers<SubEntry | 'writes'>()
+  readonly #retries = new RetryTimers<SubEntry | PendingPage | 'writes'>()
+  /** One-off pages in flight (pages.ts). */
+  readonly #pages = new Pages()
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
   readonly #readCredit = new ReadCredit()
@@ -292,6 +297,23 @@ export class WebSocketTransport {
     if (args !== undefined) frame.args = args
     const { result } = await this.#write(frame)
     return result as R
+  }
+
+  /**
+   * Reads one page (docs/protocol.md §4.8): `limit` rows of `c` in
+   * (`orderBy`, key) order after `cursor` (the last row held: its orderBy
+   * values and key), after the rest of the cursor's ties. It holds no
+   * subscription: its rows are a read at `seq`, and no later change is sent
+   * because of it. While offline it waits, and a page lost with its socket
+   * is asked again. Rejects `PageError` when refused (an unknown collection
+   * too, never an empty page), `ClosedError` if the transport closes first.
+   */
+  page(request: PageRequest): Promise<PageResult> {
+    if (this.#state.status === 'closed') return Promise.reject(this.#closedError())
+    const { settled } = this.#pages.add(request, this.#hub ? `@${this.#hub.tab.slice(0, 8)}` : '')
+    this.#sendPages()
+    this.#start()
+    return settled
   }
 
   /**
@@ -466,6 +488,13 @@ export class WebSocketTransport {
         const error = new SubscriptionError(frame, entry.spec.c)
         this.#report(error)
         this.#tell(entry, error)
+        return
+      }
+      case 'page':
+        return this.#pages.onFrame(frame)
+      case 'page-error': {
+        const later = this.#pages.onError(frame)
+        if (later) this.#retryPage(later)
         return
       }
       case 'error':
@@ -756,11 +785,13 @@ export class WebSocketTransport {
           this.#pump()
           if (this.#hub?.holding && !this.#viaLink) this.#hub.holderLive()
           this.#presence.live()
+          this.#sendPages()
           break
         case 'session-lost':
           this.#timers.cancel('handshake')
           this.#units.discard()
           this.#writes.socketLost()
+          this.#pages.socketLost()
           this.#retries.cancelAll() // the next hello asks for every sub; every write is sent again
           this.#presence.lost()
           this.#ws = null
@@ -933,10 +964,29 @@ export class WebSocketTransport {
     this.#networkCleanup = undefined
     this.#retries.cancelAll()
     this.#writes.close(error)
+    this.#pages.close(error)
     this.#waiters.rejectAll(error)
     this.#subs.closeAll(error)
     void this.#local?.close()
     this.#hub?.close()
+  }
+
+  /** Sends the pages not sent on this socket, once the session is live. */
+  #sendPages(): void {
+    if (this.#state.status !== 'live') return
+    for (const page of this.#pages.unsent()) {
+      page.sent = true
+      this.#sendFrame(page.frame)
+    }
+  }
+
+  /** Asks for `page` again after a backoff delay (it was refused RATE_LIMITED). */
+  #retryPage(page: PendingPage): void {
+    this.#retries.schedule(page, backoffDelay(page.rateLimited, this.#machine), () => {
+      if (!this.#pages.holds(page)) return
+      page.sent = false
+      this.#sendPages()
+    })
   }
 
   /** Sends `entry`'s sub again after a backoff delay (it was refused RATE_LIMITED). */

@@ -84,7 +84,27 @@ export interface RecvFrame {
 export type PresenceClientFrame =
   | { t: 'presence'; tab: string; state: unknown }
   | { t: 'presence'; watch: boolean }
-export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame | RecvFrame | PresenceClientFrame
+/** The boundary a page starts after: the last row's value for each orderBy term, and its key. */
+export interface PageCursor {
+  values: unknown[]
+  k: string
+}
+/** A one-off ordered read that holds no subscription (docs/protocol.md §4.8). */
+export interface PageRequestFrame {
+  t: 'page'
+  id: string
+  c: string
+  where?: PredicateIR
+  orderBy?: OrderByTerm[]
+  /** 1…MAX_PAGE_ROWS rows after the boundary's ties. */
+  limit: number
+  cursor?: PageCursor
+}
+export type ClientFrame =
+  | HelloFrame | SubFrame | UnsubFrame | MutFrame | CallFrame | RecvFrame | PresenceClientFrame | PageRequestFrame
+
+/** The most rows of one page's limit, and of the boundary's ties it serves first (docs/protocol.md §9.2). */
+export const MAX_PAGE_ROWS = 1000
 
 // ---- server → client -------------------------------------------------------
 export interface Limits {
@@ -170,6 +190,25 @@ export interface SubErrorFrame {
   error: string
   message: string
 }
+/** The answer to a page (docs/protocol.md §5.12): its rows, read at `seq`; not part of a unit. */
+export interface PageFrame {
+  t: 'page'
+  id: string
+  c: string
+  seq: number
+  rows: WireRow[]
+  /** More frames of this page follow. */
+  more?: true
+  /** The boundary's ties filled MAX_PAGE_ROWS and more remain: ask again from the last row. */
+  cut?: true
+}
+export interface PageErrorFrame {
+  t: 'page-error'
+  id: string
+  code: number
+  error: string
+  message: string
+}
 export interface ErrorFrame {
   t: 'error'
   code: number
@@ -202,4 +241,4 @@ export interface PresenceErrorFrame {
 export type ServerFrame =
   | WelcomeFrame | ChangesFrame | SnapshotFrame | SyncedFrame
   | AckFrame | RejectFrame | SubErrorFrame | ErrorFrame
-  | PresenceFrame | PresenceErrorFrame
+  | PresenceFrame | PresenceErrorFrame | PageFrame | PageErrorFrame
