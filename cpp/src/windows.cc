@@ -19,6 +19,7 @@
 #include "windows.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "frame_reader.h"
@@ -50,7 +51,14 @@ Edge EdgeOf(const SqlRow& row) {
   e.found = true;
   e.open = row[0].text == "blob";
   e.value.kind = Predicate::Literal::Kind::kNull;
-  if (row[1].kind == SqlValue::Kind::kInteger) {
+  if (row[0].text == "integer" && row[1].kind == SqlValue::Kind::kText) {
+    const std::string& digits = row[1].text;
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), e.value.integer);
+    // Defensive: SQLite's text of an INTEGER always parses; else no bound (a superset).
+    if (err != std::errc() || end != digits.data() + digits.size()) e.open = true;
+    e.value.kind = Predicate::Literal::Kind::kNumber;
+    e.value.is_int = true;
+  } else if (row[1].kind == SqlValue::Kind::kInteger) {
     e.value.kind = Predicate::Literal::Kind::kNumber;
     e.value.is_int = true;
     e.value.integer = row[1].integer;
@@ -127,7 +135,10 @@ Status ResolveWindow(const Options& options, Storage* storage, Schema* schema, S
   std::string literals;
   std::string where = s->predicate.ToSql(1, &literals);
   std::string col = QuoteIdent(w.column);
-  std::string sql = "SELECT typeof(" + col + "), " + col + " FROM " + QuoteIdent(coll->table) + " WHERE " +
+  // An INTEGER is read as its text: the DO's SQLite hands numbers to JS as
+  // doubles, and an edge beyond 2^53 rounded would move the bound.
+  std::string sql = "SELECT typeof(" + col + "), CASE WHEN typeof(" + col + ")='integer' THEN CAST(" + col +
+                    " AS TEXT) ELSE " + col + " END FROM " + QuoteIdent(coll->table) + " WHERE " +
                     where + " ORDER BY " + col + (w.descending ? " DESC" : " ASC") +
                     (w.nulls_first ? " NULLS FIRST" : " NULLS LAST") + " LIMIT 1 OFFSET ?2";
   // The leading value at `position`.

@@ -60,6 +60,12 @@ it('boolean, date, json and bigint columns arrive typed; 2^53 + 1 stays exact in
     const client = rows.filter((r) => evaluate(where, r) === true).map((r) => String(r.id)).sort()
     expect(client).toEqual(expected)
   }
+  // A window's bound on a value beyond 2^53 is exact: ordered by counter
+  // (5, 2^53, 2^53 + 1), the third row is 'a' alone (a bound rounded to 2^53
+  // would hold 'b' instead).
+  socket.send({ t: 'sub', id: 'third', c: 'accounts', orderBy: [{ col: 'counter' }], offset: 2, limit: 1 })
+  const third = await socket.next('snapshot', (f) => f.sub === 'third')
+  expect(third.rows.map((r) => r.id)).toEqual(['a'])
   // Beyond 64 bits exactness cannot be kept: refused, not rounded.
   socket.send({ t: 'sub', id: 'huge', c: 'accounts', where: fn('eq', ref('counter'), val({ $int: '9223372036854775808' })) })
   expect((await socket.next('sub-error', (f) => f.sub === 'huge')).code).toBeGreaterThan(0)
