@@ -16,15 +16,23 @@ import { CloseCode, refuseConnection } from 'seqsync'
 export interface AuthEnv {
   /** The key that signs session cookies. At least 32 characters. */
   AUTH_SECRET?: string
+  /** How long a session lasts, in seconds (a var; default 12 hours). */
+  SESSION_SECONDS?: string
 }
 
 /** Everything a Durable Object knows about a socket's user. Only `authenticate` makes it. */
 export interface Claims {
   userId: string
+  /**
+   * When the session ends, in seconds since the epoch (as a JWT's `exp`).
+   * The Durable Object closes the socket with 4001 REAUTH then, and the page
+   * dials again with a fresh session (its transport's url function).
+   */
+  exp: number
 }
 
 const COOKIE = 'seqsync_session'
-const SESSION_SECONDS = 12 * 60 * 60
+const DEFAULT_SESSION_SECONDS = 12 * 60 * 60
 const USER_NAME = /^[a-z0-9]{1,32}$/
 
 // ── Toy 1: the sign-in. ─────────────────────────────────────────────────
@@ -41,12 +49,13 @@ export async function login(req: Request, env: AuthEnv): Promise<Response> {
   if (typeof user !== 'string' || !USER_NAME.test(user)) {
     return new Response('a user name is 1 to 32 lowercase letters or digits', { status: 400 })
   }
-  const payload = `${user}.${Math.floor(Date.now() / 1000) + SESSION_SECONDS}`
+  const seconds = sessionSeconds(env)
+  const payload = `${user}.${Math.floor(Date.now() / 1000) + seconds}`
   const token = `${payload}.${hex(await crypto.subtle.sign('HMAC', await hmacKey(env), utf8(payload)))}`
   // HttpOnly: page scripts (and any XSS) never see the token. SameSite=Strict:
   // other sites' requests don't carry it.
   const secure = new URL(req.url).protocol === 'https:' ? '; Secure' : ''
-  const cookie = `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_SECONDS}${secure}`
+  const cookie = `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${seconds}${secure}`
   return Response.json({ user }, { headers: { 'Set-Cookie': cookie } })
 }
 
@@ -90,7 +99,13 @@ async function verifySession(req: Request, env: AuthEnv): Promise<Claims | null>
   if (Number(expires) * 1000 < Date.now()) return null
   // crypto.subtle.verify compares in constant time. A string === would not.
   const valid = await crypto.subtle.verify('HMAC', await hmacKey(env), unhex(mac!), utf8(`${user}.${expires}`))
-  return valid ? { userId: user! } : null
+  return valid ? { userId: user!, exp: Number(expires) } : null
+}
+
+function sessionSeconds(env: AuthEnv): number {
+  const seconds = Number(env.SESSION_SECONDS ?? DEFAULT_SESSION_SECONDS)
+  if (!Number.isSafeInteger(seconds) || seconds < 1) throw new Error('SESSION_SECONDS is a whole number of seconds, at least 1')
+  return seconds
 }
 
 async function hmacKey(env: AuthEnv): Promise<CryptoKey> {

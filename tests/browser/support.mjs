@@ -10,11 +10,11 @@ import { startWrangler } from '../support/wrangler.mjs'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
-/** Builds examples/<name>, starts it and a browser (with `browserArgs` besides ours). Call stop() when done. */
-export async function startExample(name, { browserArgs = [] } = {}) {
+/** Builds examples/<name>, starts it (with the Worker `vars`) and a browser (with `browserArgs` besides ours). Call stop() when done. */
+export async function startExample(name, { browserArgs = [], vars } = {}) {
   execFileSync('bash', ['scripts/build-example.sh', name], { stdio: 'inherit' })
   const config = name === 'chat' ? 'wrangler.toml' : `examples/${name}/wrangler.toml`
-  const env = { config, server: await startWrangler({ config }) }
+  const env = { config, server: await startWrangler({ config, vars }) }
   env.browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', ...browserArgs] })
   mkdirSync('test-output', { recursive: true })
   env.stop = async () => {

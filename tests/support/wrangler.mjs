@@ -24,9 +24,10 @@ export function freePort() {
 
 /**
  * Runs `wrangler dev --config <config>` on a free loopback port with a fresh
- * state directory. Resolves once it serves requests; `stop()` kills it.
+ * state directory, with `vars` ({ NAME: 'value' }) set for the Worker.
+ * Resolves once it serves requests; `stop()` kills it.
  */
-export async function startWrangler({ config, readyPath = '/', timeoutMs = 60_000, log = false, port: fixedPort, stateDir } = {}) {
+export async function startWrangler({ config, readyPath = '/', timeoutMs = 60_000, log = false, port: fixedPort, stateDir, vars = {} } = {}) {
   // Pass `port` and `stateDir` of a stopped instance to restart it with its data.
   const port = fixedPort ?? (await freePort())
   const ownsState = !stateDir
@@ -34,7 +35,8 @@ export async function startWrangler({ config, readyPath = '/', timeoutMs = 60_00
   const child = spawn(
     'npx',
     ['wrangler', 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port),
-      '--inspector-port', String(await freePort()), '--persist-to', state, '--log-level', log ? 'info' : 'warn'],
+      '--inspector-port', String(await freePort()), '--persist-to', state, '--log-level', log ? 'info' : 'warn',
+      ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`])],
     {
       env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', BROWSER: 'none' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -34,7 +34,15 @@ async function whoAmI(wanted: string): Promise<string> {
 
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 const transport = new WebSocketTransport({
-  url: `${scheme}://${location.host}/sync/${room}`,
+  // Called before every dial. The session ends (the claims' `exp`, see
+  // ../../shared/auth.ts), and the Durable Object then closes the socket with
+  // 4001 REAUTH: every dial renews the session first, and the transport
+  // resumes from its cursor with its unsent messages. DEMO: signing in again
+  // stands in for refreshing a token.
+  url: async () => {
+    await whoAmI(user)
+    return `${scheme}://${location.host}/sync/${room}`
+  },
   // The local copy is the user's: another user signed in on this browser gets their own.
   local: { name: `seqsync-chat ${room} ${user}` },
   onError: (error) => console.warn(error),
