@@ -110,3 +110,81 @@ test('votes move only through vote, by one; an update may change only a title', 
   const row = () => a.evaluate((id) => { const t = window.seqsync.tasks.get(id); return { title: t.title, votes: t.votes } }, top)
   await waitFor(async () => JSON.stringify(await row()) === JSON.stringify({ title: 'Renamed', votes: 4998 }), 'renamed, and the refused votes rolled back')
 })
+
+/** Records the frames `page`'s sockets send and receive, parsed, in order: [{ dir: 'sent' | 'received', frame }]. */
+function recordFrames(page) {
+  const frames = []
+  page.on('websocket', (ws) => {
+    ws.on('framesent', ({ payload }) => frames.push({ dir: 'sent', frame: JSON.parse(String(payload)) }))
+    ws.on('framereceived', ({ payload }) => frames.push({ dir: 'received', frame: JSON.parse(String(payload)) }))
+  })
+  return frames
+}
+
+// The server's order, from the seed: task n has (n * 7919) % 5000 votes, all distinct.
+const idsByVotesDesc = [...Array(5000).keys()].map((i) => taskWithVotes(4999 - i))
+
+test('"Load 20 more" reads pages below the live window: no window subscription, the server’s order, a deleted row never comes back', { timeout: 120_000 }, async () => {
+  const room = `pages-${Date.now().toString(36)}`
+  const context = await env.browser.newContext({ viewport: { width: 720, height: 900 } })
+  const a = await context.newPage()
+  a.on('pageerror', (error) => console.error('[a] page error:', error))
+  const frames = recordFrames(a)
+  await a.goto(`${env.server.url}/?room=${room}&user=ann`)
+  await waitFor(async () => (await statusOf(a)) === 'live' && (await shown(a)) === 20, 'first screen', 30_000)
+  const sent = (t) => frames.filter((f) => f.dir === 'sent' && f.frame.t === t)
+  const received = (t) => frames.filter((f) => f.dir === 'received' && f.frame.t === t)
+  // Every subscription asked for, in a hello or a sub frame.
+  const subs = () => frames.flatMap((f) => (f.dir !== 'sent' ? [] : f.frame.t === 'sub' ? [f.frame] : f.frame.t === 'hello' ? f.frame.subs ?? [] : []))
+  // TanStack's live query, before it pages on, loads the tie of the last
+  // value it holds as a plain where (votes = v): an ordinary subscription of
+  // that tie's rows, not a window. Anything else would be the page's own.
+  const isBoundaryTie = (sub) => sub.where?.name === 'eq' && sub.where.args[0]?.path?.[0] === 'votes' && !sub.orderBy && sub.limit === undefined
+  const subsAtFirstScreen = subs().length
+  assert.equal(subsAtFirstScreen, 1, 'the first screen is one window subscription')
+  assert.equal(sent('page').length, 0, 'the first screen is the live window, no page')
+
+  await a.click('[data-testid=more]')
+  await waitFor(async () => (await shown(a)) === 40, 'second page')
+  await waitFor(async () => received('page').length === sent('page').length, 'every page answered')
+  const pagesForOneLoad = sent('page').length
+  assert.ok(pagesForOneLoad >= 1, 'the next 20 came by page frames')
+  const addedByFirstLoad = subs().slice(subsAtFirstScreen)
+  assert.ok(addedByFirstLoad.every(isBoundaryTie), `no window or page subscription: ${JSON.stringify(addedByFirstLoad)}`)
+  assert.equal(sent('unsub').length, 0)
+  assert.deepEqual(await topIds(a, 40), idsByVotesDesc.slice(0, 40), 'the rows shown are the server’s top 40, in order')
+  const pageRows = received('page').reduce((n, f) => n + f.frame.rows.length, 0)
+  console.log(`board pages: one "Load 20 more" = ${pagesForOneLoad} page frames sent, ${received('page').length} received with ${pageRows} rows; `
+    + `subscriptions: ${subsAtFirstScreen} window, then ${addedByFirstLoad.length} boundary tie (${JSON.stringify(addedByFirstLoad.map((sub) => sub.where.args[1].value))})`)
+
+  // Another member marks a task in a's live window done: it disappears
+  // from a, and the task the window moves in is the one a's page read.
+  const b = await openTab(env, `/?room=${room}&user=bob`, 'b')
+  await waitFor(async () => (await statusOf(b)) === 'live' && (await shown(b)) === 20, 'b first screen', 30_000)
+  const gone = idsByVotesDesc[4]
+  const pageFramesBeforeDelete = received('page').length
+  await b.click(`[data-testid=done-${gone}]`)
+  await waitFor(async () => !(await topIds(a, 40)).includes(gone), 'the deleted task leaves tab a')
+  const remaining = idsByVotesDesc.filter((id) => id !== gone)
+  assert.deepEqual(await topIds(a, 39), remaining.slice(0, 39), 'the server’s order without it')
+
+  // TanStack repairs the query's prefix after a row left it (a window of
+  // the first 41, which is a subscription: it has no cursor).
+  const subsBeforeThirdLoad = subs().length
+  const repairs = subs().slice(subsAtFirstScreen).filter((sub) => !isBoundaryTie(sub))
+
+  // Pages read after the delete never carry it back.
+  await a.click('[data-testid=more]')
+  await waitFor(async () => (await shown(a)) >= 59 && received('page').length === sent('page').length, 'third page')
+  const shownIds = await topIds(a, 100)
+  assert.deepEqual(shownIds, remaining.slice(0, shownIds.length), 'still the server’s order')
+  assert.equal(await a.evaluate((id) => window.seqsync.tasks.has(id), gone), false, 'the deleted task is not held')
+  const laterPages = received('page').slice(pageFramesBeforeDelete)
+  assert.ok(laterPages.length >= 1)
+  assert.ok(laterPages.every((f) => f.frame.rows.every((row) => row.id !== gone)), 'no page after the delete carries it')
+  const added = subs().slice(subsBeforeThirdLoad)
+  assert.ok(added.every(isBoundaryTie), `the next load added no window or page subscription: ${JSON.stringify(added)}`)
+  console.log(`board pages: after the delete, ${laterPages.length} page frames, ${shownIds.length} rows shown in the server's order; `
+    + `the next load added ${added.length} boundary tie subscription; TanStack's repair after the delete: ${JSON.stringify(repairs.map(({ orderBy, limit, where }) => ({ orderBy: orderBy?.[0]?.col, limit, where })))}`)
+  await context.close()
+})

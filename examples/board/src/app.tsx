@@ -1,7 +1,8 @@
 // The board page: the top tasks by votes, twenty at a time. The tasks
 // collection is on-demand; useLiveInfiniteQuery asks for a window (orderBy
 // votes desc, limit) and the Durable Object sends just those rows, then
-// moves tasks in and out of the window as votes change.
+// moves tasks in and out of the window as votes change. A task marked done
+// is deleted.
 import { BTreeIndex, createCollection } from '@tanstack/db'
 import { useLiveInfiniteQuery } from '@tanstack/react-db'
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react'
@@ -18,8 +19,10 @@ await signIn(params.get('user') ?? 'guest')
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 
 const transport = new WebSocketTransport({ url: `${scheme}://${location.host}/sync/${room}` })
+// The first 20 rows are a live window; "Load 20 more" reads one-off pages
+// below it (cursorLoads: 'page'), which hold no subscription on the server.
 const tasks = createCollection(
-  doCollectionOptions<Task>({ transport, table: 'tasks', getKey: (t) => t.id, syncMode: 'on-demand' }),
+  doCollectionOptions<Task>({ transport, table: 'tasks', getKey: (t) => t.id, syncMode: 'on-demand', cursorLoads: 'page' }),
 )
 // Without a range index on the order column the window cannot page lazily.
 tasks.createIndex((t) => t.votes, { indexType: BTreeIndex })
@@ -95,6 +98,7 @@ function Board() {
             <button data-testid={`vote-${t.id}`} onClick={() => vote(t.id, 1)}>▲</button>
             <button data-testid={`down-${t.id}`} onClick={() => vote(t.id, -1)}>▼</button>
             <button data-testid={`rename-${t.id}`} onClick={() => rename(t)}>✎</button>
+            <button data-testid={`done-${t.id}`} onClick={() => tasks.delete(t.id)} aria-label="Done">✓</button>
           </li>
         ))}
       </ol>

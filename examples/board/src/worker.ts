@@ -4,7 +4,7 @@
 // vote that lifts a task into the window moves it in live. Sign-in and
 // room access are decided in ../../shared/auth.ts, as in the chat example.
 // Votes change only through the `vote` command, by one at a time. A
-// client update may change only a title.
+// client update may change only a title; any member may delete a task (done).
 import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
 import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
@@ -52,6 +52,14 @@ export class Board extends SyncDurableObject<Env, Claims> {
             },
             execute: ({ op, sql }) => {
               sql.exec('UPDATE tasks SET title = ?, updated_at = ? WHERE id = ?', op.cols.title, Date.now(), op.key)
+            },
+          })
+          // Any member may mark a task done, which deletes it.
+          .defineMutation({
+            collection: 'tasks',
+            type: 'delete',
+            execute: ({ op, sql }) => {
+              sql.exec('DELETE FROM tasks WHERE id = ?', op.key)
             },
           })
           // Votes are cast server-side as an atomic increment, on any task,
