@@ -8,7 +8,8 @@ import { after, before, test } from 'node:test'
 
 import { openTab, startExample, statusOf, waitFor } from './support.mjs'
 
-const SESSION_SECONDS = 3
+// Long enough for the page to go live and send a message on its first socket on a busy machine.
+const SESSION_SECONDS = 5
 let env
 
 before(async () => {
