@@ -375,10 +375,22 @@ void Predicate::NodeSql(int index, int param, std::string* sql, int* next,
   switch (n.op) {
     case Op::kAnd:
     case Op::kOr: {
+      // SQLite parses `a OR b OR c …` into a chain as deep as it is long,
+      // and the DO refuses expressions deeper than 100: 95 terms of a valid
+      // where came back INTERNAL. Past kTermsPerGroup terms they go in groups
+      // of that many, each in parentheses: the depth is then the group size
+      // plus the number of groups. (Halving instead would nest parentheses
+      // log2(terms) deep, and SQLite's parser stack is shallow too.) The
+      // children are still written in order, so literals keep their slots.
+      const char* joiner = n.op == Op::kAnd ? " AND " : " OR ";
+      const size_t terms = n.children.size();
+      const bool grouped = terms > kTermsPerGroup;
       *sql += "(";
-      for (size_t i = 0; i < n.children.size(); ++i) {
-        if (i > 0) *sql += n.op == Op::kAnd ? " AND " : " OR ";
+      for (size_t i = 0; i < terms; ++i) {
+        if (i > 0) *sql += joiner;
+        if (grouped && i % kTermsPerGroup == 0) *sql += "(";
         NodeSql(n.children[i], param, sql, next, lits);
+        if (grouped && (i % kTermsPerGroup == kTermsPerGroup - 1 || i == terms - 1)) *sql += ")";
       }
       *sql += ")";
       return;

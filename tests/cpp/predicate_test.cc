@@ -131,16 +131,20 @@ bool LegacyLikeMatch(std::string_view text, std::string_view pattern) {
 // isNull(id) to ("id" IS NULL) (14) and isNull(body) to ("body" IS NULL)
 // (16). The test checks the arithmetic against ToSql.
 std::string OrWithSqlBytes(size_t sql_bytes) {
-  // sql_bytes = sum over children of (length + 4) - 2.
-  const size_t total = sql_bytes + 2;
+  // The SQL of an or: its children joined by " OR " in parentheses, and in
+  // groups of kTermsPerGroup (two parentheses each) past that many. Children
+  // here compile to 16 (body), 14 (id) and 1 ("0") bytes.
   for (size_t ids = 0; ids < 5; ++ids) {
     for (size_t zeros = 0; zeros < 4; ++zeros) {
-      size_t rest = total - 18 * ids - 5 * zeros;
-      if (rest % 20 != 0) continue;
-      std::vector<std::string> children(rest / 20, Fn("isNull", {Ref("body")}));
-      children.insert(children.end(), ids, Fn("isNull", {Ref("id")}));
-      children.insert(children.end(), zeros, Fn("isUndefined", {Ref("id")}));
-      return Fn("or", children);
+      for (size_t bodies = 0; bodies * 20 <= sql_bytes + 2; ++bodies) {
+        const size_t terms = bodies + ids + zeros;
+        const size_t groups = terms > kTermsPerGroup ? (terms + kTermsPerGroup - 1) / kTermsPerGroup : 0;
+        if (20 * bodies + 18 * ids + 5 * zeros + 2 * groups != sql_bytes + 2) continue;
+        std::vector<std::string> children(bodies, Fn("isNull", {Ref("body")}));
+        children.insert(children.end(), ids, Fn("isNull", {Ref("id")}));
+        children.insert(children.end(), zeros, Fn("isUndefined", {Ref("id")}));
+        return Fn("or", children);
+      }
     }
   }
   FAIL("no or has " << sql_bytes << " bytes of SQL");
@@ -489,6 +493,42 @@ TEST_CASE("in is one set test: its SQL does not grow with the list, past the nod
   const int fit = static_cast<int>(kDefaultMaxPredicateLiteralBytes / 8);
   CHECK(ParseWhere(Fn("in", {Ref("n"), Val(IntList(fit, 0))})).ok());
   CHECK(ParseWhere(Fn("in", {Ref("n"), Val(IntList(fit + 1, 0))})).status().code() == Code::kTooLarge);
+}
+
+TEST_CASE("and/or of as many terms as the node limit allows stay within SQLite's expression depth") {
+  // As one chain, 95 terms went past the DO's depth limit (100) and came
+  // back INTERNAL, though the where was within every documented limit.
+  SqliteStorage db;
+  db.MustExec("CREATE TABLE t(id TEXT PRIMARY KEY, body TEXT, n INTEGER, r REAL)");
+  for (int i = 0; i < 300; ++i) {
+    db.MustExec("INSERT INTO t VALUES('row" + std::to_string(i) + "','b'," + std::to_string(i) + ",0)");
+  }
+  JsonDocument rows = ReadRows(&db);
+  for (const std::string op : {"or", "and"}) {
+    CAPTURE(op);
+    int accepted = 0;
+    for (int terms = 2;; ++terms) {
+      std::vector<std::string> args;
+      for (int i = 0; i < terms; ++i) {
+        // or: n is one of 0..terms-1; and: n >= each of 0..terms-1.
+        args.push_back(Fn(op == "or" ? "eq" : "gte", {Ref("n"), Val(std::to_string(i))}));
+      }
+      auto p = ParseWhere(Fn(op, args));
+      if (!p.ok()) {
+        CHECK(p.status().code() == Code::kTooMany);
+        break;
+      }
+      accepted = terms;
+      std::set<std::string> expected;
+      for (int i = 0; i < 300; ++i) {
+        if (op == "or" ? i < terms : i >= terms - 1) expected.insert("row" + std::to_string(i));
+      }
+      CAPTURE(terms);
+      CHECK(SqlSelect(*p, &db) == expected);
+      CHECK(EvalSelect(*p, rows) == expected);
+    }
+    CHECK(accepted > 95);  // the node limit, not SQLite's depth, decides
+  }
 }
 
 TEST_CASE("random predicates select exactly the rows SQLite selects (fixed seed)") {

@@ -41,6 +41,11 @@ using JsonValueRef =
 // counts (an `in` list is one set test, whatever its length).
 inline constexpr std::size_t kMaxPredicateSqlBytes = 64u << 10;
 
+// An and/or of more terms than this is written to SQL in parenthesized
+// groups of this many, so its depth in SQLite's expression tree is the group
+// size plus the number of groups, not the number of terms.
+inline constexpr std::size_t kTermsPerGroup = 16;
+
 struct PredicateLimits {
   int max_depth = 16;
   std::size_t max_nodes = 256;
