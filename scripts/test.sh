@@ -5,7 +5,10 @@
 #   3. the shell and the wasm core in real workerd (vitest-pool-workers)
 #   4. the client: unit and type tests, and real TanStack DB collections in Node against
 #      the fixture DO under wrangler dev
-#   5. the chat example in headless Chromium (playwright-core)
+#   5. the examples and the inspector in headless Chromium (playwright-core), and the chat
+#      example self-hosted on workerd, restarted under two clients
+#   5b. every example bundled as wrangler deploy would upload it (the core's .wasm inside,
+#      under the size limit)
 #   6. short modes of the chaos (convergence under faults) and of the benchmarks
 #   7. a short libFuzzer run of the frame decoder and the predicate evaluator
 # Prints "N passed, N failed" (suites) at the end; exits non-zero on any failure.
@@ -36,6 +39,7 @@ run typecheck-tests npx tsc --noEmit -p tests/tsconfig.json
 run typecheck-examples npx tsc --noEmit -p examples/tsconfig.json
 run wire-tables node --test tests/wire-tables.test.mjs
 run browser node --test --test-reporter=spec tests/browser/
+run deploy-bundles bash scripts/check-bundles.sh
 run chaos-short env CHAOS_MODE=short npx vitest run --config tests/chaos/vitest.config.ts
 run bench-smoke bash scripts/bench.sh --smoke
 run fuzz-smoke bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"

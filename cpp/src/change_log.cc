@@ -144,7 +144,9 @@ Status ChangeLog::Housekeep(std::int64_t now_ms) {
   // only need them while a client may still replay).
   auto dedup = storage_->Exec("DELETE FROM _sync_mutations WHERE ts < ?1",
                               {SqlValue::Integer(now_ms - options_->dedup_retention_ms)});
-  return dedup.ok() ? Status::Ok() : dedup.status();
+  if (!dedup.ok()) return dedup.status();
+  last_housekeep_ms_ = now_ms;
+  return Status::Ok();
 }
 
 Result<LogState> ChangeLog::State() {

@@ -51,6 +51,9 @@ class ChangeLog {
 
   Result<LogState> State();
 
+  // When Housekeep last finished, in this instance; -1: not yet.
+  std::int64_t last_housekeep_ms() const { return last_housekeep_ms_; }
+
  private:
   Status SetMeta(const char* name, const SqlValue& value);
   Status LayMark(Seq seq, std::int64_t ts);
@@ -66,6 +69,7 @@ class ChangeLog {
   std::int64_t last_drain_ms_ = -1;
   Seq marked_ = 0;
   std::size_t appended_since_compaction_ = 0;
+  std::int64_t last_housekeep_ms_ = -1;
 };
 
 }  // namespace seqsync

@@ -46,6 +46,8 @@
 #include "schema.h"
 #include "seqsync/close_codes.h"
 #include "sockets.h"
+#include "sql_ident.h"
+#include "stats.h"
 #include "unread.h"
 #include "windows.h"
 
@@ -77,16 +79,33 @@ struct Core::Impl {
   // CommitMutation read ahead; any other call drops it.
   std::optional<std::pair<std::string, ReadAhead>> read_ahead;
   Unread unread{&sockets};
+  Stats stats;
+  // The clock of the call running now, for the frames it flushes early.
+  std::int64_t now_ms = 0;
 
   Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {
-    fanout.on_flushed = [this](const Delivery& d) { unread.ChargeFlushed(d); };
+    fanout.on_flushed = [this](const Delivery& d) {
+      unread.ChargeFlushed(d);
+      stats.CountSent(d, now_ms);
+    };
   }
 
-  // Every plan leaves through here: its frames count as unread (unread.h).
+  // Every plan leaves through here: its frames count as unread (unread.h)
+  // and as sent (stats.h).
   Plan Charged(Plan plan) {
     unread.ChargePlan(options.max_unread_bytes_per_socket, &plan);
+    stats.CountPlan(plan, now_ms);
     return plan;
   }
+
+  static std::string MutationKey(std::string_view scope, std::string_view id) {
+    std::string key(scope);
+    key += '\x1f';
+    key += id;
+    return key;
+  }
+
+  Result<std::string> StatsJson(bool detail);
 
   // ---- subscriptions ----
 
@@ -334,7 +353,10 @@ Result<std::unique_ptr<Core>> Core::Open(Storage* storage, Options options, std:
 Plan Core::OnMessage(std::string_view socket_id, std::string_view scope, std::string_view frame,
                      std::int64_t now_ms) {
   impl_->read_ahead.reset();
-  return impl_->Charged(impl_->Dispatch(socket_id, scope, frame, now_ms));
+  impl_->now_ms = now_ms;
+  Plan plan = impl_->Dispatch(socket_id, scope, frame, now_ms);
+  if (plan.mutation) impl_->stats.Admitted(Impl::MutationKey(scope, plan.mutation->id), now_ms);
+  return impl_->Charged(std::move(plan));
 }
 
 Plan Core::Impl::Dispatch(std::string_view socket_id, std::string_view scope, std::string_view frame,
@@ -380,15 +402,18 @@ Result<Seq> Core::CommitMutation(std::string_view scope, std::string_view mutati
   SqlRow read;
   auto seq = impl_->mutations.Commit(scope, mutation_id, result_json, now_ms, reads_ahead ? also : "", also_params,
                                      &read);
+  std::string key = Impl::MutationKey(scope, mutation_id);
+  if (seq.ok()) impl_->stats.Committed(key, now_ms);
   if (seq.ok() && read.size() == 2 && read[0].kind == SqlValue::Kind::kText) {
     ahead.text = std::move(read[0].text);
     ahead.fresh_schema = read[1].AsInteger() == 1;
-    impl_->read_ahead.emplace(std::string(scope) + '\x1f' + std::string(mutation_id), std::move(ahead));
+    impl_->read_ahead.emplace(std::move(key), std::move(ahead));
   }
   return seq;
 }
 
 Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, std::int64_t now_ms) {
+  impl_->now_ms = now_ms;
   Plan plan;
   std::string ack;
   Seq head = 0;
@@ -401,7 +426,8 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
   // The changes go first: when the ack arrives, the sender already holds them.
   std::optional<std::pair<std::string, ReadAhead>> ahead = std::move(impl_->read_ahead);
   impl_->read_ahead.reset();
-  const bool own = ahead && ahead->first == std::string(scope) + '\x1f' + std::string(mutation_id);
+  const std::string key = Impl::MutationKey(scope, mutation_id);
+  const bool own = ahead && ahead->first == key;
   Status drained = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan, head, own ? &ahead->second : nullptr);
   if (!drained.ok()) {
     // Committed, but its changes could not be read to send. An ack would
@@ -411,24 +437,30 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
     plan.close = impl_->mutations.Forget(scope, mutation_id);
     plan.close_code = kCloseInternal;
     plan.close_reason = "committed; reconnect to resume";
+    impl_->stats.Dropped(key, now_ms, "committed, unsent");
     return impl_->Charged(std::move(plan));
   }
   impl_->mutations.Settle(scope, mutation_id, ack, &plan);
+  impl_->stats.Acked(key, now_ms);
   return impl_->Charged(std::move(plan));
 }
 
 Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, const Status& why,
                           std::int64_t now_ms) {
   impl_->read_ahead.reset();
-  (void)now_ms;  // a rejection applied nothing and is not recorded: a replay is judged again
+  // A rejection applied nothing and is not recorded: a replay is judged
+  // again. `now_ms` only times it.
+  impl_->now_ms = now_ms;
   Plan plan;
   Status reason = why.ok() ? Status::Internal("rejected with an OK status") : why;
   impl_->mutations.Settle(scope, mutation_id, RejectFrame(mutation_id, reason), &plan);
+  impl_->stats.Dropped(Impl::MutationKey(scope, mutation_id), now_ms, CodeName(reason.code()));
   return impl_->Charged(std::move(plan));
 }
 
 Plan Core::Drain(std::int64_t now_ms) {
   impl_->read_ahead.reset();
+  impl_->now_ms = now_ms;
   Plan plan;
   Status s = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan);
   (void)s;  // a failed drain is retried by the next one; nothing was marked sent
@@ -463,6 +495,119 @@ Status Core::RestorePresence(std::string_view socket_id, std::string_view stored
 Status Core::Housekeep(std::int64_t now_ms) { return impl_->log.Housekeep(now_ms); }
 
 Result<LogState> Core::State() { return impl_->log.State(); }
+
+Result<std::string> Core::StatsJson(bool detail) { return impl_->StatsJson(detail); }
+
+// The sizes are read here, when asked, never on a write: one statement for
+// the log and the tables, one more for the recent changes with `detail`.
+Result<std::string> Core::Impl::StatsJson(bool detail) {
+  SEQSYNC_ASSIGN_OR_RETURN(LogState state, log.State());
+  std::string sizes = "SELECT (SELECT COALESCE(SUM(length(tbl)+length(key)+16),0) FROM _sync_changes)";
+  for (const auto& [table, c] : schema.collections()) sizes += ", (SELECT COUNT(*) FROM " + QuoteIdent(table) + ")";
+  auto read = storage->Exec(sizes, {});
+  if (!read.ok()) return read.status();
+  if (read->size() != 1 || (*read)[0].size() != schema.collections().size() + 1) {
+    return Status::Internal("unexpected shape of the stats' sizes");
+  }
+  const SqlRow& row = (*read)[0];
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("head");
+  w.Uint64(state.head);
+  w.Key("floor");
+  w.Uint64(state.floor);
+  w.Key("log");
+  w.StartObject();
+  w.Key("rows");
+  w.Int64(state.rows);
+  // Its entries' table names and keys, plus 16 bytes each for seq and op.
+  w.Key("bytes");
+  w.Int64(row[0].AsInteger());
+  w.EndObject();
+  w.Key("tables");
+  w.StartObject();
+  std::size_t column = 1;
+  for (const auto& [table, c] : schema.collections()) {
+    w.Key(table.c_str());
+    w.Int64(row[column++].AsInteger());
+  }
+  w.EndObject();
+  // Sockets that said hello, and their subscriptions by collection.
+  std::size_t live = 0;
+  std::map<std::string, std::uint64_t> subs_by_collection;
+  for (const auto& [id, sock] : sockets.all()) {
+    if (!sock.hello) continue;
+    ++live;
+    for (const Subscription& s : sock.subs) subs_by_collection[s.collection] += 1;
+  }
+  w.Key("sockets");
+  w.Uint64(live);
+  w.Key("subscriptions");
+  w.StartObject();
+  for (const auto& [collection, n] : subs_by_collection) {
+    w.Key(collection.c_str());
+    w.Uint64(n);
+  }
+  w.EndObject();
+  w.Key("writesInFlight");
+  w.Uint64(mutations.InFlightCount());
+  w.Key("lastHousekeepingMs");
+  if (log.last_housekeep_ms() < 0) {
+    w.Null();
+  } else {
+    w.Int64(log.last_housekeep_ms());
+  }
+  stats.Write(detail, &w);
+  if (detail) {
+    w.Key("socketList");
+    w.StartArray();
+    for (const auto& [id, sock] : sockets.all()) {
+      if (!sock.hello) continue;
+      w.StartObject();
+      w.Key("id");
+      WriteString(id, &w);
+      w.Key("unreadBytes");
+      w.Uint64(sock.unread_bytes);
+      w.Key("subs");
+      w.StartArray();
+      for (const Subscription& s : sock.subs) {
+        w.StartObject();
+        w.Key("id");
+        WriteString(s.id, &w);
+        w.Key("collection");
+        WriteString(s.collection, &w);
+        w.Key("where");
+        w.RawValue(s.where_json.data(), s.where_json.size(), rapidjson::kObjectType);
+        w.EndObject();
+      }
+      w.EndArray();
+      w.EndObject();
+    }
+    w.EndArray();
+    auto changes = storage->Exec(
+        "SELECT seq, tbl, key, op FROM _sync_changes ORDER BY seq DESC LIMIT " + std::to_string(Stats::kRecent), {});
+    if (!changes.ok()) return changes.status();
+    w.Key("recentChanges");
+    w.StartArray();
+    for (const SqlRow& c : *changes) {
+      if (c.size() != 4) continue;
+      w.StartObject();
+      w.Key("seq");
+      w.Int64(c[0].AsInteger());
+      w.Key("table");
+      WriteString(c[1].text, &w);
+      w.Key("key");
+      WriteString(c[2].text, &w);
+      w.Key("op");
+      w.Int64(c[3].AsInteger());
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
 
 const std::string& Core::epoch() const { return impl_->log.epoch(); }
 const Options& Core::options() const { return impl_->options; }

@@ -52,6 +52,9 @@ class Mutations {
   // Sends `frame` to an in-flight mutation's owner and waiters, and forgets it.
   void Settle(std::string_view scope, std::string_view id, const std::string& frame, Plan* plan);
 
+  // Mutations admitted and not yet settled.
+  std::size_t InFlightCount() const { return in_flight_.size(); }
+
   // A closed socket waits on nothing and holds nothing in flight.
   void OnClose(std::string_view socket);
 

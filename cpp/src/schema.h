@@ -58,6 +58,8 @@ class Schema {
   // The collection for `table`, or nullptr iff it is not registered.
   const Collection* Find(std::string_view table) const;
   bool HasCommand(std::string_view name) const;
+  // The registered collections, by table name.
+  const std::map<std::string, Collection, std::less<>>& collections() const { return collections_; }
 
  private:
   // Reads `c`'s columns. With its DDL (`ddl`), also validates the table for

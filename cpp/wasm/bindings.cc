@@ -184,6 +184,20 @@ class RawCore {
     return out;
   }
 
+  // The stats' JSON with the heap's size (wasmMemoryBytes) added, or
+  // {"code","message"} if they could not be read.
+  std::string Stats(bool detail) {
+    auto stats = core_->StatsJson(detail);
+    if (!stats.ok()) {
+      return "{\"code\":" + std::to_string(static_cast<int>(stats.status().code())) +
+             ",\"message\":" + JsonQuote(stats.status().message()) + "}";
+    }
+    std::string out = std::move(stats).value();
+    out.pop_back();  // its closing brace
+    out += ",\"wasmMemoryBytes\":" + std::to_string(__builtin_wasm_memory_size(0) * 65536ull) + "}";
+    return out;
+  }
+
   std::string Epoch() const { return core_->epoch(); }
   std::string Limits() const { return LimitsJson(core_->options()); }
 
@@ -229,6 +243,7 @@ EMSCRIPTEN_BINDINGS(seqsync_core) {
       .function("refusePresence", &RawCore::RefusePresence)
       .function("housekeep", &RawCore::Housekeep)
       .function("state", &RawCore::State)
+      .function("statsJson", &RawCore::Stats)
       .function("epoch", &RawCore::Epoch)
       .function("limitsJson", &RawCore::Limits);
   emscripten::function("version", &seqsync::VersionString);

@@ -56,6 +56,8 @@ export interface RawCore {
   refusePresence(socket: string, code: number, message: string): string
   housekeep(nowMs: number): CoreStatus
   state(): CoreStatus & { head: number; floor: number; rows: number }
+  /** Core::StatsJson plus wasmMemoryBytes, as JSON; {code, message} if it failed. */
+  statsJson(detail: boolean): string
   epoch(): string
   limitsJson(): string
   delete(): void

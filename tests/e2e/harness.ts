@@ -4,7 +4,7 @@ import { createCollection } from '@tanstack/db'
 import { inject } from 'vitest'
 import WebSocket from 'ws'
 
-import { doCollectionOptions, type TransportUrl, WebSocketTransport, type WebSocketConstructor } from '../../worker/src/client/index.js'
+import { doCollectionOptions, type TransportUrl, WebSocketTransport, type WebSocketConstructor, type WebSocketTransportOptions } from '../../worker/src/client/index.js'
 import type { ClientFrame } from '../../worker/src/protocol/index.js'
 
 export interface Message {
@@ -114,13 +114,20 @@ export function socketUrl(room: string, user: string, kind: 'sync' | 'short' = '
 }
 
 /** A client of `room` as `user`; `url` (a function, called before every dial) replaces the plain URL. */
-export function connectClient(room: string, user: string, kind: 'sync' | 'short' = 'sync', url?: TransportUrl) {
+export function connectClient(
+  room: string,
+  user: string,
+  kind: 'sync' | 'short' = 'sync',
+  url?: TransportUrl,
+  extra: Pick<WebSocketTransportOptions, 'debug'> = {},
+) {
   const network = new Network()
   const transport = new WebSocketTransport({
     url: url ?? socketUrl(room, user, kind),
     WebSocket: network.WebSocket,
     backoff: { initialMs: 50, maxMs: 500 },
     watchNetwork: false,
+    ...extra,
   })
   const messages = createCollection(
     doCollectionOptions<Message>({ transport, table: 'messages', getKey: (m) => m.id, id: `messages-${user}-${counter++}` }),

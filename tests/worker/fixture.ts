@@ -13,6 +13,7 @@ import {
   type SnapshotSub,
   SyncDenied,
   SyncDurableObject,
+  type SyncJson,
   SyncRegistry,
   type RouteSyncOptions,
   type SyncOptions,
@@ -345,6 +346,23 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   }
   whoAmI(): string {
     return this.instanceId
+  }
+  stats() {
+    return this.syncStats()
+  }
+  inspect() {
+    return this.syncInspect()
+  }
+  /** Turns debug lines on, collected for debugLines(). */
+  collectDebugLines(): void {
+    this.debug = (line) => this.#debugLines.push(line)
+  }
+  #debugLines: string[] = []
+  debugLines(): string[] {
+    return this.#debugLines
+  }
+  protected override redactClaims(claims: Claims): SyncJson {
+    return { userId: claims.userId }
   }
 }
 

@@ -154,6 +154,17 @@ class Core {
   Status Housekeep(std::int64_t now_ms);
 
   Result<LogState> State();
+
+  // The object's stats as a JSON object (README "Stats"): head, floor, the
+  // log's rows and bytes, each table's rows, sockets and subscriptions by
+  // collection, writes in flight, mutation outcomes, refusals and closes by
+  // code, mutation latency (p50/p99 of the last 512), frames and bytes
+  // sent. With `detail`, also each socket's subscriptions, the recent
+  // changes, mutations and refusals (the inspector). The counters are kept
+  // as frames leave; the sizes are read from SQLite now (2 statements at
+  // most), never on a write. The counters start at zero with each Open.
+  Result<std::string> StatsJson(bool detail);
+
   const std::string& epoch() const;
   const Options& options() const;
 

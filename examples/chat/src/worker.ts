@@ -3,13 +3,17 @@
 // place, ../../shared/auth.ts. This Worker routes /auth/login there, lets
 // routeSyncRequest serve every /sync/<room> upgrade (authenticate(), then
 // the forged claims header), and serves the page otherwise.
-import { type PresenceContext, routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
+import { type PresenceContext, routeSyncRequest, SyncDenied, SyncDurableObject, syncInspector, type SyncJson, SyncRegistry } from 'seqsync'
 
 import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
 
 export interface Env extends AuthEnv {
   CHAT_ROOM: DurableObjectNamespace<ChatRoom>
   ASSETS: Fetcher
+  /** User ids (comma-separated) who may open /sync/<room>/inspect. Unset: no one. */
+  INSPECTORS?: string
+  /** "1": the DO writes a JSON line per connect, resume, refusal and mutation outcome. */
+  SEQSYNC_DEBUG?: string
 }
 
 export interface Message {
@@ -27,6 +31,7 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
+    this.debug = env.SEQSYNC_DEBUG === '1'
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS messages (
         id TEXT PRIMARY KEY,
@@ -86,6 +91,11 @@ export class ChatRoom extends SyncDurableObject<Env, Claims> {
       throw new SyncDenied('presence is {typing: boolean}')
     }
   }
+
+  // What the inspector shows of a socket's user: here the claims are only the user id.
+  protected override redactClaims(claims: Claims): SyncJson {
+    return { userId: claims.userId }
+  }
 }
 
 export default {
@@ -98,6 +108,10 @@ export default {
       endpoints: {
         // /sync/<room>/stats, for a member of the room: its socket count.
         stats: async ({ stub }) => Response.json({ sockets: await (stub as DurableObjectStub<ChatRoom>).sockets() }),
+        // /sync/<room>/inspect: a live view of the room's DO, for the users INSPECTORS names.
+        inspect: syncInspector<Env, Claims>({
+          authorize: ({ claims }) => (env.INSPECTORS ?? '').split(',').includes(claims.userId),
+        }),
       },
     })
     return routed ?? env.ASSETS.fetch(req)

@@ -63,6 +63,12 @@ export interface WebSocketTransportOptions {
   presenceThrottleMs?: number
   /** This transport's presence tab slot. Default: a random id. */
   presenceTab?: string
+  /**
+   * One JSON line per connect, resume (delta or snapshot, how many rows),
+   * refusal (code, reason), close and mutation outcome (with the mutation
+   * id). `true` logs with console.log; a function gets each line. Default off.
+   */
+  debug?: boolean | ((line: string) => void)
 }
 
 /** The result of a confirmed write: the seq the DO gave it. */

@@ -39,6 +39,7 @@ import type {
   WireOp,
 } from '../protocol/index.js'
 import { decodeServerFrame, encodeClientFrame, isObject } from './codec.js'
+import { DebugLog } from './debug-log.js'
 import { ReadCredit } from './read-credit.js'
 import { backoffDelay, DEFAULT_BACKOFF, initialTransition, transition } from './connection.js'
 import type {
@@ -159,6 +160,7 @@ export class WebSocketTransport {
   readonly #presence: PresenceChannel
   #listeners = new Set<() => void>()
   #networkCleanup: (() => void) | undefined
+  readonly #debug: DebugLog | undefined
 
   constructor(options: WebSocketTransportOptions) {
     this.#url = options.url
@@ -179,6 +181,7 @@ export class WebSocketTransport {
     this.#onError = options.onError
     this.#presence = new PresenceChannel((frame) => this.#sendFrame(frame), options.presenceThrottleMs)
     this.presenceTab = options.presenceTab ?? randomTabId()
+    this.#debug = options.debug ? new DebugLog(options.debug) : undefined
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
     if (options.local) {
       const local = options.local === true ? {} : options.local
@@ -460,6 +463,7 @@ export class WebSocketTransport {
     const decoded = decodeServerFrame(data)
     if (decoded.error) return this.#report(decoded.error)
     const frame: ServerFrame = decoded.frame
+    this.#debug?.frame(frame)
     if (this.#hub?.holding && !this.#viaLink && typeof data === 'string') {
       // The followers get every frame but the welcome, which answers their own hellos.
       if (frame.t === 'welcome') this.#welcomeText = data
@@ -879,7 +883,9 @@ export class WebSocketTransport {
     // `error` while closing, and an EventEmitter without a listener throws);
     // the generation check silences a stale socket instead.
     ws.onopen = () => {
-      if (live()) this.#sendEvent({ type: 'open' })
+      if (!live()) return
+      this.#debug?.connect(this.url)
+      this.#sendEvent({ type: 'open' })
     }
     ws.onmessage = (ev: { data: unknown }) => {
       if (!live()) return
@@ -890,6 +896,7 @@ export class WebSocketTransport {
     }
     ws.onclose = (ev: { code?: number; reason?: string }) => {
       if (!live()) return
+      this.#debug?.close(ev.code, ev.reason)
       const event: { type: 'close'; code?: number; reason?: string } = { type: 'close' }
       if (typeof ev.code === 'number') event.code = ev.code
       if (typeof ev.reason === 'string') event.reason = ev.reason
@@ -930,6 +937,7 @@ export class WebSocketTransport {
     }
     const subs = this.#subs.hello(this.#epoch !== undefined)
     if (subs.length > 0) hello.subs = subs
+    this.#debug?.hello(hello)
     this.#sendFrame(hello)
   }
 

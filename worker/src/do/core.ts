@@ -206,6 +206,19 @@ export class Core {
     return { head, floor, rows }
   }
 
+  /**
+   * The core's stats as Core::StatsJson writes them, with wasmMemoryBytes
+   * (with `detail`, what the inspector shows too). Throws CoreError.
+   */
+  statsJson(detail: boolean): string {
+    const text = this.#call((core) => core.statsJson(detail))
+    if (text.startsWith('{"code":')) {
+      const { code, message } = JSON.parse(text) as { code: number; message: string }
+      throw new CoreError(code, `seqsync: reading the stats failed: ${message}`)
+    }
+    return text
+  }
+
   /** Frees the core's wasm objects; it cannot be called again. */
   delete(): void {
     const raw = this.#raw

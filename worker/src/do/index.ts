@@ -29,5 +29,7 @@ export {
   type SyncRouteMatch,
 } from './route.js'
 export { SyncDenied } from './denied.js'
+export { syncInspector, type SyncInspectorOptions } from './inspector.js'
+export type { CodeCount, InspectedSocket, LatencyPercentiles, SyncInspection, SyncJson, SyncStats } from './stats.js'
 export { ErrorCode, CloseCode } from '../protocol/codes.js'
 export type { SnapshotEntry, SnapshotRefusal, SnapshotSub, SyncSnapshot } from '../protocol/snapshot.js'

@@ -8,7 +8,7 @@
 // plan: frames to send, to whom, and at most one mutation to run.
 import { DurableObject } from 'cloudflare:workers'
 
-import { CloseCode, closeCodeName, ErrorCode } from '../protocol/codes.js'
+import { CloseCode, closeCodeName, ErrorCode, errorName } from '../protocol/codes.js'
 import type { WireOp } from '../protocol/frames.js'
 import { assembleSnapshot, snapshotHello, type SnapshotSub, type SyncSnapshot } from '../protocol/snapshot.js'
 import { Core, CoreError, CoreRefusal, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
@@ -16,6 +16,7 @@ import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
 import { CLAIMS_HEADER } from './route.js'
 import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
+import type { SyncInspection, SyncJson, SyncStats } from './stats.js'
 
 /** Runtime knobs of the core (docs/protocol.md §9). Unknown keys are refused. */
 export interface SyncOptions {
@@ -110,6 +111,21 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #identities = new WeakMap<WebSocket, SocketIdentity<Claims>>()
   // The sql handle execute gets (see transactionScopedSql).
   #scopedSql: ReturnType<typeof transactionScopedSql> | undefined
+  // Refusals the shell sends itself (a frame too large to copy into the
+  // core), by code, merged into the core's in syncStats.
+  #shellRefusals = new Map<number, number>()
+  // While debug is on and a hello is being answered: the frames its socket got.
+  #resumeFrames: { socket: string; frames: string[] } | undefined
+
+  /**
+   * Debug logging: one JSON line per connect, resume (delta or snapshot,
+   * how many rows), refusal (code, reason), close and mutation outcome,
+   * each with its socket id (and mutation id). `true` logs with
+   * console.log; a function gets each line. Off by default, and then it
+   * costs one check per frame sent. Set it in the constructor, from an
+   * env var say: `this.debug = env.SEQSYNC_DEBUG === '1'`.
+   */
+  protected debug: boolean | ((line: string) => void) = false
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -255,6 +271,62 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     this.#registeredCore().housekeep(nowMs)
   }
 
+  /**
+   * The object's stats, for dashboards, health checks and alerts: head,
+   * floor, the log's rows and bytes, each table's rows, sockets and
+   * subscriptions by collection, writes in flight, mutation outcomes,
+   * refusals and closes by code, mutation latency (p50/p99 of the last
+   * 512), frames and bytes sent, the last housekeeping and the core's wasm
+   * memory. The counters are the core's, kept as frames leave, from zero in
+   * each instance (a wake resets them); the sizes are read from SQLite now
+   * (2 statements), never on a write. An RPC method: only code holding the
+   * object's binding can call it, so serve it behind your own authorization.
+   *
+   * @example
+   * const stats = await env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(room)).syncStats()
+   */
+  syncStats(): SyncStats {
+    return this.#stats(false)
+  }
+
+  /**
+   * syncStats() and what the inspector page (syncInspector) shows: each
+   * socket with its identity (redactClaims of its claims) and its
+   * subscriptions with their `where`, the newest change-log entries, and
+   * the recent mutations (outcome, latency) and refusals.
+   */
+  syncInspect(): SyncInspection {
+    const inspection = this.#stats(true) as SyncInspection
+    const sockets = this.#socketMap()
+    for (const socket of inspection.socketList) {
+      const ws = sockets.get(socket.id)
+      const identity = ws && this.#identity(ws)
+      socket.identity = identity ? this.redactClaims(identity.claims) : null
+    }
+    return inspection
+  }
+
+  /**
+   * What the inspector shows of a socket's claims. Default: nothing (null).
+   * Return only what an operator may see, e.g. `{ userId: claims.userId }`.
+   */
+  protected redactClaims(_claims: Claims): SyncJson {
+    return null
+  }
+
+  #stats(detail: boolean): SyncStats {
+    const core = this.#registeredCore()
+    const stats = JSON.parse(core.statsJson(detail)) as SyncStats
+    stats.epoch = core.epoch
+    stats.databaseBytes = this.sql.databaseSize
+    for (const [code, count] of this.#shellRefusals) {
+      const entry = stats.refusals.find((r) => r.code === code)
+      if (entry) entry.count += count
+      else stats.refusals.push({ code, error: errorName(code), count })
+    }
+    return stats
+  }
+
   /** Head, retention floor and log size, for logs, health checks and tests. */
   protected syncState(): { head: number; floor: number; rows: number; epoch: string } {
     const core = this.#registeredCore()
@@ -290,7 +362,10 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return new Response('seqsync: expected a WebSocket upgrade', { status: 426 })
     }
     const attachment = this.#admit(req)
-    if ('code' in attachment) return attachment.response ?? refuseConnection(req, attachment.code, attachment.reason)
+    if ('code' in attachment) {
+      if (this.debug) this.#log({ event: 'refusal', socket: null, code: attachment.code, reason: attachment.reason })
+      return attachment.response ?? refuseConnection(req, attachment.code, attachment.reason)
+    }
     const { expiresAt } = attachment.seqsync
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server)
@@ -302,6 +377,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return new Response(null, { status: 101, webSocket: client })
     }
     this.#socketMap().set(attachment.seqsync.socketId, server)
+    if (this.debug) this.#log({ event: 'connect', socket: attachment.seqsync.socketId })
     if (expiresAt !== undefined) await this.#armExpiryAlarm(expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
@@ -334,13 +410,17 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     // An oversize frame is refused before it is copied into the wasm heap.
     const bytes = frameBytes(message, core.maxFrameBytes)
     if (bytes > core.maxFrameBytes) {
-      sendQuietly(ws, errorFrame(ErrorCode.TOO_LARGE, `frame is ${bytes} bytes; the limit is ${core.maxFrameBytes}`))
+      this.#shellRefusals.set(ErrorCode.TOO_LARGE, (this.#shellRefusals.get(ErrorCode.TOO_LARGE) ?? 0) + 1)
+      this.#sendTo(socketId, errorFrame(ErrorCode.TOO_LARGE, `frame is ${bytes} bytes; the limit is ${core.maxFrameBytes}`))
       return
     }
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
+    const hello = this.debug ? helloOf(message) : undefined
+    if (hello) this.#resumeFrames = { socket: socketId, frames: [] }
     const plan = core.onMessage(socketId, scope, frame, this.syncNow())
     this.#deliver(plan, ws)
+    if (hello) this.#logResume(socketId, hello)
     if (plan.presence) this.#judgePresence(ws, identity, plan.presence)
     if (plan.mutation) await this.#runMutation(scope, claims, plan.mutation, ws)
   }
@@ -482,7 +562,9 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
   /** Closes `ws` 4001 REAUTH and forgets it, so nothing more is sent to it under its expired claims. */
   #reauthenticate(ws: WebSocket): void {
-    closeQuietly(ws, CloseCode.REAUTH, 'credentials expired; reconnect with fresh ones')
+    const reason = 'credentials expired; reconnect with fresh ones'
+    if (this.debug) this.#log({ event: 'close', socket: this.#identity(ws)?.socketId ?? null, code: CloseCode.REAUTH, reason })
+    closeQuietly(ws, CloseCode.REAUTH, reason)
     this.#forget(ws)
   }
 
@@ -505,6 +587,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
   /** Sends `frame` to the sockets `to` (ids one per line). */
   #sendTo(to: string, frame: string): void {
+    if (this.debug) this.#logFrame(to, frame)
     const sockets = this.#socketMap()
     if (!to.includes('\n')) {
       const ws = sockets.get(to)
@@ -530,11 +613,56 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
     for (const ws of targets) {
       if (!ws) continue
+      if (this.debug) {
+        this.#log({ event: 'close', socket: this.#identity(ws)?.socketId ?? null, code: plan.closeCode, reason: plan.closeReason ?? '' })
+      }
       closeQuietly(ws, plan.closeCode, plan.closeReason ?? '')
       // A slow reader's close handshake waits behind everything it has not
       // read: forget it now, so nothing more is queued for it meanwhile.
       if (plan.closeCode === CloseCode.SLOW_READER) this.#forget(ws)
     }
+  }
+
+  // ---- debug lines (only while this.debug is on) ---------------------------
+
+  #log(fields: Record<string, unknown>): void {
+    const line = JSON.stringify({ seqsync: fields.event, ...fields, event: undefined, at: Date.now() })
+    if (typeof this.debug === 'function') this.debug(line)
+    else console.log(line)
+  }
+
+  /** A refusal or a mutation's outcome, read off the frame that tells the client. */
+  #logFrame(to: string, frame: string): void {
+    if (this.#resumeFrames && to === this.#resumeFrames.socket) this.#resumeFrames.frames.push(frame)
+    const type = /^\{"t":"(ack|reject|error|sub-error)"/.exec(frame)?.[1]
+    if (!type) return
+    const f = JSON.parse(frame) as { id?: string; sub?: string; seq?: number; code?: number; error?: string; message?: string }
+    for (const socket of to.split('\n')) {
+      if (type === 'ack') this.#log({ event: 'mutation', socket, mutation: f.id, outcome: 'committed', seq: f.seq })
+      else if (type === 'reject') {
+        this.#log({ event: 'mutation', socket, mutation: f.id, outcome: 'rejected', code: f.code, error: f.error, reason: f.message })
+      } else this.#log({ event: 'refusal', socket, frame: type, sub: f.sub, code: f.code, error: f.error, reason: f.message })
+    }
+  }
+
+  /** How a hello was answered: a delta from its cursor, snapshots, or both, and how many rows. */
+  #logResume(socket: string, hello: { since?: number; subs?: unknown[] }): void {
+    const frames = this.#resumeFrames?.frames ?? []
+    this.#resumeFrames = undefined
+    let changes = 0
+    let snapshotRows = 0
+    let head: number | undefined
+    const kinds = new Set<string>()
+    for (const text of frames) {
+      const f = JSON.parse(text) as { t: string; seq?: number; changes?: unknown[]; rows?: unknown[] }
+      kinds.add(f.t)
+      if (f.t === 'welcome') head = f.seq
+      else if (f.t === 'changes') changes += f.changes?.length ?? 0
+      else if (f.t === 'snapshot') snapshotRows += f.rows?.length ?? 0
+    }
+    const delta = kinds.has('changes')
+    const mode = kinds.has('snapshot') ? (delta ? 'delta+snapshot' : 'snapshot') : delta ? 'delta' : 'none'
+    this.#log({ event: 'resume', socket, since: hello.since ?? null, head, subs: hello.subs?.length ?? 0, mode, changes, snapshotRows })
   }
 
   async #runMutation(
@@ -623,6 +751,17 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       const run = async () => handler.afterCommit!({ user: claims, op, env: this.env, seq, result: results[i] })
       run().catch((error) => console.error(`seqsync: afterCommit failed for ${mutation.id}:`, error))
     })
+  }
+}
+
+/** The hello in `message`, if it is one (read only while debug is on). */
+function helloOf(message: string | ArrayBuffer): { since?: number; subs?: unknown[] } | undefined {
+  if (typeof message !== 'string' || !message.includes('"hello"')) return undefined
+  try {
+    const frame = JSON.parse(message) as { t?: unknown; since?: number; subs?: unknown[] }
+    return frame.t === 'hello' ? frame : undefined
+  } catch {
+    return undefined
   }
 }
 
