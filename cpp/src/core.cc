@@ -417,16 +417,20 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
   Plan plan;
   std::string ack;
   Seq head = 0;
-  if (!impl_->mutations.Find(scope, mutation_id, &ack, &head)) return impl_->Charged(std::move(plan));
+  const std::string key = Impl::MutationKey(scope, mutation_id);
+  if (!impl_->mutations.Find(scope, mutation_id, &ack, &head)) {
+    impl_->stats.Dropped(key, now_ms, "forgotten");  // its socket closed while it ran
+    return impl_->Charged(std::move(plan));
+  }
   if (ack.empty()) {
     impl_->mutations.Settle(scope, mutation_id,
                             RejectFrame(mutation_id, Status::Internal("mutation finished without commit")), &plan);
+    impl_->stats.Dropped(key, now_ms, CodeName(Code::kInternal));
     return impl_->Charged(std::move(plan));
   }
   // The changes go first: when the ack arrives, the sender already holds them.
   std::optional<std::pair<std::string, ReadAhead>> ahead = std::move(impl_->read_ahead);
   impl_->read_ahead.reset();
-  const std::string key = Impl::MutationKey(scope, mutation_id);
   const bool own = ahead && ahead->first == key;
   Status drained = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan, head, own ? &ahead->second : nullptr);
   if (!drained.ok()) {

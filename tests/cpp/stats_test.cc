@@ -113,6 +113,26 @@ TEST_SUITE("stats") {
     CHECK(h.db.exec_count() - before == 4);  // and the recent changes
   }
 
+  TEST_CASE("a mutation whose socket closed while it ran still counts, and a finish of an unknown id counts nothing") {
+    Harness h;
+    h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+    Plan plan = h.Send("s1", InsertMessage("m1", "a"));
+    REQUIRE(plan.mutation);
+    h.db.MustExec("BEGIN");
+    REQUIRE(ExecuteOps(&h.db, plan.mutation->ops_json));
+    REQUIRE(h.core->CommitMutation("u1", "m1", "", h.now).ok());
+    h.db.MustExec("COMMIT");
+    h.core->OnClose("s1");
+    h.core->FinishMutation("u1", "m1", h.now);
+    h.core->FinishMutation("u1", "m1", h.now);      // again: no longer in flight
+    h.core->FinishMutation("u1", "never", h.now);   // never admitted
+    JsonDocument s = StatsOf(h, /*detail=*/true);
+    REQUIRE(s["recentMutations"].Size() == 1);
+    CHECK(View(s["recentMutations"][0]["outcome"]) == "committed");
+    CHECK(s["mutations"]["committed"].GetUint64() == 1);
+    CHECK(s["writesInFlight"].GetUint64() == 0);
+  }
+
   TEST_CASE("a latency window keeps the last 512 samples") {
     LatencyWindow window;
     rapidjson::StringBuffer empty;
