@@ -8,7 +8,8 @@
 #   5. the examples and the inspector in headless Chromium (playwright-core), and the chat
 #      example self-hosted on workerd, restarted under two clients
 #   5b. every example bundled as wrangler deploy would upload it (the core's .wasm inside,
-#      under the size limit)
+#      under the size limit); the npm pack tarball checked, and installed into an app outside
+#      the repository with today's wrangler on Node 22, which does a confirmed round trip
 #   6. short modes of the chaos (convergence under faults) and of the benchmarks
 #   7. a short libFuzzer run of the frame decoder and the predicate evaluator
 # Prints "N passed, N failed" (suites) at the end; exits non-zero on any failure.
@@ -40,6 +41,7 @@ run typecheck-examples npx tsc --noEmit -p examples/tsconfig.json
 run wire-tables node --test tests/wire-tables.test.mjs
 run browser node --test --test-reporter=spec tests/browser/
 run deploy-bundles bash scripts/check-bundles.sh
+run package node --test tests/package/package.test.mjs
 run chaos-short env CHAOS_MODE=short npx vitest run --config tests/chaos/vitest.config.ts
 run bench-smoke bash scripts/bench.sh --smoke
 run fuzz-smoke bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"

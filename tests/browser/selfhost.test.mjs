@@ -14,6 +14,7 @@ import { createCollection } from '@tanstack/db'
 import WebSocket from 'ws'
 
 import { doCollectionOptions, WebSocketTransport } from '../../worker/dist/client/index.js'
+import { stopProcessGroup } from '../support/proc.mjs'
 import { freePort } from '../support/wrangler.mjs'
 import { waitFor } from './support.mjs'
 
@@ -39,14 +40,7 @@ async function startWorkerd() {
   let output = ''
   child.stdout.on('data', (d) => (output += d))
   child.stderr.on('data', (d) => (output += d))
-  const stop = async () => {
-    if (child.exitCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    try { process.kill(-child.pid, 'SIGTERM') } catch { /* gone */ }
-    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL') } catch { /* gone */ } }, 5000)
-    await exited
-    clearTimeout(timer)
-  }
+  const stop = () => stopProcessGroup(child)
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`workerd exited (${child.exitCode}):\n${output}`)
     try {

@@ -1,5 +1,6 @@
 // Reading a process tree's resources from /proc (Linux): the workerd
-// processes a `wrangler dev` started, their resident memory and CPU time.
+// processes a `wrangler dev` started, their resident memory and CPU time;
+// and stopping a process group a test started.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 /** PIDs of processes whose name starts with `name`, in process group `pgid`. */
@@ -71,4 +72,18 @@ export function listeningPorts(pid) {
     if (f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':')[1], 16)) // 0A: LISTEN
   }
   return ports
+}
+
+/**
+ * Stops `child`, started with `detached: true` (its own process group), and
+ * everything it started: SIGTERM to the group, SIGKILL after `graceMs`.
+ * Resolves once it exited.
+ */
+export async function stopProcessGroup(child, graceMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  try { process.kill(-child.pid, 'SIGTERM') } catch { /* gone */ }
+  const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL') } catch { /* gone */ } }, graceMs)
+  await exited
+  clearTimeout(timer)
 }

@@ -18,7 +18,8 @@ export class DebugLog {
 
   connect(url: string): void {
     this.#connection += 1
-    this.#line({ event: 'connect', url })
+    // Without its query: a URL may carry a token there.
+    this.#line({ event: 'connect', url: url.split('?')[0] })
   }
 
   hello(frame: HelloFrame): void {
