@@ -4,14 +4,18 @@ set -euo pipefail
 # account) and checks the bundle: it holds the core's .wasm byte for byte,
 # its worker imports that module, and it fits the Workers size limit after
 # gzip (3 MiB on the Free plan, the stricter of the two; 10 MiB on Paid).
-# Bundles go to build/bundles/<name>/. Usage: scripts/check-bundles.sh [names…]
+# Bundles go to build/bundles/<name>/. Usage: scripts/check-bundles.sh [names…] (default: all)
 cd "$(dirname "$0")/.."
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 limit=$((3 * 1024 * 1024))
 [ -f worker/build/core.wasm ] || bash scripts/build-wasm.sh
 core_sum=$(sha256sum worker/build/core.wasm | cut -d' ' -f1)
+# Default: every example (chat is the top-level wrangler.toml; the others have their own).
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(chat on-demand board)
+if [ ${#names[@]} -eq 0 ]; then
+  names=(chat)
+  for config in examples/*/wrangler.toml; do names+=("$(basename "$(dirname "$config")")"); done
+fi
 failed=0
 for name in "${names[@]}"; do
   config=wrangler.toml
