@@ -161,8 +161,8 @@ class Core {
   // code, mutation latency (p50/p99 of the last 512), frames and bytes
   // sent. With `detail`, also each socket's subscriptions, the recent
   // changes, mutations and refusals (the inspector). The counters are kept
-  // as frames leave; the sizes are read from SQLite now (2 statements at
-  // most), never on a write. The counters start at zero with each Open.
+  // as frames leave; the sizes are read from SQLite now (3 statements, 4
+  // with `detail`), never on a write. The counters start at zero with each Open.
   Result<std::string> StatsJson(bool detail);
 
   const std::string& epoch() const;

@@ -279,7 +279,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
    * 512), frames and bytes sent, the last housekeeping and the core's wasm
    * memory. The counters are the core's, kept as frames leave, from zero in
    * each instance (a wake resets them); the sizes are read from SQLite now
-   * (2 statements), never on a write. An RPC method: only code holding the
+   * (3 statements), never on a write. An RPC method: only code holding the
    * object's binding can call it, so serve it behind your own authorization.
    *
    * @example
