@@ -1,6 +1,6 @@
 // One-off pages (docs/protocol.md §4.8, §5.12): reads that hold no
-// subscription. This is the transport's bookkeeping of the pages in flight:
-// each is sent when the session is live, its frames are joined by id, and
+// subscription. These are the transport's pages in flight: each is sent
+// when the session is live, its frames are joined by id, and
 // it settles on its last frame or its page-error. A page lost with its
 // socket is asked again on the next session (a read: asking twice is
 // harmless); one refused RATE_LIMITED is asked again after a backoff.
@@ -9,6 +9,7 @@ import type { PageErrorFrame, PageFrame, PageRequestFrame, WireRow } from '../pr
 import { ErrorCode } from '../protocol/index.js'
 import { PageError } from './errors.js'
 import type { SeqsyncError } from './errors.js'
+import { RetryTimers } from './host.js'
 
 /** A page's answer: its rows in page order, and the seq it was read at. */
 export interface PageResult {
@@ -33,9 +34,25 @@ export interface PendingPage {
   reject: (error: unknown) => void
 }
 
+/** What the pages need of the transport. */
+export interface PagesHost {
+  /** The session is live: pages may be sent. */
+  live(): boolean
+  send(frame: PageRequestFrame): void
+  /** The backoff delay before the `attempt`th retry. */
+  backoff(attempt: number): number
+}
+
 export class Pages {
+  readonly #host: PagesHost
   readonly #pending = new Map<string, PendingPage>()
   #next = 0
+  /** Pages refused RATE_LIMITED waiting to be asked again. */
+  readonly #retries = new RetryTimers<PendingPage>()
+
+  constructor(host: PagesHost) {
+    this.#host = host
+  }
 
   /**
    * A new page in flight, not sent yet. `tab` names the tab when tabs share
@@ -51,9 +68,13 @@ export class Pages {
     return { page, settled }
   }
 
-  /** The pages to send now: not sent on this socket. */
-  unsent(): PendingPage[] {
-    return [...this.#pending.values()].filter((p) => !p.sent)
+  /** Sends the pages not sent on this socket, once the session is live. */
+  send(): void {
+    if (!this.#host.live()) return
+    for (const page of [...this.#pending.values()].filter((p) => !p.sent)) {
+      page.sent = true
+      this.#host.send(page.frame)
+    }
   }
 
   holds(page: PendingPage): boolean {
@@ -70,22 +91,27 @@ export class Pages {
     page.resolve({ rows: page.rows, seq: frame.seq, cut: frame.cut === true })
   }
 
-  /** A refusal: the page to ask again later (RATE_LIMITED), or undefined once it was rejected. */
-  onError(frame: PageErrorFrame): PendingPage | undefined {
+  /** A refusal: asked again after a backoff delay (RATE_LIMITED), else the page rejects. */
+  onError(frame: PageErrorFrame): void {
     const page = this.#pending.get(frame.id)
-    if (!page) return undefined
+    if (!page) return
     if (frame.code === ErrorCode.RATE_LIMITED) {
       page.sent = true // not again on this socket until the backoff releases it
       page.rateLimited += 1
-      return page
+      this.#retries.schedule(page, this.#host.backoff(page.rateLimited), () => {
+        if (!this.holds(page)) return
+        page.sent = false
+        this.send()
+      })
+      return
     }
     this.#pending.delete(frame.id)
     page.reject(new PageError(frame, page.frame.c))
-    return undefined
   }
 
   /** The socket is gone: every page in flight is asked again, whole, on the next one. */
   socketLost(): void {
+    this.#retries.cancelAll()
     for (const page of this.#pending.values()) {
       page.rows = []
       page.sent = false
@@ -94,6 +120,7 @@ export class Pages {
 
   /** The transport closed for good. */
   close(error: SeqsyncError): void {
+    this.#retries.cancelAll()
     for (const page of this.#pending.values()) page.reject(error)
     this.#pending.clear()
   }

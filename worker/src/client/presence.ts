@@ -105,3 +105,9 @@ export class PresenceChannel {
     if (entry.state === null) this.#tabs.delete(tab)
   }
 }
+
+/** A tab slot id: random, short, unique enough among one socket's tabs. */
+export function randomTabId(): string {
+  const c = globalThis.crypto as { randomUUID?: () => string } | undefined
+  return (c?.randomUUID?.() ?? Math.random().toString(36).slice(2)).slice(0, 12)
+}

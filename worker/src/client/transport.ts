@@ -1,10 +1,14 @@
 // WebSocketTransport: the one socket to one Durable Object, shared by every
-// collection on it. This class is the I/O shell: it owns the socket and the
-// timers, feeds socket and network events to the pure connection machine
-// (connection.ts), and performs the effects it returns. The pure parts live
-// beside it: frame decoding (codec.ts), unit assembly and the cursor
-// (unit.ts), the write queue (writes.ts), the subscriptions
-// (subscriptions.ts); host.ts wraps the timers and network events.
+// collection on it. This class is the I/O shell: it runs the pure connection
+// machine (connection.ts) on socket and network events and performs the
+// effects it returns, and routes each frame in. Its parts live beside it:
+// the socket itself, its dials and read credit (socket.ts); the channels
+// that send and settle one kind of frame: subscriptions (sub-channel.ts over
+// the pure registry subscriptions.ts), writes (write-channel.ts over the
+// pure queue writes.ts), one-off pages (pages.ts), presence (presence.ts);
+// frame decoding (codec.ts); unit assembly and the cursor (unit.ts); the
+// local copy and the tabs sharing it (local-session.ts over local-store.ts
+// and tabs.ts); host.ts wraps the timers and network events.
 //
 // Invariants (docs/protocol.md §3):
 // * appliedSeq only moves at the end of a unit (final changes / snapshot /
@@ -26,21 +30,18 @@
 //   synced at that cursor), and the outbox is queued ahead of new writes.
 //   Rows are staged as units apply; the cursor is written with them.
 
-import { CloseCode, ErrorCode, isTerminalClose, PROTOCOL_VERSION } from '../protocol/index.js'
+import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js'
 import type {
   AckFrame,
   CallFrame,
   ClientFrame,
-  ErrorFrame,
   HelloFrame,
-  RejectFrame,
   ServerFrame,
   WelcomeFrame,
   WireOp,
 } from '../protocol/index.js'
 import { decodeServerFrame, encodeClientFrame, isObject } from './codec.js'
 import { DebugLog } from './debug-log.js'
-import { ReadCredit } from './read-credit.js'
 import { backoffDelay, DEFAULT_BACKOFF, initialTransition, transition } from './connection.js'
 import type {
   ConnectionEffect,
@@ -50,22 +51,22 @@ import type {
   MachineConfig,
 } from './connection.js'
 import { ClosedError, PresenceError, ProtocolError, SeqsyncError, SubscriptionError, TimeoutError } from './errors.js'
-import { PresenceChannel } from './presence.js'
+import { PresenceChannel, randomTabId } from './presence.js'
 import type { PresenceWatcher } from './presence.js'
-import { Subscriptions } from './subscriptions.js'
+import { SubscriptionChannel } from './sub-channel.js'
 import type { SubEntry, SubscriptionHandler, SubscriptionSpec } from './subscriptions.js'
 import { UnitAssembler } from './unit.js'
-import type { CompletedUnit } from './unit.js'
-import { LocalCopy, scopeKey, warnLocalOff } from './local-store.js'
-import { TabHub } from './tabs.js'
-import type { CursorRecord, LocalOptions, OutboxRecord } from './local-store.js'
-import type { RestoredWrite } from './subscriptions.js'
-import { waitingWriteId, WriteQueue, writeId } from './writes.js'
+import { warnLocalOff } from './local-store.js'
+import { LocalSession } from './local-session.js'
+import type { LocalSessionHost } from './local-session.js'
+import { TransportSocket } from './socket.js'
+import { writeId } from './writes.js'
+import { WriteChannel } from './write-channel.js'
 import { Pages } from './pages.js'
-import type { PageRequest, PageResult, PendingPage } from './pages.js'
+import type { PageRequest, PageResult } from './pages.js'
 import type { WriteFrame, WriteOutcome } from './writes.js'
-import type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
-import type { PredicateIR, WireRow } from '../protocol/index.js'
+import type { WebSocketConstructor, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
+import type { PredicateIR } from '../protocol/index.js'
 import { RetryTimers, SeqWaiters, watchNetwork } from './host.js'
 
 export type { AppliedUnit } from './unit.js'
@@ -74,20 +75,7 @@ export type { LocalOptions } from './local-store.js'
 export type { PageRequest, PageResult } from './pages.js'
 export type { TransportUrl, WebSocketConstructor, WebSocketLike, WebSocketTransportOptions, WriteOptions, WriteResult } from './options.js'
 
-const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_OPS = 500
-const DEFAULT_MAX_IN_FLIGHT = 32
-
-/** A User Timing mark where the host has them (the reload benchmark reads them). */
-function mark(name: string): void {
-  ;(globalThis as { performance?: { mark?: (name: string) => unknown } }).performance?.mark?.(name)
-}
-
-/** One local copy per DO: named after its URL, which a function URL cannot give. */
-function defaultLocalName(url: TransportUrl): string {
-  if (typeof url === 'string') return `seqsync ${url}`
-  throw new TypeError('[seqsync] local: with a function url, name the local copy: local: { name: `…` } (one per DO and user)')
-}
 
 /**
  * The one WebSocket to one Durable Object. Create one per DO and pass it to
@@ -103,19 +91,11 @@ function defaultLocalName(url: TransportUrl): string {
  * new WebSocketTransport({ url: async () => `wss://${host}/sync/${room}?token=${await freshToken()}` })
  */
 export class WebSocketTransport {
-  readonly #url: TransportUrl
-  /** The URL of the last dial (before the first, the option when it is a string). */
-  #dialledUrl: string
-  /** The last socket closed 4001 REAUTH and no welcome came since: a terminal close now refuses the re-authentication. */
-  #reauthenticating = false
-  readonly #WebSocket: WebSocketConstructor
+  readonly #socket: TransportSocket
   readonly #machine: MachineConfig
   readonly #onError: ((error: SeqsyncError) => void) | undefined
 
   #state: ConnectionState
-  #ws: WebSocketLike | null = null
-  /** Bumped for every socket; events of an older socket are ignored. */
-  #generation = 0
   /** The connection's timers: the reconnect, and the handshake's deadline. */
   readonly #timers = new RetryTimers<'reconnect' | 'handshake'>()
   readonly #handshakeTimeoutMs: number
@@ -127,35 +107,31 @@ export class WebSocketTransport {
 
   #epoch: string | undefined
   #limits: WelcomeFrame['limits'] | undefined
-  readonly #subs = new Subscriptions()
-  /** Subscriptions refused RATE_LIMITED waiting to be sent again, and writes held by a transient refusal. */
-  readonly #retries = new RetryTimers<SubEntry | PendingPage | 'writes'>()
+  readonly #subs = new SubscriptionChannel({
+    helloSent: () => this.#helloSent(),
+    live: () => this.#state.status === 'live',
+    send: (frame) => this.#sendFrame(frame),
+    backoff: (attempt) => backoffDelay(attempt, this.#machine),
+    report: (error) => this.#report(error),
+  })
   /** One-off pages in flight (pages.ts). */
-  readonly #pages = new Pages()
+  readonly #pages = new Pages({
+    live: () => this.#state.status === 'live',
+    send: (frame) => this.#sendFrame(frame),
+    backoff: (attempt) => backoffDelay(attempt, this.#machine),
+  })
   /** The unit in progress and the cursor. */
   readonly #units = new UnitAssembler()
-  readonly #readCredit = new ReadCredit()
-  readonly #writes = new WriteQueue((id) => this.#local?.deleteWrite(id))
-  /** `local`, resolved; undefined without it. */
-  readonly #localOptions: Required<LocalOptions> | undefined
-  /** The local copy, once open; undefined in memory. */
-  #local: LocalCopy | undefined
-  /** The tabs of this origin sharing one socket and one local copy (tabs.ts); undefined without `local`. */
-  #hub: TabHub | undefined
-  /** This page's id: the owner of its outbox entries. */
-  get #tab(): string {
-    return this.#hub?.tab ?? 'this-page'
-  }
-  /** The current socket is a link through the holding tab. */
-  #viaLink = false
-  /** The text of the last welcome (the holder answers followers' hellos with it). */
-  #welcomeText: string | undefined
-  /** Persisted scopes and the subscription that keeps each. */
-  readonly #claimed = new Map<string, SubEntry>()
-  /** Restored writes, and the tables whose collection already shows each. */
-  #restored: Array<RestoredWrite & { shownOn: Set<string> }> = []
-  /** Transient refusals of writes since the last ack (the retry backoff). */
-  #writeRetries = 0
+  readonly #writes = new WriteChannel({
+    live: () => this.#state.status === 'live',
+    limits: () => this.#limits,
+    send: (text) => this.#socket.send(text),
+    backoff: (attempt) => backoffDelay(attempt, this.#machine),
+    putWrite: (id, text) => this.#local?.putWrite(id, text),
+    deleteWrite: (id) => this.#local?.deleteWrite(id),
+  })
+  /** The local copy and the tabs sharing it (local-session.ts); undefined without `local`. */
+  readonly #local: LocalSession | undefined
   readonly #waiters = new SeqWaiters()
   readonly #presence: PresenceChannel
   #listeners = new Set<() => void>()
@@ -163,8 +139,6 @@ export class WebSocketTransport {
   readonly #debug: DebugLog | undefined
 
   constructor(options: WebSocketTransportOptions) {
-    this.#url = options.url
-    this.#dialledUrl = typeof options.url === 'string' ? options.url : ''
     const ctor =
       options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (!ctor) {
@@ -173,7 +147,12 @@ export class WebSocketTransport {
           "In Node before 22, install `ws` and pass it: new WebSocketTransport({ url, WebSocket })",
       )
     }
-    this.#WebSocket = ctor
+    this.#debug = options.debug ? new DebugLog(options.debug) : undefined
+    this.#socket = new TransportSocket(options.url, ctor, this.#debug, {
+      event: (event) => this.#sendEvent(event),
+      message: (data) => this.#onMessage(data),
+      report: (error) => this.#report(error),
+    })
     this.#machine = {
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       random: options.random ?? Math.random,
@@ -181,16 +160,8 @@ export class WebSocketTransport {
     this.#onError = options.onError
     this.#presence = new PresenceChannel((frame) => this.#sendFrame(frame), options.presenceThrottleMs)
     this.presenceTab = options.presenceTab ?? randomTabId()
-    this.#debug = options.debug ? new DebugLog(options.debug) : undefined
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
-    if (options.local) {
-      const local = options.local === true ? {} : options.local
-      this.#localOptions = {
-        name: local.name ?? defaultLocalName(options.url),
-        schemaVersion: local.schemaVersion ?? 1,
-        shareSocket: local.shareSocket ?? true,
-      }
-    }
+    if (options.local) this.#local = new LocalSession(options.local, options.url, this.#localHost())
     this.#state = { status: 'connecting', failures: 0, open: false }
     if (options.watchNetwork !== false) {
       this.#networkCleanup = watchNetwork(
@@ -205,7 +176,7 @@ export class WebSocketTransport {
 
   /** The URL of the last dial ('' before the first when `url` is a function). */
   get url(): string {
-    return this.#dialledUrl
+    return this.#socket.url
   }
 
   /** This transport's presence tab slot (docs/protocol.md §4.7): its `setPresence` entries are keyed by it. */
@@ -240,9 +211,9 @@ export class WebSocketTransport {
    * where IndexedDB is unavailable, 'loading' until it has been read.
    */
   get local(): 'loading' | 'persisted' | 'memory' {
-    if (!this.#localOptions) return 'memory'
+    if (!this.#local) return 'memory'
     if (!this.#running && this.#state.status !== 'closed') return 'loading'
-    return this.#local?.on ? 'persisted' : 'memory'
+    return this.#local.persisted ? 'persisted' : 'memory'
   }
 
   /** Resolves once everything staged for the local copy is written (tests; before a planned unload). */
@@ -313,8 +284,8 @@ export class WebSocketTransport {
    */
   page(request: PageRequest): Promise<PageResult> {
     if (this.#state.status === 'closed') return Promise.reject(this.#closedError())
-    const { settled } = this.#pages.add(request, this.#hub ? `@${this.#hub.tab.slice(0, 8)}` : '')
-    this.#sendPages()
+    const { settled } = this.#pages.add(request, this.#tabSuffix())
+    this.#pages.send()
     this.#start()
     return settled
   }
@@ -333,7 +304,7 @@ export class WebSocketTransport {
   /** A subscription id unique on this transport, derived from `base`. @internal */
   nextSubId(base: string): string {
     // Tabs sharing a socket must not replace each other's subscriptions.
-    return this.#subs.nextId(this.#hub ? `${base}@${this.#hub.tab.slice(0, 8)}` : base)
+    return this.#subs.registry.nextId(base + this.#tabSuffix())
   }
 
   /**
@@ -345,34 +316,19 @@ export class WebSocketTransport {
     handler: SubscriptionHandler,
     options?: { persisted?: boolean; hydrated?: { epoch: string; seq: number; resolved?: PredicateIR } },
   ): () => void {
-    if (this.#subs.get(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
+    if (this.#subs.registry.get(spec.id)) throw new TypeError(`[seqsync] subscription id ${spec.id} is already registered`)
     if (this.#state.status === 'closed') {
       const gone = new SubscriptionError({ sub: spec.id, code: ErrorCode.INTERNAL, message: 'transport closed' }, spec.c)
       queueMicrotask(() => (handler.onClosed ? handler.onClosed(gone) : handler.onError(gone)))
       return () => {}
     }
-    const entry = this.#subs.add(spec, handler)
+    const entry = this.#subs.registry.add(spec, handler)
     if (options?.hydrated) this.#resumeHydrated(entry, options.hydrated)
-    if (options?.persisted && this.#localOptions) {
-      // One subscription keeps a scope's rows; a second with the same
-      // identity syncs in memory.
-      const scope = scopeKey(spec)
-      if (!this.#claimed.has(scope)) {
-        this.#claimed.set(scope, entry)
-        entry.scope = scope
-        if (this.#running) {
-          this.#markResumable(entry)
-          this.#attachLocal(entry)
-        }
-      }
-    }
-    if (this.#helloSent()) this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
+    if (options?.persisted) this.#local?.claim(entry, this.#running)
+    this.#subs.sendSub(entry)
     this.#start()
     return () => {
-      if (!this.#subs.delete(entry)) return
-      if (entry.scope !== undefined && this.#claimed.get(entry.scope) === entry) this.#claimed.delete(entry.scope)
-      this.#retries.cancel(entry)
-      if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: spec.id })
+      if (this.#subs.remove(entry)) this.#local?.release(entry)
     }
   }
 
@@ -384,7 +340,7 @@ export class WebSocketTransport {
    * otherwise it asks for a snapshot, which replaces the hydrated rows.
    */
   #resumeHydrated(entry: SubEntry, at: { epoch: string; seq: number; resolved?: PredicateIR }): void {
-    if (this.#localOptions || this.#helloSent()) return
+    if (this.#local || this.#helloSent()) return
     if (this.#epoch === undefined && this.#units.appliedSeq === 0) {
       this.#epoch = at.epoch
       this.#units.advance(at.seq)
@@ -405,10 +361,7 @@ export class WebSocketTransport {
 
   #write(frame: WriteFrame): Promise<WriteOutcome> {
     if (this.#state.status === 'closed') return Promise.reject(this.#closedError())
-    const text = encodeClientFrame(frame)
-    const settled = this.#writes.add(frame, text, this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
-    if (this.#writes.has(frame.id)) this.#local?.putWrite(frame.id, text, this.#tab)
-    this.#pump()
+    const settled = this.#writes.add(frame)
     this.#start()
     return settled
   }
@@ -417,44 +370,10 @@ export class WebSocketTransport {
     // Every change up to the ack's seq was sent before it: the cursor moves
     // to it first, so the write is confirmed once it settles.
     const moved = this.#units.advance(frame.seq)
-    if (this.#writes.ack(frame)) this.#writeRetries = 0
+    this.#writes.ack(frame)
     this.#waiters.settle(this.#units.appliedSeq)
     if (moved) this.#notify()
-    this.#pump()
-  }
-
-  #onReject(frame: RejectFrame): void {
-    const outcome = this.#writes.reject(frame)
-    if (outcome === 'unknown') return
-    if (outcome === 'retry') this.#retryWritesLater()
-    this.#pump()
-  }
-
-  /** An `error` frame. TOO_MANY about a write in flight (too many sockets wait on its id) must not settle it. */
-  #onErrorFrame(frame: ErrorFrame): void {
-    const waiting = waitingWriteId(frame)
-    if (waiting !== undefined && this.#writes.hold(waiting)) return this.#retryWritesLater()
-    this.#report(new ProtocolError(frame.code, frame.message))
-  }
-
-  /** Releases held writes after a backoff delay (a transient refusal). */
-  #retryWritesLater(): void {
-    if (this.#retries.has('writes')) return
-    this.#writeRetries += 1
-    this.#retries.schedule('writes', backoffDelay(this.#writeRetries, this.#machine), () => {
-      this.#writes.release()
-      this.#pump()
-    })
-  }
-
-  /** Sends unsent writes, oldest first, within the in-flight window (writes.ts). */
-  #pump(): void {
-    if (this.#state.status !== 'live') return
-    const texts = this.#writes.next({
-      maxInFlight: this.#limits?.maxInFlightPerSocket ?? DEFAULT_MAX_IN_FLIGHT,
-      maxFrameBytes: this.#limits?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-    })
-    for (const text of texts) this.#sendText(text)
+    this.#writes.pump()
   }
 
   // ---- frames in -------------------------------------------------------------
@@ -464,11 +383,7 @@ export class WebSocketTransport {
     if (decoded.error) return this.#report(decoded.error)
     const frame: ServerFrame = decoded.frame
     this.#debug?.frame(frame)
-    if (this.#hub?.holding && !this.#viaLink && typeof data === 'string') {
-      // The followers get every frame but the welcome, which answers their own hellos.
-      if (frame.t === 'welcome') this.#welcomeText = data
-      else this.#hub.down(data)
-    }
+    this.#local?.relay(frame.t, data)
     switch (frame.t) {
       case 'welcome':
         return this.#onWelcome(frame)
@@ -476,33 +391,25 @@ export class WebSocketTransport {
       case 'snapshot':
       case 'synced': {
         const unit = this.#units.add(frame)
-        if (unit) this.#endUnit(unit)
+        if (unit) {
+          this.#subs.dispatch(unit)
+          this.#advance(unit.seq)
+        }
         return
       }
       case 'ack':
         return this.#onAck(frame)
       case 'reject':
-        return this.#onReject(frame)
-      case 'sub-error': {
-        const entry = this.#subs.get(frame.sub)
-        if (!entry) return
-        // Too many sub frames too fast: nothing changed, ask again later.
-        if (frame.code === ErrorCode.RATE_LIMITED) return this.#retrySub(entry)
-        this.#subs.delete(entry)
-        const error = new SubscriptionError(frame, entry.spec.c)
-        this.#report(error)
-        this.#tell(entry, error)
-        return
-      }
+        return this.#writes.reject(frame)
+      case 'sub-error':
+        return this.#subs.onSubError(frame)
       case 'page':
         return this.#pages.onFrame(frame)
-      case 'page-error': {
-        const later = this.#pages.onError(frame)
-        if (later) this.#retryPage(later)
-        return
-      }
+      case 'page-error':
+        return this.#pages.onError(frame)
       case 'error':
-        return this.#onErrorFrame(frame)
+        if (!this.#writes.held(frame)) this.#report(new ProtocolError(frame.code, frame.message))
+        return
       case 'presence':
         return this.#presence.onFrame(frame)
       case 'presence-error': {
@@ -519,37 +426,14 @@ export class WebSocketTransport {
     if (this.#epoch !== undefined && frame.epoch !== this.#epoch) {
       // The DO's storage was reset: seqs restart, and the server answers every
       // sub with a fresh snapshot; the cursor starts over.
-      this.#subs.newEpoch()
+      this.#subs.registry.newEpoch()
       this.#units.reset()
-      // Rows of the old epoch that no live subscription will replace go now.
-      if (this.#persisting) this.#local?.stageClearExcept(this.#claimed.keys())
+      this.#local?.epochReset()
     }
     this.#epoch = frame.epoch
-    this.#reauthenticating = false
     if (isObject(frame.limits)) this.#limits = frame.limits
-    this.#readCredit.setLimit(this.#limits?.maxUnreadBytesPerSocket)
+    this.#socket.welcomed(this.#limits?.maxUnreadBytesPerSocket)
     this.#sendEvent({ type: 'welcome' })
-  }
-
-  /** A unit ended: apply it whole, then move the cursor. */
-  #endUnit(unit: CompletedUnit): void {
-    const { resync, dropped } = this.#subs.dispatch(unit, (error) => this.#report(error))
-    // Re-using the id of a live subscription replaces it: a fresh snapshot.
-    for (const entry of resync) if (this.#helloSent()) this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
-    for (const { entry, error } of dropped) {
-      if (this.#helloSent()) this.#sendFrame({ t: 'unsub', id: entry.spec.id })
-      this.#tell(entry, error)
-    }
-    this.#advance(unit.seq)
-  }
-
-  /** Tells a subscription's handler it is gone. */
-  #tell(entry: { spec: SubscriptionSpec; handler: SubscriptionHandler }, error: SubscriptionError): void {
-    try {
-      entry.handler.onError(error)
-    } catch (e) {
-      this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[${entry.spec.c}] sub-error handler threw`, { cause: e }))
-    }
   }
 
   /** appliedSeq = max(appliedSeq, seq); settle the waits that confirms; notify. */
@@ -557,178 +441,37 @@ export class WebSocketTransport {
     const moved = this.#units.advance(seq)
     this.#waiters.settle(this.#units.appliedSeq)
     if (moved) {
-      if (this.#persisting) this.#local?.checkpoint()
+      this.#local?.cursorMoved()
       this.#notify()
     }
   }
 
   // ---- the local copy ---------------------------------------------------------
 
-  /** Reads the local copy (or finds there is none), then lets the machine dial. */
-  async #openLocal(options: Required<LocalOptions>): Promise<void> {
-    const copy = await LocalCopy.open(options.name, options.schemaVersion, () => this.#cursorNow())
-    if (this.#state.status === 'closed') {
-      void copy?.close()
-      return
-    }
-    if (!copy) return
-    const hub = await TabHub.join(options.name)
-    if (!hub) {
-      // Tabs could not agree on one writer of the copy.
-      warnLocalOff('this environment has no Web Locks or no BroadcastChannel')
-      void copy.close()
-      return
-    }
-    if ((this.#state as ConnectionState).status === 'closed') {
-      // Closed while the tabs were joined.
-      hub.close()
-      void copy.close()
-      return
-    }
-    this.#hub = hub
-    this.#local = copy
-    hub.serve({
-      live: () => this.#state.status === 'live' && !this.#viaLink,
-      welcome: () => this.#welcomeText,
-      send: (text) => this.#sendText(text),
-    })
-    hub.onHolderLive(() => this.#sendEvent({ type: 'online' }))
-    hub.onTakeover(() => void this.#takeOver())
-    if (copy.cursor) {
-      this.#epoch = copy.cursor.epoch
-      this.#units.advance(copy.cursor.seq)
-    }
-    // This page's writes of an earlier load, or a closed tab's; a live tab sends its own.
-    const live = await hub.liveTabs()
-    const orphans = copy.outbox.filter((r) => !live.has(r.owner))
-    this.#restoreOutbox(orphans)
-    // Writes made while the copy was being read are stored now, after the restored ones.
-    for (const { frame, text } of this.#writes.pending()) {
-      if (!copy.outbox.some((r) => r.id === frame.id)) copy.putWrite(frame.id, text, this.#tab)
-    }
-    copy.adoptWrites(orphans, this.#tab)
-    // The rows are in the collections before the first dial: they render
-    // before the network answers, and every unit applies on top of them.
-    await copy.readRows()
-    mark('seqsync:local-rows-read')
-    for (const entry of this.#claimed.values()) {
-      this.#markResumable(entry)
-      this.#attachLocal(entry)
-    }
-    mark('seqsync:local-rows-applied')
-    const flush = () => void copy.flush()
-    globalThis.addEventListener?.('pagehide', flush)
-  }
-
-  /**
-   * This tab now holds the socket (the holder closed or crashed): its link
-   * closes and it redials for real from its own cursor. It writes the local
-   * copy from now on, first a full image of what its persisted
-   * subscriptions hold, and sends the writes the closed tab left.
-   */
-  async #takeOver(): Promise<void> {
-    const local = this.#local
-    if (local) {
-      for (const entry of this.#claimed.values()) entry.handler.restageLocal?.()
-      local.checkpoint()
-    }
-    if (this.#viaLink && this.#ws) {
-      // A link's close reaches the machine as a lost socket; it redials after a short backoff.
-      ;(this.#ws as { fail?: (code: number, reason: string) => void }).fail?.(1001, 'this tab holds the socket now')
-    } else {
-      this.#sendEvent({ type: 'online' })
-    }
-    if (!local || !this.#hub) return
-    const live = await this.#hub.liveTabs()
-    const orphans = (await local.readOutbox()).filter((r) => !live.has(r.owner))
-    this.#restoreOutbox(orphans)
-    local.adoptWrites(orphans, this.#tab)
-    this.#pump()
-  }
-
-  /** Queues the stored writes ahead of new ones, under their ids. */
-  #restoreOutbox(records: readonly OutboxRecord[]): void {
-    const writes: Array<{ frame: WriteFrame; text: string }> = []
-    for (const r of records) {
-      let frame: unknown
-      try {
-        frame = JSON.parse(r.text)
-      } catch {
-        continue
-      }
-      if (!isObject(frame) || typeof frame.id !== 'string' || (frame.t !== 'mut' && frame.t !== 'call')) continue
-      writes.push({ frame: frame as unknown as WriteFrame, text: r.text })
-    }
-    const settled = this.#writes.restore(writes)
-    writes.forEach(({ frame }, i) => {
-      const promise = settled[i]
-      if (!promise) return
-      // A restored write has no caller: a refusal is reported here, and
-      // rolls back whatever collection shows it optimistically.
-      promise.catch((error: unknown) => {
-        if (error instanceof SeqsyncError) this.#report(error)
-      })
-      if (frame.t === 'mut') this.#restored.push({ frame, settled: promise, shownOn: new Set() })
-    })
-  }
-
-  /** What the stored cursor says of a persisted subscription's scope, while the cursor has not moved since it was read. */
-  #storedState(entry: SubEntry): { resolved?: PredicateIR } | undefined {
-    const cursor = this.#local?.cursor
-    if (cursor === undefined || entry.scope === undefined) return undefined
-    return cursor.epoch === this.#epoch && cursor.seq === this.#units.appliedSeq ? cursor.subs[entry.scope] : undefined
-  }
-
-  /** A persisted subscription whose rows were stored at the cursor resumes from it. */
-  #markResumable(entry: SubEntry): void {
-    const known = this.#storedState(entry)
-    if (!known || !entry.handler.attachLocal) return
-    entry.synced = true
-    entry.resolved = known.resolved
-  }
-
-  /** Hands a persisted subscription its stored rows and the restored writes on its table. */
-  #attachLocal(entry: SubEntry): void {
-    const local = this.#local
-    if (!local || entry.scope === undefined || !entry.handler.attachLocal) return
-    const scope = entry.scope
-    const known = entry.synced ? this.#storedState(entry) : undefined
-    const table = entry.spec.c
-    const writes: RestoredWrite[] = []
-    for (const w of this.#restored) {
-      if (w.shownOn.has(table) || !w.frame.ops.some((op) => op.c === table)) continue
-      w.shownOn.add(table)
-      writes.push({ frame: w.frame, settled: w.settled })
-    }
-    entry.handler.attachLocal({
-      sub: entry.spec.id,
-      sink: {
-        stage: (k, row) => {
-          if (this.#persisting) this.#local?.stage(scope, k, row as WireRow | undefined)
-        },
-        image: (rows) => {
-          if (this.#persisting) this.#local?.stageImage(scope, rows as Array<[string, WireRow]>)
-        },
+  /** What the local session reads and does of this transport. */
+  #localHost(): LocalSessionHost {
+    return {
+      closed: () => this.#state.status === 'closed',
+      live: () => this.#state.status === 'live',
+      epoch: () => this.#epoch,
+      appliedSeq: () => this.#units.appliedSeq,
+      resumeFrom: (epoch, seq) => {
+        this.#epoch = epoch
+        this.#units.advance(seq)
       },
-      cached: local.takeRows(scope) ?? (known ? [] : undefined),
-      writes,
-    })
-  }
-
-  /** This tab writes the local copy's rows and cursor: it holds the socket (one writer per copy). */
-  get #persisting(): boolean {
-    return this.#local !== undefined && (this.#hub?.holding ?? false)
-  }
-
-  /** What the cursor record says now: the persisted subscriptions synced at appliedSeq. */
-  #cursorNow(): Omit<CursorRecord, 'format' | 'schemaVersion'> | undefined {
-    if (this.#epoch === undefined || !this.#persisting) return undefined
-    const subs: CursorRecord['subs'] = {}
-    for (const [scope, entry] of this.#claimed) {
-      if (!entry.synced) continue
-      subs[scope] = entry.resolved !== undefined ? { resolved: entry.resolved } : {}
+      writes: this.#writes.queue,
+      socket: () => this.#socket.current,
+      sendText: (text) => this.#socket.send(text),
+      online: () => this.#sendEvent({ type: 'online' }),
+      pump: () => this.#writes.pump(),
+      report: (error) => this.#report(error),
     }
-    return { epoch: this.#epoch, seq: this.#units.appliedSeq, subs }
+  }
+
+  /** Tabs sharing a socket must not replace each other's subscriptions or pages: their ids carry the tab. */
+  #tabSuffix(): string {
+    const hub = this.#local?.hub
+    return hub ? `@${hub.tab.slice(0, 8)}` : ''
   }
 
   // ---- the machine and its effects ------------------------------------------
@@ -736,9 +479,9 @@ export class WebSocketTransport {
   #start(): void {
     if (this.#started) return
     this.#started = true
-    const local = this.#localOptions
-    if (!local) return this.#begin()
-    this.#openLocal(local)
+    if (!this.#local) return this.#begin()
+    this.#local
+      .open()
       .catch((error: unknown) => warnLocalOff(`reading the local copy failed (${String(error)})`, error))
       .finally(() => this.#begin())
   }
@@ -779,33 +522,32 @@ export class WebSocketTransport {
           this.#openSocket()
           break
         case 'close-socket':
-          this.#closeSocket(effect.code, effect.reason)
+          this.#socket.close(effect.code, effect.reason)
           break
         case 'send-hello':
           this.#sendHello()
           break
         case 'session-live':
           this.#timers.cancel('handshake')
-          this.#pump()
-          if (this.#hub?.holding && !this.#viaLink) this.#hub.holderLive()
+          this.#writes.pump()
+          if (this.#local?.hub?.holding && !this.#local.viaLink) this.#local.hub.holderLive()
           this.#presence.live()
-          this.#sendPages()
+          this.#pages.send()
           break
         case 'session-lost':
           this.#timers.cancel('handshake')
           this.#units.discard()
           this.#writes.socketLost()
           this.#pages.socketLost()
-          this.#retries.cancelAll() // the next hello asks for every sub; every write is sent again
+          this.#subs.socketLost() // the next hello asks for every sub
           this.#presence.lost()
-          this.#ws = null
-          this.#generation += 1
-          if (this.#viaLink && !this.#hub?.holding) {
+          this.#socket.lost()
+          if (this.#local?.viaLink && !this.#local.hub?.holding) {
             // The holder's socket is not this tab's: whatever it held says
             // nothing about the next, and the next hello asks for snapshots.
-            this.#subs.newEpoch()
-          } else if (this.#hub?.holding) {
-            this.#hub.holderLost()
+            this.#subs.registry.newEpoch()
+          } else if (this.#local?.hub?.holding) {
+            this.#local.hub.holderLost()
           }
           break
         case 'schedule-retry':
@@ -822,111 +564,17 @@ export class WebSocketTransport {
   }
 
   #openSocket(): void {
-    this.#generation += 1
-    const generation = this.#generation
-    const live = () => generation === this.#generation
+    const live = this.#socket.begin()
     // The deadline covers resolving the URL too: a token fetch that hangs is retried.
     this.#timers.schedule('handshake', this.#handshakeTimeoutMs, () => {
       if (live()) this.#sendEvent({ type: 'handshake-timeout' })
     })
-    const failed = (what: string, error: unknown) => {
-      this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] ${what}: ${String(error)}`, { cause: error }))
-      queueMicrotask(() => {
-        if (live()) this.#sendEvent({ type: 'error' })
-      })
-    }
-    const hub = this.#hub
-    this.#viaLink = hub !== undefined && !hub.holding && this.#localOptions?.shareSocket !== false
-    if (hub && this.#viaLink) return this.#use(hub.link(), live)
-    const option = this.#url
-    if (typeof option === 'string') return this.#dial(option, live, failed)
-    let url: string | Promise<string>
-    try {
-      url = option()
-    } catch (error) {
-      return failed('the url function threw', error)
-    }
-    if (typeof url === 'string') return this.#dial(url, live, failed)
-    Promise.resolve(url).then(
-      (resolved) => {
-        if (live()) this.#dial(resolved, live, failed)
-      },
-      (error: unknown) => {
-        if (live()) failed('the url function rejected', error)
-      },
-    )
-  }
-
-  /** Opens the socket of the dial that `live` names. */
-  #dial(url: unknown, live: () => boolean, failed: (what: string, error: unknown) => void): void {
-    if (typeof url !== 'string') return failed('the url function returned no string', url)
-    this.#dialledUrl = url
-    let ws: WebSocketLike
-    try {
-      ws = new this.#WebSocket(url)
-    } catch (error) {
-      return failed(`could not open ${url}`, error)
-    }
-    this.#use(ws, live)
-  }
-
-  /** Makes `ws` the socket of the dial that `live` names. */
-  #use(ws: WebSocketLike, live: () => boolean): void {
-    this.#ws = ws
-    this.#readCredit.reset()
-    try {
-      ws.binaryType = 'arraybuffer'
-    } catch {
-      // Some implementations have a read-only binaryType; text frames don't need it.
-    }
-    // Handlers stay attached after the socket is replaced (a `ws` socket emits
-    // `error` while closing, and an EventEmitter without a listener throws);
-    // the generation check silences a stale socket instead.
-    ws.onopen = () => {
-      if (!live()) return
-      this.#debug?.connect(this.url)
-      this.#sendEvent({ type: 'open' })
-    }
-    ws.onmessage = (ev: { data: unknown }) => {
-      if (!live()) return
-      this.#onMessage(ev.data)
-      // After the frame is handled: reporting it read frees the DO to send more.
-      const recv = this.#readCredit.received(ev.data)
-      if (recv && live()) this.#sendText(recv)
-    }
-    ws.onclose = (ev: { code?: number; reason?: string }) => {
-      if (!live()) return
-      this.#debug?.close(ev.code, ev.reason)
-      const event: { type: 'close'; code?: number; reason?: string } = { type: 'close' }
-      if (typeof ev.code === 'number') event.code = ev.code
-      if (typeof ev.reason === 'string') event.reason = ev.reason
-      // 4001: the claims expired; the next dial asks the url function for fresh credentials.
-      if (ev.code === CloseCode.REAUTH) this.#reauthenticating = true
-      else if (this.#reauthenticating && event.code !== undefined && isTerminalClose(event.code)) {
-        event.reason = `re-authentication refused${event.reason ? `: ${event.reason}` : ''}`
-      }
-      this.#sendEvent(event)
-    }
-    ws.onerror = () => {
-      if (live()) this.#sendEvent({ type: 'error' })
-    }
-  }
-
-  #closeSocket(code: number, reason: string): void {
-    const ws = this.#ws
-    this.#ws = null
-    this.#generation += 1
-    if (!ws) return
-    try {
-      ws.close(code, reason)
-    } catch {
-      // Closing a socket that never opened may throw in some implementations.
-    }
+    this.#socket.connect(live, this.#local?.link())
   }
 
   #helloSent(): boolean {
     const s = this.#state
-    return this.#ws !== null && (s.status === 'live' || (s.status === 'connecting' && s.open))
+    return this.#socket.current !== null && (s.status === 'live' || (s.status === 'connecting' && s.open))
   }
 
   #sendHello(): void {
@@ -935,29 +583,14 @@ export class WebSocketTransport {
       hello.epoch = this.#epoch
       hello.since = this.#units.appliedSeq
     }
-    const subs = this.#subs.hello(this.#epoch !== undefined)
+    const subs = this.#subs.registry.hello(this.#epoch !== undefined)
     if (subs.length > 0) hello.subs = subs
     this.#debug?.hello(hello)
     this.#sendFrame(hello)
   }
 
   #sendFrame(frame: ClientFrame): void {
-    this.#sendText(encodeClientFrame(frame))
-  }
-
-  #sendText(text: string): void {
-    const ws = this.#ws
-    if (!ws) return
-    try {
-      ws.send(text)
-    } catch (error) {
-      // The socket is unusable; the machine reconnects and writes are resent.
-      this.#report(new SeqsyncError(ErrorCode.INTERNAL, `[seqsync] send failed: ${String(error)}`, { cause: error }))
-      const generation = this.#generation
-      queueMicrotask(() => {
-        if (generation === this.#generation) this.#sendEvent({ type: 'error' })
-      })
-    }
+    this.#socket.send(encodeClientFrame(frame))
   }
 
   #closedError(): ClosedError {
@@ -970,40 +603,11 @@ export class WebSocketTransport {
     this.#timers.cancelAll()
     this.#networkCleanup?.()
     this.#networkCleanup = undefined
-    this.#retries.cancelAll()
     this.#writes.close(error)
     this.#pages.close(error)
     this.#waiters.rejectAll(error)
-    this.#subs.closeAll(error)
-    void this.#local?.close()
-    this.#hub?.close()
-  }
-
-  /** Sends the pages not sent on this socket, once the session is live. */
-  #sendPages(): void {
-    if (this.#state.status !== 'live') return
-    for (const page of this.#pages.unsent()) {
-      page.sent = true
-      this.#sendFrame(page.frame)
-    }
-  }
-
-  /** Asks for `page` again after a backoff delay (it was refused RATE_LIMITED). */
-  #retryPage(page: PendingPage): void {
-    this.#retries.schedule(page, backoffDelay(page.rateLimited, this.#machine), () => {
-      if (!this.#pages.holds(page)) return
-      page.sent = false
-      this.#sendPages()
-    })
-  }
-
-  /** Sends `entry`'s sub again after a backoff delay (it was refused RATE_LIMITED). */
-  #retrySub(entry: SubEntry): void {
-    entry.synced = false
-    entry.rateLimited += 1
-    this.#retries.schedule(entry, backoffDelay(entry.rateLimited, this.#machine), () => {
-      if (this.#subs.holds(entry) && this.#state.status === 'live') this.#sendFrame({ t: 'sub', ...this.#subs.body(entry, false) })
-    })
+    this.#subs.close(error)
+    this.#local?.close()
   }
 
   #notify(): void {
@@ -1019,10 +623,4 @@ export class WebSocketTransport {
   #report(error: SeqsyncError): void {
     if (this.#onError) this.#onError(error)
   }
-}
-
-/** A tab slot id: random, short, unique enough among one socket's tabs. */
-function randomTabId(): string {
-  const c = globalThis.crypto as { randomUUID?: () => string } | undefined
-  return (c?.randomUUID?.() ?? Math.random().toString(36).slice(2)).slice(0, 12)
 }
