@@ -5,7 +5,7 @@
 //   close codes   worker/src/protocol/codes.ts (CloseCode), docs/protocol.md §8, and every
 //                 close code the C++ core sets (literals or named constants under cpp/)
 //   options       what ParseOptions accepts (cpp/src), SyncOptions
-//                 (worker/src/do/sync-durable-object.ts), docs/protocol.md §9.1
+//                 (worker/src/do/sync-options.ts), docs/protocol.md §9.1
 //   welcome       the keys LimitsJson emits (cpp/src), the Limits type
 //                 (worker/src/protocol/frames.ts), docs/protocol.md §5.1 and §9.1
 //
@@ -388,10 +388,10 @@ export function checkCloseCodes({ codesTs, protocolMd, cppFiles }) {
 }
 
 /** Options: ParseOptions, SyncOptions, protocol.md §9.1 (equal sets). */
-export function checkOptions({ cppFiles, syncDoTs, protocolMd }) {
+export function checkOptions({ cppFiles, syncOptionsTs, protocolMd }) {
   return compareSets('option', {
     ParseOptions: parseCppOptionNames(cppFiles).names,
-    SyncOptions: parseTsInterface(syncDoTs, 'SyncOptions'),
+    SyncOptions: parseTsInterface(syncOptionsTs, 'SyncOptions'),
     'protocol.md §9.1': parseDocOptions(protocolMd),
   })
 }
@@ -435,7 +435,7 @@ function tree() {
     statusCc: read('cpp/src/status.cc'),
     codesTs: read('worker/src/protocol/codes.ts'),
     framesTs: read('worker/src/protocol/frames.ts'),
-    syncDoTs: read('worker/src/do/sync-durable-object.ts'),
+    syncOptionsTs: read('worker/src/do/sync-options.ts'),
     protocolMd: read('docs/protocol.md'),
     cppFiles: cppSources(),
   }
@@ -457,7 +457,7 @@ describe('the wire tables agree in every copy', () => {
     assert.ok(closes.literals.size + closes.named.size > 0, 'no close code found on the C++ side')
     const options = parseCppOptionNames(t.cppFiles)
     assert.ok(options.names.has('maxFrameBytes') && options.names.has('compactEvery') && options.names.size >= 20, `ParseOptions (found in ${options.where})`)
-    assert.ok(parseTsInterface(t.syncDoTs, 'SyncOptions').has('maxFrameBytes'), 'SyncOptions')
+    assert.ok(parseTsInterface(t.syncOptionsTs, 'SyncOptions').has('maxFrameBytes'), 'SyncOptions')
     assert.ok(parseDocOptions(t.protocolMd).has('maxFrameBytes'), 'protocol.md §9.1')
     const limits = parseCppLimitsKeys(t.cppFiles)
     assert.ok(limits.where, 'no function named like LimitsJson that mentions maxFrameBytes under cpp/')
@@ -574,9 +574,9 @@ describe('the checks catch a copy that disagrees', () => {
   })
 
   test('SyncOptions misses an option, written without a newline between fields', () => {
-    const syncDoTs = t.syncDoTs.replace(/compactEvery\?: number\n/, '').replace('readPageRows?: number\n', 'readPageRows?: number; ')
-    assert.notEqual(syncDoTs, t.syncDoTs)
-    const problems = checkOptions({ ...t, syncDoTs })
+    const syncOptionsTs = t.syncOptionsTs.replace(/compactEvery\?: number\n/, '').replace('readPageRows?: number\n', 'readPageRows?: number; ')
+    assert.notEqual(syncOptionsTs, t.syncOptionsTs)
+    const problems = checkOptions({ ...t, syncOptionsTs })
     assert.deepEqual(problems, ['option compactEvery: in ParseOptions, protocol.md §9.1; missing from SyncOptions'])
   })
 

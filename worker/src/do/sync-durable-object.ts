@@ -9,68 +9,31 @@
 import { DurableObject } from 'cloudflare:workers'
 
 import { CloseCode, closeCodeName, ErrorCode, errorName } from '../protocol/codes.js'
-import type { WireOp } from '../protocol/frames.js'
 import { assembleSnapshot, snapshotHello, type SnapshotSub, type SyncSnapshot } from '../protocol/snapshot.js'
-import { Core, CoreError, CoreRefusal, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
+import { Core, CoreError, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
 import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
 import { CLAIMS_HEADER } from './route.js'
-import type { ErasedHandler as Handler, RegistryHandle, SyncOp } from './registry.js'
+import type { RegistryHandle } from './registry.js'
+import type { SyncOptions } from './sync-options.js'
+import { DebugLines, helloOf } from './debug-lines.js'
+import { isThenable, type MutationHost, runMutation, transactionScopedSql } from './run-mutation.js'
+import {
+  canonicalJson,
+  closeQuietly,
+  frameBytes,
+  keepPresence,
+  leavesRoomForPresence,
+  readAttachment,
+  sendQuietly,
+  type SocketAttachment,
+  withoutTokenTimes,
+} from './socket.js'
 import type { SyncInspection, SyncJson, SyncStats } from './stats.js'
 
-/** Runtime knobs of the core (docs/protocol.md §9). Unknown keys are refused. */
-export interface SyncOptions {
-  /** Change-log entries older than this are pruned. Default: 2 days. */
-  retentionMs?: number
-  /** How long committed mutation outcomes are kept for exactly-once replays. Default: 2 days (independent of retentionMs). */
-  dedupRetentionMs?: number
-  maxFrameBytes?: number
-  maxValueBytes?: number
-  maxKeyBytes?: number
-  maxIdBytes?: number
-  maxJsonDepth?: number
-  /** Values (scalars, arrays, objects) in one inbound frame. Default 100,000. */
-  maxJsonValues?: number
-  maxOpsPerMutation?: number
-  maxSubsPerSocket?: number
-  /** Bytes of one socket's subscription bodies (id, collection, where) together. Default 256 KiB. */
-  maxSubBytesPerSocket?: number
-  maxInFlightPerSocket?: number
-  /** Bytes of one socket's mutations in flight together (one alone is always let in). Default 8 MiB. */
-  maxInFlightBytesPerSocket?: number
-  /** Bytes sent to one socket and not reported read before it is closed 4008 SLOW_READER. Default 8 MiB, minimum 64 KiB. */
-  maxUnreadBytesPerSocket?: number
-  maxPredicateDepth?: number
-  maxPredicateNodes?: number
-  /** Bytes of all literals of one `where` together. Default 64 KiB. */
-  maxPredicateLiteralBytes?: number
-  /** Bytes of one `like` pattern (default 256) and its `%`/`_` wildcards (default 16). */
-  maxLikePatternBytes?: number
-  maxLikeWildcards?: number
-  /** sub frames per socket: a burst (default 128), then a rate (default 16/s). unsub is not limited. */
-  subRateBurst?: number
-  subRatePerSecond?: number
-  /** Bytes of one socket's presence (all its tabs' states) as its attachment stores them. Default 2 KiB, at most 4 KiB. */
-  maxPresenceBytesPerSocket?: number
-  /** Tab slots of presence one socket may hold. Default 4, at most 16. */
-  maxPresenceTabsPerSocket?: number
-  /** presence frames per socket: a burst (default 32), then a rate (default 20/s). */
-  presenceRateBurst?: number
-  presenceRatePerSecond?: number
-  snapshotChunkBytes?: number
-  readPageRows?: number
-  compactEvery?: number
-}
 
 export { SyncRegistrationError }
-
-// What each socket carries across hibernation (≤ 16 KB, platform limit):
-// its id, its claims, and its presence as the core last said to keep it.
-// expiresAt (ms since the epoch, from socketExpiresAt) is kept beside the
-// claims so that an alarm in a woken instance knows it without the hook.
-interface SocketAttachment<Claims> {
-  seqsync: { v: 1; socketId: string; claims: Claims; expiresAt?: number; presence?: string }
-}
+export type { SyncOptions }
 
 interface SocketIdentity<Claims> {
   socketId: string
@@ -87,12 +50,6 @@ export interface PresenceContext<Claims, Env> {
   state: unknown
   env: Env
 }
-
-const ATTACHMENT_LIMIT_BYTES = 16 * 1024
-// Kept free of claims for presence: the core's kPresenceAttachmentBytes
-// (4 KiB of tabs) plus the user's name (256 bytes, escaped) and framing.
-const PRESENCE_RESERVE_BYTES = 6 * 1024
-const utf8 = new TextEncoder()
 
 export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends DurableObject<Env> {
   /** The DO's SQLite. Create your tables with it before calling registerSync. */
@@ -111,11 +68,23 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #identities = new WeakMap<WebSocket, SocketIdentity<Claims>>()
   // The sql handle execute gets (see transactionScopedSql).
   #scopedSql: ReturnType<typeof transactionScopedSql> | undefined
+  /** What runMutation needs of this object. */
+  readonly #mutationHost: MutationHost<Claims, Env> = {
+    registry: () => this.#registry,
+    env: () => this.env,
+    sql: () => this.sql,
+    storage: () => this.ctx.storage,
+    core: () => this.#registeredCore(),
+    coreBroken: () => this.#coreBroken,
+    now: () => this.syncNow(),
+    deliver: (plan, sender) => this.#deliver(plan, sender),
+    scopedSql: () => (this.#scopedSql ??= transactionScopedSql(this.sql)),
+  }
   // Refusals the shell sends itself (a frame too large to copy into the
   // core), by code, merged into the core's in syncStats.
   #shellRefusals = new Map<number, number>()
-  // While debug is on and a hello is being answered: the frames its socket got.
-  #resumeFrames: { socket: string; frames: string[] } | undefined
+  // The structured lines written while debug is on.
+  readonly #debugLines = new DebugLines(() => this.debug)
 
   /**
    * Debug logging: one JSON line per connect, resume (delta or snapshot,
@@ -363,7 +332,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     }
     const attachment = this.#admit(req)
     if ('code' in attachment) {
-      if (this.debug) this.#log({ event: 'refusal', socket: null, code: attachment.code, reason: attachment.reason })
+      if (this.debug) this.#debugLines.write({ event: 'refusal', socket: null, code: attachment.code, reason: attachment.reason })
       return attachment.response ?? refuseConnection(req, attachment.code, attachment.reason)
     }
     const { expiresAt } = attachment.seqsync
@@ -377,7 +346,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       return new Response(null, { status: 101, webSocket: client })
     }
     this.#socketMap().set(attachment.seqsync.socketId, server)
-    if (this.debug) this.#log({ event: 'connect', socket: attachment.seqsync.socketId })
+    if (this.debug) this.#debugLines.write({ event: 'connect', socket: attachment.seqsync.socketId })
     if (expiresAt !== undefined) await this.#armExpiryAlarm(expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
@@ -417,12 +386,12 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     // Binary frames go in as bytes: the core checks that they are UTF-8.
     const frame = typeof message === 'string' ? message : new Uint8Array(message)
     const hello = this.debug ? helloOf(message) : undefined
-    if (hello) this.#resumeFrames = { socket: socketId, frames: [] }
+    if (hello) this.#debugLines.startResume(socketId)
     const plan = core.onMessage(socketId, scope, frame, this.syncNow())
     this.#deliver(plan, ws)
-    if (hello) this.#logResume(socketId, hello)
+    if (hello) this.#debugLines.endResume(socketId, hello)
     if (plan.presence) this.#judgePresence(ws, identity, plan.presence)
-    if (plan.mutation) await this.#runMutation(scope, claims, plan.mutation, ws)
+    if (plan.mutation) await runMutation(this.#mutationHost, scope, claims, plan.mutation, ws)
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -463,7 +432,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const attachment: SocketAttachment<Claims> = {
       seqsync: { v: 1, socketId: crypto.randomUUID(), claims, ...(expiresAt === undefined ? {} : { expiresAt }) },
     }
-    if (utf8.encode(JSON.stringify(attachment)).byteLength > ATTACHMENT_LIMIT_BYTES - PRESENCE_RESERVE_BYTES) {
+    if (!leavesRoomForPresence(attachment)) {
       return { code: CloseCode.PROTOCOL, reason: 'claims exceed 10 KB (the 16 KB socket attachment keeps 6 KB for presence)' }
     }
     return attachment
@@ -563,7 +532,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   /** Closes `ws` 4001 REAUTH and forgets it, so nothing more is sent to it under its expired claims. */
   #reauthenticate(ws: WebSocket): void {
     const reason = 'credentials expired; reconnect with fresh ones'
-    if (this.debug) this.#log({ event: 'close', socket: this.#identity(ws)?.socketId ?? null, code: CloseCode.REAUTH, reason })
+    if (this.debug) this.#debugLines.write({ event: 'close', socket: this.#identity(ws)?.socketId ?? null, code: CloseCode.REAUTH, reason })
     closeQuietly(ws, CloseCode.REAUTH, reason)
     this.#forget(ws)
   }
@@ -587,7 +556,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
 
   /** Sends `frame` to the sockets `to` (ids one per line). */
   #sendTo(to: string, frame: string): void {
-    if (this.debug) this.#logFrame(to, frame)
+    if (this.debug) this.#debugLines.frame(to, frame)
     const sockets = this.#socketMap()
     if (!to.includes('\n')) {
       const ws = sockets.get(to)
@@ -614,7 +583,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     for (const ws of targets) {
       if (!ws) continue
       if (this.debug) {
-        this.#log({ event: 'close', socket: this.#identity(ws)?.socketId ?? null, code: plan.closeCode, reason: plan.closeReason ?? '' })
+        this.#debugLines.write({ event: 'close', socket: this.#identity(ws)?.socketId ?? null, code: plan.closeCode, reason: plan.closeReason ?? '' })
       }
       closeQuietly(ws, plan.closeCode, plan.closeReason ?? '')
       // A slow reader's close handshake waits behind everything it has not
@@ -623,253 +592,4 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     }
   }
 
-  // ---- debug lines (only while this.debug is on) ---------------------------
-
-  #log(fields: Record<string, unknown>): void {
-    const line = JSON.stringify({ seqsync: fields.event, ...fields, event: undefined, at: Date.now() })
-    if (typeof this.debug === 'function') this.debug(line)
-    else console.log(line)
-  }
-
-  /** A refusal or a mutation's outcome, read off the frame that tells the client. */
-  #logFrame(to: string, frame: string): void {
-    if (this.#resumeFrames && to === this.#resumeFrames.socket) this.#resumeFrames.frames.push(frame)
-    const type = /^\{"t":"(ack|reject|error|sub-error)"/.exec(frame)?.[1]
-    if (!type) return
-    const f = JSON.parse(frame) as { id?: string; sub?: string; seq?: number; code?: number; error?: string; message?: string }
-    for (const socket of to.split('\n')) {
-      if (type === 'ack') this.#log({ event: 'mutation', socket, mutation: f.id, outcome: 'committed', seq: f.seq })
-      else if (type === 'reject') {
-        this.#log({ event: 'mutation', socket, mutation: f.id, outcome: 'rejected', code: f.code, error: f.error, reason: f.message })
-      } else this.#log({ event: 'refusal', socket, frame: type, sub: f.sub, code: f.code, error: f.error, reason: f.message })
-    }
-  }
-
-  /** How a hello was answered: a delta from its cursor, snapshots, or both, and how many rows. */
-  #logResume(socket: string, hello: { since?: number; subs?: unknown[] }): void {
-    const frames = this.#resumeFrames?.frames ?? []
-    this.#resumeFrames = undefined
-    let changes = 0
-    let snapshotRows = 0
-    let head: number | undefined
-    const kinds = new Set<string>()
-    for (const text of frames) {
-      const f = JSON.parse(text) as { t: string; seq?: number; changes?: unknown[]; rows?: unknown[] }
-      kinds.add(f.t)
-      if (f.t === 'welcome') head = f.seq
-      else if (f.t === 'changes') changes += f.changes?.length ?? 0
-      else if (f.t === 'snapshot') snapshotRows += f.rows?.length ?? 0
-    }
-    const delta = kinds.has('changes')
-    const mode = kinds.has('snapshot') ? (delta ? 'delta+snapshot' : 'snapshot') : delta ? 'delta' : 'none'
-    this.#log({ event: 'resume', socket, since: hello.since ?? null, head, subs: hello.subs?.length ?? 0, mode, changes, snapshotRows })
-  }
-
-  async #runMutation(
-    scope: string,
-    claims: Claims,
-    mutation: NonNullable<RawPlan['mutation']>,
-    sender: WebSocket,
-  ): Promise<void> {
-    const registry = this.#registry
-    // The core that answers is the one running now (a registerSync while
-    // authorize awaited starts a new one).
-    const reject = (code: number, message: string) =>
-      this.#deliver(this.#registeredCore().rejectMutation(scope, mutation.id, code, message, this.syncNow()))
-    if (!registry) return reject(ErrorCode.NOT_REGISTERED, 'registerSync was not called')
-
-    // Resolve every handler first: the core checked collections and ops
-    // against the registration, so a miss here is a shell bug.
-    const steps: Array<{ handler: Handler; op: unknown }> = []
-    if (mutation.command) {
-      const handler = registry.commandHandler(mutation.command)
-      if (!handler) return reject(ErrorCode.NO_HANDLER, `no command "${mutation.command}"`)
-      steps.push({ handler: commandAsHandler(handler), op: mutation.args ?? null })
-    } else {
-      for (const wire of (mutation.ops ?? []) as WireOp[]) {
-        const handler = registry.mutationHandler(wire.c, wire.op)
-        if (!handler) return reject(ErrorCode.NO_HANDLER, `no ${wire.op} handler for "${wire.c}"`)
-        steps.push({ handler, op: toSyncOp(wire) })
-      }
-    }
-
-    // authorize: before the transaction, every op, may be async.
-    try {
-      for (const { handler, op } of steps) {
-        const verdict = handler.authorize?.({ user: claims, op, env: this.env, sql: this.sql })
-        if (verdict) await verdict
-      }
-    } catch (error) {
-      if (error instanceof SyncDenied) return reject(ErrorCode.UNAUTHORIZED, error.message)
-      // A bug or an outage in authorize, not a verdict: log it, and send the
-      // client the core's fixed INTERNAL sentence. Nothing ran.
-      console.error(`seqsync: authorize threw for mutation ${mutation.id}:`, error)
-      return reject(ErrorCode.INTERNAL, 'authorize threw')
-    }
-
-    // execute: all ops in one transaction with the core's dedup record.
-    let seq = 0
-    // Each op's own execute result, for its afterCommit (a call's one op is
-    // also the ack's result).
-    const results: unknown[] = []
-    // execute gets a handle that refuses statements once the transaction is
-    // over, so a stray async continuation cannot write outside it.
-    const scoped = (this.#scopedSql ??= transactionScopedSql(this.sql))
-    try {
-      seq = this.ctx.storage.transactionSync(() => {
-        scoped.begin()
-        for (const { handler, op } of steps) {
-          const result = handler.execute({ user: claims, op, env: this.env, sql: scoped.sql })
-          if (isThenable(result)) {
-            ;(result as Promise<unknown>).catch(() => {}) // its late writes fail; we report below
-            throw new AsyncExecuteError()
-          }
-          results.push(result)
-        }
-        const resultJson = mutation.command ? JSON.stringify(results[0] ?? null) : ''
-        // A trap or a CoreRefusal here throws out of the transaction, which rolls it back.
-        return this.#registeredCore().commitMutation(scope, mutation.id, resultJson, this.syncNow())
-      })
-    } catch (error) {
-      scoped.end()
-      if (this.#coreBroken) throw error
-      if (error instanceof CoreRefusal) return reject(error.code, error.message)
-      if (error instanceof SyncDenied) return reject(ErrorCode.EXECUTE_FAILED, error.message)
-      if (error instanceof AsyncExecuteError) {
-        console.error(`seqsync: ${error.message} (mutation ${mutation.id}); rolled back`)
-        return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
-      }
-      console.error(`seqsync: execute failed for mutation ${mutation.id}:`, error)
-      return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
-    }
-    scoped.end()
-    this.#deliver(this.#registeredCore().finishMutation(scope, mutation.id, this.syncNow()), sender)
-
-    // afterCommit: after the confirmation went out, fire-and-forget.
-    steps.forEach(({ handler, op }, i) => {
-      if (!handler.afterCommit) return
-      const run = async () => handler.afterCommit!({ user: claims, op, env: this.env, seq, result: results[i] })
-      run().catch((error) => console.error(`seqsync: afterCommit failed for ${mutation.id}:`, error))
-    })
-  }
-}
-
-/** The hello in `message`, if it is one (read only while debug is on). */
-function helloOf(message: string | ArrayBuffer): { since?: number; subs?: unknown[] } | undefined {
-  if (typeof message !== 'string' || !message.includes('"hello"')) return undefined
-  try {
-    const frame = JSON.parse(message) as { t?: unknown; since?: number; subs?: unknown[] }
-    return frame.t === 'hello' ? frame : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function commandAsHandler(command: NonNullable<ReturnType<RegistryHandle['commandHandler']>>): Handler {
-  return {
-    authorize: command.authorize && ((ctx) => command.authorize!({ ...ctx, args: ctx.op })),
-    execute: (ctx) => command.execute({ ...ctx, args: ctx.op }),
-    afterCommit:
-      command.afterCommit &&
-      ((ctx) => command.afterCommit!({ user: ctx.user, env: ctx.env, args: ctx.op, seq: ctx.seq, result: ctx.result })),
-  }
-}
-
-class AsyncExecuteError extends Error {
-  constructor() {
-    super('execute returned a promise: it runs inside transactionSync and must be synchronous')
-  }
-}
-
-/**
- * A view of `sql` whose exec throws unless a transaction it began is open.
- * One per object serves every mutation: transactions run synchronously, one
- * at a time, so a stray continuation of an earlier execute always finds it
- * closed (or it runs inside no transaction of its own).
- */
-function transactionScopedSql(sql: SqlStorage): { sql: SqlStorage; begin(): void; end(): void } {
-  let open = false
-  const exec = (query: string, ...bindings: SqlStorageValue[]) => {
-    if (!open) throw new Error('seqsync: execute used sql after its transaction ended')
-    return sql.exec(query, ...bindings)
-  }
-  const scoped = new Proxy(sql, {
-    get(target, property, receiver) {
-      if (property === 'exec') return exec
-      const value = Reflect.get(target, property, receiver) as unknown
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
-    },
-  })
-  return { sql: scoped, begin: () => void (open = true), end: () => void (open = false) }
-}
-
-function isThenable(value: unknown): boolean {
-  return typeof (value as { then?: unknown } | null)?.then === 'function'
-}
-
-function toSyncOp(wire: WireOp): SyncOp<Record<string, unknown>> {
-  if (wire.op === 'delete') return { type: 'delete', collection: wire.c, key: wire.k }
-  return { type: wire.op, collection: wire.c, key: wire.k, cols: wire.cols ?? {} } as SyncOp<Record<string, unknown>>
-}
-
-/** Stores `presence` with the socket, beside its id and claims (within the reserve the upgrade kept free). */
-function keepPresence(ws: WebSocket, presence: string): void {
-  const attachment = readAttachment(ws)
-  if (!attachment) return
-  try {
-    ws.serializeAttachment({ seqsync: { ...attachment.seqsync, presence } })
-  } catch (error) {
-    // A socket that closed under us; its presence goes with it.
-    console.error('seqsync: could not keep presence with the socket:', error)
-  }
-}
-
-function readAttachment<Claims>(ws: WebSocket): SocketAttachment<Claims> | undefined {
-  const value = ws.deserializeAttachment() as SocketAttachment<Claims> | null
-  return value && typeof value === 'object' && value.seqsync ? value : undefined
-}
-
-function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason)
-  } catch {
-    // already closed
-  }
-}
-
-/** Sends without throwing: a socket that closed under us is forgotten by webSocketClose. */
-function sendQuietly(ws: WebSocket, frame: string): void {
-  try {
-    ws.send(frame)
-  } catch {
-    // already closed
-  }
-}
-
-/**
- * The UTF-8 size of an inbound message, exact when it could be over
- * `limit`. A UTF-16 unit is 1 to 3 bytes, so most strings are decided by
- * their length alone, without encoding them.
- */
-function frameBytes(message: string | ArrayBuffer, limit: number): number {
-  if (typeof message !== 'string') return message.byteLength
-  if (message.length > limit || message.length * 3 <= limit) return message.length
-  return utf8.encode(message).byteLength
-}
-
-// JWT claims that change with every token of the same user.
-const TOKEN_TIME_CLAIMS = new Set(['exp', 'iat', 'nbf', 'jti', 'auth_time'])
-
-function withoutTokenTimes(claims: unknown): unknown {
-  if (!claims || typeof claims !== 'object' || Array.isArray(claims)) return claims
-  return Object.fromEntries(Object.entries(claims).filter(([key]) => !TOKEN_TIME_CLAIMS.has(key)))
-}
-
-/** JSON with object keys sorted, so equal claims give equal scopes. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  ) ?? 'null'
 }
