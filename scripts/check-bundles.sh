@@ -16,6 +16,8 @@ if [ ${#names[@]} -eq 0 ]; then
   names=(chat)
   for config in examples/*/wrangler.toml; do names+=("$(basename "$(dirname "$config")")"); done
 fi
+# The logs sit beside the bundles, so the folder must exist on a fresh clone.
+mkdir -p build/bundles
 failed=0
 for name in "${names[@]}"; do
   config=wrangler.toml
