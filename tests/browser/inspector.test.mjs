@@ -2,7 +2,9 @@
 // /sync/<room>/inspect) in real headless Chromium: it shows the room's DO
 // live (stats refreshing, the sockets with their redacted identities and
 // subscriptions, the recent changes, mutations and refusals), and only to
-// the users the app authorizes. The screenshot is docs/inspector.png.
+// the users the app authorizes. Each run saves a screenshot to
+// test-output/inspector.png; UPDATE_DOCS=1 writes docs/inspector.png instead
+// (a test run leaves the tracked tree as it was).
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
@@ -78,7 +80,8 @@ test('the inspector shows one room live, and only to the users the app names', {
   assert.match(mutations, /UNAUTHORIZED/)
   assert.match(mutations, /\d+ ms/, 'with latency')
   assert.match(await cell(inspector, 'refusals'), /author must be the signed-in user/)
-  await inspector.screenshot({ path: 'docs/inspector.png', fullPage: true })
+  const shot = process.env.UPDATE_DOCS === '1' ? 'docs/inspector.png' : 'test-output/inspector.png'
+  await inspector.screenshot({ path: shot, fullPage: true })
 
   // Never public: ann is signed in but not named in INSPECTORS; no session at all is refused too.
   const { response: forbidden } = await signedInTab('ann', `/sync/${room}/inspect`)
