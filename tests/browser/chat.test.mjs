@@ -183,7 +183,7 @@ test('an upgrade without a valid session is refused with a terminal 4401', { tim
 })
 
 test('a signed-in user who is not a member of the room is refused with 4403', { timeout: 60_000 }, async () => {
-  // The demo rule (examples/shared/auth.ts): private-ann-bob admits ann and bob only.
+  // The demo rule (examples/common/auth.ts): private-ann-bob admits ann and bob only.
   const room = 'private-ann-bob'
   const eve = await sessionCookie(env, 'eve')
   assert.deepEqual(await upgrade(env, `/sync/${room}`, { cookie: eve }), { code: 4403, reason: 'not a member of this room' })

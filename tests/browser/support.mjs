@@ -25,7 +25,7 @@ export async function startExample(name, { browserArgs = [], vars } = {}) {
 }
 
 /**
- * Signs `user` in through the examples' demo login (examples/shared/auth.ts)
+ * Signs `user` in through the examples' demo login (examples/common/auth.ts)
  * and returns the session cookie as a `Cookie` header value.
  */
 export async function sessionCookie(env, user) {

@@ -9,12 +9,12 @@ import { useEffect, useRef, useState, useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
 import { doCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
-import { signIn } from '../../shared/sign-in'
+import { signIn } from '../../common/sign-in'
 import { type Task, TASK_COUNT, taskId, type VoteArgs } from './shared'
 
 const params = new URLSearchParams(location.search)
 const room = params.get('room') ?? 'board'
-// The demo sign-in (see ../../shared/auth.ts): the upgrade carries its cookie.
+// The demo sign-in (see ../../common/auth.ts): the upgrade carries its cookie.
 await signIn(params.get('user') ?? 'guest')
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 

@@ -2,12 +2,12 @@
 // The page shows a window of the top tasks (useLiveInfiniteQuery over an
 // on-demand collection), so only the rows on screen reach the browser; a
 // vote that lifts a task into the window moves it in live. Sign-in and
-// room access are decided in ../../shared/auth.ts, as in the chat example.
+// room access are decided in ../../common/auth.ts, as in the chat example.
 // Votes change only through the `vote` command, by one at a time. A
 // client update may change only a title; any member may delete a task (done).
 import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../common/auth'
 import { type Task, TASK_COUNT, taskId, type VoteArgs } from './shared'
 
 export interface Env extends AuthEnv {

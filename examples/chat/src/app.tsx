@@ -9,8 +9,8 @@ import { useSyncExternalStore } from 'react'
 import { createRoot } from 'react-dom/client'
 import { doCollectionOptions, presenceCollectionOptions, WebSocketTransport } from 'seqsync/client'
 
-import { ChatRoomView, newMessageId } from '../../shared/chat-room'
-import { signIn } from '../../shared/sign-in'
+import { ChatRoomView, newMessageId } from '../../common/chat-room'
+import { signIn } from '../../common/sign-in'
 import type { Message } from './worker'
 
 const params = new URLSearchParams(location.search)
@@ -35,7 +35,7 @@ async function whoAmI(wanted: string): Promise<string> {
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
 const transport = new WebSocketTransport({
   // Called before every dial. The session ends (the claims' `exp`, see
-  // ../../shared/auth.ts), and the Durable Object then closes the socket with
+  // ../../common/auth.ts), and the Durable Object then closes the socket with
   // 4001 REAUTH: every dial renews the session first, and the transport
   // resumes from its cursor with its unsent messages. DEMO: signing in again
   // stands in for refreshing a token.

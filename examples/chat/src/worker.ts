@@ -1,11 +1,11 @@
 // The chat example's Worker and Durable Object: the README's quick start,
 // runnable. Who the user is and which rooms they may open is decided in one
-// place, ../../shared/auth.ts. This Worker routes /auth/login there, lets
+// place, ../../common/auth.ts. This Worker routes /auth/login there, lets
 // routeSyncRequest serve every /sync/<room> upgrade (authenticate(), then
 // the forged claims header), and serves the page otherwise.
 import { type PresenceContext, routeSyncRequest, SyncDenied, SyncDurableObject, syncInspector, type SyncJson, SyncRegistry } from 'seqsync'
 
-import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../common/auth'
 
 export interface Env extends AuthEnv {
   CHAT_ROOM: DurableObjectNamespace<ChatRoom>

@@ -1,10 +1,10 @@
 // The on-demand example's Worker and Durable Object: a catalog of items in
 // categories. The page syncs a category only while its panel is open, so
 // the rows of unopened categories never leave the Durable Object. Sign-in
-// and room access are decided in ../../shared/auth.ts, as in the chat example.
+// and room access are decided in ../../common/auth.ts, as in the chat example.
 import { routeSyncRequest, SyncDenied, SyncDurableObject, SyncRegistry } from 'seqsync'
 
-import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../common/auth'
 import { CATEGORIES, type Item, ITEMS_PER_CATEGORY } from './shared'
 
 export interface Env extends AuthEnv {

@@ -8,7 +8,7 @@ import { useSyncExternalStore } from 'react'
 import { doCollectionOptions, type WebSocketTransport } from 'seqsync/client'
 
 import type { Message } from '../../chat/src/worker'
-import { ChatRoomView, newMessageId } from '../../shared/chat-room'
+import { ChatRoomView, newMessageId } from '../../common/chat-room'
 
 /** The room's messages: one descriptor, materialized per DbClient (one per request, one per page). */
 export const messagesOptions = collectionOptions('messages', (db) =>

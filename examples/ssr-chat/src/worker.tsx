@@ -12,7 +12,7 @@ import { renderToString } from 'react-dom/server'
 import { readSyncSnapshot, routeSyncRequest, type RouteSyncOptions } from 'seqsync'
 import { ClosedError, dehydrateSnapshot, WebSocketTransport, type WebSocketLike } from 'seqsync/client'
 
-import { type AuthEnv, authenticate, type Claims, login } from '../../shared/auth'
+import { type AuthEnv, authenticate, type Claims, login } from '../../common/auth'
 import type { ChatRoom, Message } from '../../chat/src/worker'
 import { ChatView } from './view'
 
@@ -97,7 +97,7 @@ function page(html: string, state: DehydratedDbState, room: string, user: string
 
 /** Signs in (demo: `?user=` or a guest name), then loads the page again. */
 function signInPage(): Response {
-  // The demo login of ../../shared/sign-in.ts, inline: this page has no script bundle.
+  // The demo login of ../../common/sign-in.ts, inline: this page has no script bundle.
   const script = `
     const user = new URLSearchParams(location.search).get('user') ?? 'guest' + Math.floor(Math.random() * 1e4)
     const res = await fetch('/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })
