@@ -31,7 +31,7 @@ run() {
 }
 
 run cpp-native cmake --workflow --preset native
-run cpp-wasm cmake --workflow --preset wasm-tests
+run cpp-wasm bash scripts/build-wasm.sh tests
 run build npm run --silent build
 run workerd npx vitest run --config tests/worker/vitest.config.ts
 run client-unit npx vitest run --config tests/client/vitest.config.ts
