@@ -455,6 +455,10 @@ export function median(values: number[]): number {
   return percentile(values, 50)
 }
 
+export function mean(values: number[]): number {
+  return values.length === 0 ? NaN : values.reduce((t, v) => t + v, 0) / values.length
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 export async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {

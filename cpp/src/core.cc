@@ -456,9 +456,34 @@ Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, 
   // again. `now_ms` only times it.
   impl_->now_ms = now_ms;
   Plan plan;
+  const std::string key = Impl::MutationKey(scope, mutation_id);
+  std::string ack;
+  Seq head = 0;
+  if (!impl_->mutations.Find(scope, mutation_id, &ack, &head)) {
+    impl_->stats.Dropped(key, now_ms, "forgotten");  // its socket closed while it ran
+    return impl_->Charged(std::move(plan));
+  }
+  // A replay of a committed mutation is refused like any other (authorize
+  // may say no today; its execute may fail on the rows it wrote; Commit
+  // finds its record): it gets the ack it was given.
+  auto stored = impl_->mutations.StoredReply(scope, mutation_id);
+  if (!stored.ok()) {
+    // Its outcome is unknown, so neither an ack nor a reject: the client
+    // reconnects and replays the id, and is answered then.
+    plan.close = impl_->mutations.Forget(scope, mutation_id);
+    plan.close_code = kCloseInternal;
+    plan.close_reason = "outcome unknown; reconnect to resume";
+    impl_->stats.Dropped(key, now_ms, "unknown");
+    return impl_->Charged(std::move(plan));
+  }
+  if (!stored->empty()) {
+    impl_->mutations.Settle(scope, mutation_id, *stored, &plan);
+    impl_->stats.Dropped(key, now_ms, "replayed");
+    return impl_->Charged(std::move(plan));
+  }
   Status reason = why.ok() ? Status::Internal("rejected with an OK status") : why;
   impl_->mutations.Settle(scope, mutation_id, RejectFrame(mutation_id, reason), &plan);
-  impl_->stats.Dropped(Impl::MutationKey(scope, mutation_id), now_ms, CodeName(reason.code()));
+  impl_->stats.Dropped(key, now_ms, CodeName(reason.code()));
   return impl_->Charged(std::move(plan));
 }
 

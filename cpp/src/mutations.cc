@@ -4,12 +4,17 @@
 // most once, and every socket that sent it gets the one outcome. It holds
 // because:
 //
-//  * The id is looked up before anything else is judged: a duplicate of an
-//    in-flight mutation waits for its outcome, and a committed one gets the
-//    stored ack byte for byte, whatever payload it carries now.
+//  * A duplicate of an in-flight mutation waits for its outcome.
 //  * The outcome is recorded by Commit inside the mutation's own
-//    transaction, after the user's execute: the write and its record commit
-//    together or not at all, so a crash between them cannot apply it twice.
+//    transaction, after the user's execute, by an INSERT that does nothing
+//    if the id is already recorded: the write and its record commit
+//    together or not at all, so a crash between them cannot apply it
+//    twice, and a replay of a committed id finds its record there, is
+//    rolled back, and is answered with the stored ack byte for byte.
+//  * The record is not looked up before a mutation runs (that read cost
+//    every write a statement): instead every refusal first looks it up, so
+//    a replay of a committed id is never reported as rejected, whatever
+//    payload it carries now and whatever authorize says of it today.
 //  * Only committed outcomes are recorded. A rejection applied nothing, so a
 //    replay may be judged again; and a hostile client cannot grow
 //    _sync_mutations with refusals.
@@ -51,7 +56,8 @@ Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std
                       const JsonValue& frame, bool is_call) {
   Plan plan;
   std::string key = DedupKey(scope, id);
-  // 1. Exactly once: an in-flight or finished id wins over the payload.
+  // 1. Exactly once: an in-flight id wins over the payload (a committed
+  // one is found by Commit, or by the refusals below).
   if (auto it = in_flight_.find(key); it != in_flight_.end()) {
     std::vector<std::string>& waiters = it->second.waiters;
     bool waiting = it->second.owner == socket || std::find(waiters.begin(), waiters.end(), socket) != waiters.end();
@@ -64,21 +70,11 @@ Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std
     waiters.emplace_back(socket);
     return plan;
   }
-  auto stored = storage_->Exec("SELECT reply FROM _sync_mutations WHERE scope=?1 AND id=?2",
-                               {SqlValue::Text(std::string(scope)), SqlValue::Text(id)});
-  // The outcome is unknown (it may have committed): an error, never a reject.
-  if (!stored.ok()) return ErrorPlan(socket, stored.status());
-  if (!stored->empty()) {
-    Reply(&plan, socket, (*stored)[0][0].text);
-    return plan;
-  }
   // 2. The per-socket caps are transient, so their refusals are not recorded.
   Load& load = load_[std::string(socket)];
   if (load.count >= options_->max_in_flight_per_socket) {
-    ReplyReject(&plan, socket, id,
-                Status::TooMany("more than " + std::to_string(options_->max_in_flight_per_socket) +
+    return Refuse(socket, scope, id, Status::TooMany("more than " + std::to_string(options_->max_in_flight_per_socket) +
                                 " mutations in flight on this socket"));
-    return plan;
   }
   // 3. The payload.
   PendingMutation pending;
@@ -86,13 +82,10 @@ Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std
   if (is_call) {
     const JsonValue* name = Member(frame, "name");
     if (name == nullptr || !name->IsString() || name->GetStringLength() == 0) {
-      ReplyReject(&plan, socket, id, Status::InvalidField("call needs a non-empty string name"));
-      return plan;
+      return Refuse(socket, scope, id, Status::InvalidField("call needs a non-empty string name"));
     }
     if (!schema_->HasCommand(View(*name))) {
-      ReplyReject(&plan, socket, id,
-                  Status::NoHandler("unknown command '" + std::string(View(*name)).substr(0, 128) + "'"));
-      return plan;
+      return Refuse(socket, scope, id, Status::NoHandler("unknown command '" + std::string(View(*name)).substr(0, 128) + "'"));
     }
     pending.command.assign(View(*name));
     const JsonValue* args = Member(frame, "args");
@@ -104,8 +97,7 @@ Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std
     JsonWriter w(sb);
     Status valid = ops == nullptr ? Status::InvalidField("mut needs a non-empty ops array") : ValidateOps(*ops, &w);
     if (!valid.ok()) {
-      ReplyReject(&plan, socket, id, valid);
-      return plan;
+      return Refuse(socket, scope, id, valid);
     }
     pending.ops_json.assign(sb.GetString(), sb.GetSize());
   }
@@ -114,10 +106,8 @@ Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std
   // mutation alone is always let in, or a large one could never run.
   std::size_t bytes = pending.ops_json.size() + pending.args_json.size();
   if (load.count > 0 && load.bytes + bytes > options_->max_in_flight_bytes_per_socket) {
-    ReplyReject(&plan, socket, id,
-                Status::TooMany("more than " + std::to_string(options_->max_in_flight_bytes_per_socket) +
+    return Refuse(socket, scope, id, Status::TooMany("more than " + std::to_string(options_->max_in_flight_bytes_per_socket) +
                                 " bytes of mutations in flight on this socket"));
-    return plan;
   }
   InFlight entry;
   entry.owner.assign(socket);
@@ -126,6 +116,27 @@ Plan Mutations::Admit(std::string_view socket, std::string_view scope, const std
   ++load.count;
   load.bytes += bytes;
   plan.mutation = std::move(pending);
+  return plan;
+}
+
+Result<std::string> Mutations::StoredReply(std::string_view scope, std::string_view id) {
+  auto stored = storage_->Exec("SELECT reply FROM _sync_mutations WHERE scope=?1 AND id=?2",
+                               {SqlValue::Text(std::string(scope)), SqlValue::Text(std::string(id))});
+  if (!stored.ok()) return stored.status();
+  if (stored->empty() || stored->front().empty()) return std::string();
+  return std::move(stored->front().front().text);
+}
+
+Plan Mutations::Refuse(std::string_view socket, std::string_view scope, std::string_view id, const Status& why) {
+  Plan plan;
+  auto stored = StoredReply(scope, id);
+  // The outcome is unknown (it may have committed): an error, never a reject.
+  if (!stored.ok()) return ErrorPlan(socket, stored.status());
+  if (!stored->empty()) {
+    Reply(&plan, socket, std::move(*stored));
+  } else {
+    ReplyReject(&plan, socket, id, why);
+  }
   return plan;
 }
 
@@ -245,10 +256,12 @@ Result<Seq> Mutations::Commit(std::string_view scope, std::string_view id, std::
   // reads it and records the ack, built around it by SQLite, for replays.
   // Retention may have pruned every entry: the floor still says how far
   // seqs went.
+  // An id already recorded inserts nothing and returns no row: a replay
+  // of a committed mutation, which the caller rolls back.
   static constexpr std::string_view kRecord =
-      "INSERT OR REPLACE INTO _sync_mutations(scope,id,reply,ts) SELECT ?1,?2,?3||h||?4,?5 FROM"
-      " (SELECT MAX(COALESCE(MAX(seq),0),?6) AS h FROM _sync_changes)"
-      " RETURNING (SELECT MAX(COALESCE(MAX(seq),0),?6) FROM _sync_changes)";
+      "INSERT INTO _sync_mutations(scope,id,reply,ts)"
+      " VALUES(?1,?2,?3||(SELECT MAX(COALESCE(MAX(seq),0),?6) FROM _sync_changes)||?4,?5)"
+      " ON CONFLICT DO NOTHING RETURNING (SELECT MAX(COALESCE(MAX(seq),0),?6) FROM _sync_changes)";
   std::vector<SqlValue> params{SqlValue::Text(std::string(scope)), SqlValue::Text(std::string(id)),
                                SqlValue::Text(AckFramePrefix(id)),
                                SqlValue::Text(AckFrameSuffix(has_result ? result_json : "")),
@@ -266,6 +279,7 @@ Result<Seq> Mutations::Commit(std::string_view scope, std::string_view id, std::
     (*recorded)[0].resize(1);
   }
   if (!recorded.ok()) return recorded.status();
+  if (recorded->empty()) return Status::Internal("mutation '" + std::string(id) + "' was committed before");
   if (recorded->size() != 1 || (*recorded)[0].size() != 1) return Status::Internal("unexpected mutation record shape");
   const Seq head = static_cast<Seq>((*recorded)[0][0].AsInteger());
   if (head > kMaxSeq) return Status::Internal("seq space exhausted (2^53)");

@@ -42,6 +42,8 @@ class Mutations {
                      std::int64_t now_ms, std::string_view also = {}, const std::vector<SqlValue>& also_params = {},
                      SqlRow* also_values = nullptr);
 
+  // The reply recorded for a committed mutation `id`; "" if none is.
+  Result<std::string> StoredReply(std::string_view scope, std::string_view id);
   // The recorded ack of an in-flight mutation and the head after its
   // writes; false iff `id` is not in flight. `ack` is empty until Commit.
   bool Find(std::string_view scope, std::string_view id, std::string* ack, Seq* head) const;
@@ -73,6 +75,10 @@ class Mutations {
   };
 
   static std::string DedupKey(std::string_view scope, std::string_view id);
+  // The answer to a mutation refused before it ran: its stored ack if it
+  // committed before, else a reject for `why` (an error if the record
+  // cannot be read: its outcome is then unknown).
+  Plan Refuse(std::string_view socket, std::string_view scope, std::string_view id, const Status& why);
   // Validates the ops of a mut, appending their normalised form to `w`.
   Status ValidateOps(const JsonValue& ops, JsonWriter* w);
 

@@ -77,7 +77,8 @@ TEST_CASE("a replayed mutation id gets the original ack and applies once") {
   h.Connect("s1", R"([{"id":"m","c":"messages"}])");
   Plan first = h.SendAndRun("s1", InsertMessage("m1", "a"));
   Plan again = h.SendAndRun("s1", InsertMessage("m1", "a"));
-  CHECK_FALSE(again.mutation.has_value());
+  // It runs again (nothing looks the id up before a write), its INSERT
+  // fails on the row it wrote, and the refusal finds the stored ack.
   auto f = Harness::FramesFor(again, "s1");
   REQUIRE(f.size() == 1);
   CHECK(f[0] == R"({"t":"ack","id":"m1","seq":1})");
@@ -88,6 +89,61 @@ TEST_CASE("a replayed mutation id gets the original ack and applies once") {
     Plan odd = h.Send("s1", R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"delete","k":""}]})");
     CHECK_FALSE(odd.mutation.has_value());
     CHECK(Harness::FramesFor(odd, "s1")[0] == R"({"t":"ack","id":"m1","seq":1})");
+  }
+}
+
+TEST_CASE("a replay of a committed id that would apply again is rolled back and answered with its ack") {
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  h.SendAndRun("s1", InsertMessage("m1", "a", "u1", "first"));
+  // The same id, now an update that would succeed: Commit finds the record.
+  Plan replay = h.SendAndRun(
+      "s1", R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"update","k":"a","cols":{"content":"again"}}]})");
+  REQUIRE(replay.mutation.has_value());  // it ran
+  auto f = Harness::FramesFor(replay, "s1");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0] == R"({"t":"ack","id":"m1","seq":1})");
+  CHECK(h.Count("SELECT COUNT(*) FROM messages WHERE content = 'first'") == 1);  // rolled back
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_changes") == 1);
+}
+
+TEST_CASE("a replay of a committed id refused for any reason gets its ack, never a reject") {
+  Options options;
+  options.max_in_flight_per_socket = 1;
+  Harness h(options);
+  h.Connect("s1");
+  h.SendAndRun("s1", InsertMessage("m1", "a"));
+
+  SUBCASE("refused by authorize or execute") {
+    Plan run = h.Send("s1", InsertMessage("m1", "a"));
+    REQUIRE(run.mutation.has_value());
+    Plan denied = h.core->RejectMutation("u1", "m1", Status::Unauthorized("not any more"), h.now);
+    auto f = Harness::FramesFor(denied, "s1");
+    REQUIRE(f.size() == 1);
+    CHECK(f[0] == R"({"t":"ack","id":"m1","seq":1})");
+  }
+  SUBCASE("refused by the socket's cap before it runs") {
+    REQUIRE(h.Send("s1", InsertMessage("m2", "b")).mutation.has_value());  // holds the one slot
+    Plan capped = h.Send("s1", InsertMessage("m1", "a"));
+    CHECK_FALSE(capped.mutation.has_value());
+    auto f = Harness::FramesFor(capped, "s1");
+    REQUIRE(f.size() == 1);
+    CHECK(f[0] == R"({"t":"ack","id":"m1","seq":1})");
+  }
+  SUBCASE("if its record cannot be read, the outcome is unknown: no reject, the socket reconnects") {
+    Plan run = h.Send("s1", InsertMessage("m1", "a"));
+    REQUIRE(run.mutation.has_value());
+    h.db.FailNextMatching("SELECT reply FROM _sync_mutations");
+    Plan unknown = h.core->RejectMutation("u1", "m1", Status::ExecuteFailed("UNIQUE constraint failed"), h.now);
+    CHECK(Harness::FramesFor(unknown, "s1").empty());
+    CHECK(unknown.close_code == kCloseInternal);
+    CHECK(unknown.close == std::vector<std::string>{"s1"});
+  }
+  SUBCASE("an id that never committed is rejected") {
+    Plan run = h.Send("s1", InsertMessage("m9", "z"));
+    REQUIRE(run.mutation.has_value());
+    Plan denied = h.core->RejectMutation("u1", "m9", Status::Unauthorized("no"), h.now);
+    CHECK(CodeOf(denied, "s1") == Code::kUnauthorized);
   }
 }
 
@@ -336,17 +392,17 @@ TEST_CASE("a committed write whose changes cannot be read is neither acked nor r
   CHECK(h.Count("SELECT COUNT(*) FROM messages") == 1);
 }
 
-TEST_CASE("a confirmed insert to a subscribed socket costs two statements in the core") {
-  // The dedup lookup; the dedup record with the head at commit, which also
-  // reads the changes with their rows and the schema fingerprint for the
-  // drain. (The third statement is the handler's INSERT.)
+TEST_CASE("a confirmed insert to a subscribed socket costs one statement in the core") {
+  // The dedup record with the head at commit, which also reads the changes
+  // with their rows and the schema fingerprint for the drain. (The other
+  // statement is the handler's INSERT.)
   Harness h;
   h.Connect("s1", R"([{"id":"m","c":"messages"}])");
   h.SendAndRun("s1", InsertMessage("warm", "a"));  // the first drain also housekeeps
   const long before = h.db.exec_count();
   auto f = Harness::FramesFor(h.SendAndRun("s1", InsertMessage("m1", "b")), "s1");
   REQUIRE(f.size() == 2);
-  CHECK(h.db.exec_count() - before == 3);
+  CHECK(h.db.exec_count() - before == 2);
 }
 
 TEST_CASE("a stored subscription whose collection a deploy dropped is refused at the wake; the others live on") {
