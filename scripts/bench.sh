@@ -11,12 +11,13 @@
 # --no-docs, --report-only [--docs]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node22.sh
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 [ -f worker/build/core.wasm ] || bash scripts/build-wasm.sh
 out=test-output/bench-build
 mkdir -p "$out"
 npx esbuild bench/run.ts bench/subscriber.ts bench/profile.ts --bundle --platform=node --format=esm \
-  --target=node20 --packages=external --outdir="$out" --out-extension:.js=.mjs --log-level=warning
+  --target=node22 --packages=external --outdir="$out" --out-extension:.js=.mjs --log-level=warning
 # The reload scenario's page runs in Chromium: bundled whole, for the browser.
 npx esbuild bench/reload-page.ts --bundle --format=esm --platform=browser --target=es2022 \
   --define:process.env.NODE_ENV='"production"' --outfile="$out/reload-page.js" --log-level=warning

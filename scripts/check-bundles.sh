@@ -6,6 +6,7 @@ set -euo pipefail
 # gzip (3 MiB on the Free plan, the stricter of the two; 10 MiB on Paid).
 # Bundles go to build/bundles/<name>/. Usage: scripts/check-bundles.sh [names…] (default: all)
 cd "$(dirname "$0")/.."
+source scripts/node22.sh
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 limit=$((3 * 1024 * 1024))
 [ -f worker/build/core.wasm ] || bash scripts/build-wasm.sh

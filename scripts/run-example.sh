@@ -4,6 +4,7 @@ set -euo pipefail
 # then starts `wrangler dev` on http://localhost:8787 (no Cloudflare account:
 # everything runs in local workerd). Usage: scripts/run-example.sh <name>
 cd "$(dirname "$0")/.."
+source scripts/node22.sh
 name="${1:?usage: run-example.sh chat|on-demand|board|ssr-chat}"
 shift
 bash scripts/build-example.sh "$name"

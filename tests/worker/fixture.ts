@@ -148,7 +148,7 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
             authorize: async ({ op }) => {
               await scheduler.wait(1)
               // Held until a test calls releaseHeld(): a write that is in flight for as long as the test needs.
-              if (op.cols.title === 'held') await this.#held.promise
+              if (op.cols.title === 'held') await this.#waitHeld()
               if (op.cols.title === 'forbidden') throw new SyncDenied('no forbidden tasks')
             },
             execute: ({ op, sql }) => {
@@ -321,10 +321,23 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
     })
   }
   #held = gate()
-  /** Lets every `held` task insert's authorize finish. */
+  #heldWaiting = 0
+  async #waitHeld(): Promise<void> {
+    this.#heldWaiting++
+    try {
+      await this.#held.promise
+    } finally {
+      this.#heldWaiting--
+    }
+  }
+  /** Lets every `held` task insert's authorize finish; one that reaches the gate later waits for the next release. */
   releaseHeld(): void {
     this.#held.resolve()
     this.#held = gate()
+  }
+  /** How many `held` task inserts wait at the gate: a test releases them once they are there. */
+  heldWaiting(): number {
+    return this.#heldWaiting
   }
 
   /** The single number `query` selects (a COUNT, say). */

@@ -1,4 +1,4 @@
-// wrangler, Miniflare and vitest-pool-workers turn an imported .wasm file into
+// wrangler, Miniflare and the Vitest plugin turn an imported .wasm file into
 // a precompiled WebAssembly.Module (workerd forbids compiling bytes at run time).
 declare module '*.wasm' {
   const module: WebAssembly.Module
