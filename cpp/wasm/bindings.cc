@@ -3,13 +3,19 @@
 // is no constructor: a core exists only registered), whose methods take
 // whole frames, send the frames they plan through the bridge (one crossing
 // per frame, sent as encoded here), and return the rest as one JSON text or
-// a number (nothing to .delete() but the core itself). No method throws. The typed
-// wrapper is worker/src/do/core.ts; the declarations are cpp/wasm/core.d.mts.
+// a number (nothing to .delete() but the core itself). The calls a write
+// makes take their texts as bytes in the heap (see Inbox). No method
+// throws. The typed wrapper is worker/src/do/core.ts; the declarations are
+// cpp/wasm/core.d.mts.
 
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <array>
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <string_view>
 
 #include "frame_writer.h"
 #include "js_storage.h"
@@ -96,7 +102,7 @@ class RawCore {
   // `core` is null and code/message say why (options first, then the
   // registration and the restore). `live_presence`: [{socket, presence}]
   // for the live sockets whose attachment kept presence.
-  static val Open(val bridge, const std::string& options_json, const std::string& registration,
+  static val Open(const std::string& options_json, const std::string& registration,
                   const std::string& fresh_epoch, val live_ids, val live_presence) {
     auto options = ParseOptions(options_json);
     if (!options.ok()) {
@@ -106,7 +112,7 @@ class RawCore {
     const unsigned n = live_ids["length"].as<unsigned>();
     for (unsigned i = 0; i < n; ++i) live.push_back(live_ids[i].as<std::string>());
     // The storage lives in the RawCore, so it outlives the Core it serves.
-    std::unique_ptr<RawCore> raw(new RawCore(std::move(bridge)));
+    std::unique_ptr<RawCore> raw(new RawCore());
     Plan refusals;
     auto core = Core::Open(&raw->storage_, *options, registration, fresh_epoch, live, &refusals);
     if (!core.ok()) return Opened(core.status());
@@ -124,18 +130,31 @@ class RawCore {
     return out;
   }
 
-  // Each call that plans sends the plan's frames through the bridge, in
-  // order, before it returns, and returns the Remainder.
-  std::string OnMessage(const std::string& socket, const std::string& scope, const std::string& frame,
-                        double now_ms) {
-    return Sent(core_->OnMessage(socket, scope, frame, static_cast<std::int64_t>(now_ms)));
+  // The calls a write makes (and drain, onClose) are the hot ones: they
+  // read their texts from the inbox, one after another with the lengths
+  // given, send the plan's frames through the bridge in order, and leave
+  // the Remainder in the outbox, whose address and length are the two
+  // int32s at registers() once they return. So no text crosses as a string
+  // argument, which embind copies character by character.
+
+  // The inbox's address, with room for `bytes`. It moves only here.
+  int Inbox(int bytes) {
+    if (bytes > 0 && inbox_.size() < static_cast<std::size_t>(bytes)) inbox_.resize(static_cast<std::size_t>(bytes));
+    return Address(inbox_.data());
+  }
+
+  int Registers() { return Address(registers_); }
+
+  void OnMessage(int socket_len, int scope_len, int frame_len, double now_ms) {
+    Inputs in(inbox_, {socket_len, scope_len, frame_len});
+    Sent(core_->OnMessage(in[0], in[1], in[2], static_cast<std::int64_t>(now_ms)));
   }
 
   // The seq (>= 0), or minus the code of why not (the message is then
   // lastError()).
-  double CommitMutation(const std::string& scope, const std::string& id, const std::string& result,
-                        double now_ms) {
-    auto seq = core_->CommitMutation(scope, id, result, static_cast<std::int64_t>(now_ms));
+  double CommitMutation(int scope_len, int id_len, int result_len, double now_ms) {
+    Inputs in(inbox_, {scope_len, id_len, result_len});
+    auto seq = core_->CommitMutation(in[0], in[1], in[2], static_cast<std::int64_t>(now_ms));
     if (seq.ok()) return static_cast<double>(*seq);
     last_error_ = seq.status().message();
     return -static_cast<double>(static_cast<int>(seq.status().code()));
@@ -143,32 +162,38 @@ class RawCore {
 
   std::string LastError() const { return last_error_; }
 
-  std::string FinishMutation(const std::string& scope, const std::string& id, double now_ms) {
-    return Sent(core_->FinishMutation(scope, id, static_cast<std::int64_t>(now_ms)));
+  void FinishMutation(int scope_len, int id_len, double now_ms) {
+    Inputs in(inbox_, {scope_len, id_len});
+    Sent(core_->FinishMutation(in[0], in[1], static_cast<std::int64_t>(now_ms)));
   }
 
-  std::string RejectMutation(const std::string& scope, const std::string& id, int code,
-                             const std::string& message, double now_ms) {
+  void RejectMutation(int scope_len, int id_len, int message_len, int code, double now_ms) {
+    Inputs in(inbox_, {scope_len, id_len, message_len});
     Code c = IsKnownCode(code) && code != 0 ? static_cast<Code>(code) : Code::kInternal;
-    return Sent(core_->RejectMutation(scope, id, Status(c, message), static_cast<std::int64_t>(now_ms)));
+    Sent(core_->RejectMutation(in[0], in[1], Status(c, std::string(in[2])), static_cast<std::int64_t>(now_ms)));
   }
 
-  std::string Drain(double now_ms) { return Sent(core_->Drain(static_cast<std::int64_t>(now_ms))); }
+  void Drain(double now_ms) { Sent(core_->Drain(static_cast<std::int64_t>(now_ms))); }
 
-  std::string OnClose(const std::string& socket) { return Sent(core_->OnClose(socket)); }
+  void OnClose(int socket_len) {
+    Inputs in(inbox_, {socket_len});
+    Sent(core_->OnClose(in[0]));
+  }
 
   std::string CommitPresence(const std::string& socket, const std::string& user) {
-    return Sent(core_->CommitPresence(socket, user));
+    Sent(core_->CommitPresence(socket, user));
+    return outbox_;
   }
 
   std::string RefusePresence(const std::string& socket, int code, const std::string& message) {
     Code c = IsKnownCode(code) && code != 0 ? static_cast<Code>(code) : Code::kInternal;
-    return Sent(core_->RefusePresence(socket, Status(c, message)));
+    Sent(core_->RefusePresence(socket, Status(c, message)));
+    return outbox_;
   }
 
   // Sends the read's frames to `reader` through the bridge; returns nothing.
   void ReadSnapshot(const std::string& reader, const std::string& request) {
-    (void)Sent(core_->ReadSnapshot(reader, request));
+    Sent(core_->ReadSnapshot(reader, request));
   }
 
   val Housekeep(double now_ms) {
@@ -202,7 +227,30 @@ class RawCore {
   std::string Limits() const { return LimitsJson(core_->options()); }
 
  private:
-  explicit RawCore(val bridge) : storage_(std::move(bridge)) {}
+  RawCore() = default;
+
+  static int Address(const void* p) { return static_cast<int>(reinterpret_cast<std::uintptr_t>(p)); }
+
+  // The texts of one hot call, views of the inbox in the order written.
+  class Inputs {
+   public:
+    Inputs(const std::string& inbox, std::initializer_list<int> lengths) {
+      std::size_t at = 0, i = 0;
+      if (lengths.size() > views_.size()) __builtin_trap();
+      for (int n : lengths) {
+        // Lengths come from the shell, which wrote them: one out of range
+        // is a shell bug, and a trap (the shell resets the object) is the
+        // only safe answer.
+        if (n < 0 || static_cast<std::size_t>(n) > inbox.size() - at) __builtin_trap();
+        views_[i++] = std::string_view(inbox.data() + at, static_cast<std::size_t>(n));
+        at += static_cast<std::size_t>(n);
+      }
+    }
+    std::string_view operator[](std::size_t i) const { return views_[i]; }
+
+   private:
+    std::array<std::string_view, 3> views_;
+  };
 
   // What open returns, without a core yet.
   static val Opened(const Status& s) {
@@ -212,14 +260,20 @@ class RawCore {
     return out;
   }
 
-  std::string Sent(const Plan& plan) {
+  // Sends the plan's frames, and leaves its Remainder in the outbox.
+  void Sent(const Plan& plan) {
     for (const Delivery& d : plan.deliveries) storage_.Send(d.to, d.frame);
-    return Remainder(plan);
+    outbox_ = Remainder(plan);
+    registers_[0] = Address(outbox_.data());
+    registers_[1] = static_cast<std::int32_t>(outbox_.size());
   }
 
   JsStorage storage_;
   std::unique_ptr<Core> core_;
   std::string last_error_;
+  std::string inbox_;
+  std::string outbox_;
+  std::int32_t registers_[2] = {0, 0};
 };
 
 std::string VersionString() { return Version(); }
@@ -231,6 +285,8 @@ EMSCRIPTEN_BINDINGS(seqsync_core) {
   using seqsync::RawCore;
   emscripten::class_<RawCore>("RawCore")
       .class_function("open", &RawCore::Open)
+      .function("inbox", &RawCore::Inbox)
+      .function("registers", &RawCore::Registers)
       .function("onMessage", &RawCore::OnMessage)
       .function("commitMutation", &RawCore::CommitMutation)
       .function("finishMutation", &RawCore::FinishMutation)

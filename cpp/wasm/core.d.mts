@@ -2,17 +2,21 @@
 // shape is cpp/wasm/bindings.cc; the typed wrapper is worker/src/do/core.ts.
 
 /**
- * The bridge the core calls for every SQL statement, and to send frames.
- * Params and results are text in the format of cpp/src/bridge_codec.h. Never throws.
+ * The bridge the core calls for every SQL statement, and to send frames: the
+ * object at CoreModule.seqsyncBridge. Texts are UTF-8 bytes in the heap, given
+ * as (address, length). Params and results are in the format of
+ * cpp/src/bridge_codec.h. Never throws.
  */
 export interface SqlBridge {
   /** Names a statement text; exec calls it by the number returned. */
-  prepare(sql: string): number
-  exec(statement: number, params: string): string | Uint8Array
+  prepare(sql: number, sqlLength: number): number
+  /** Runs a statement; returns its result's byte length, which take then copies to `into`. */
+  exec(statement: number, params: number, paramsLength: number): number
   /** exec for a text not named (the core names a bounded number). */
-  execText(sql: string, params: string): string | Uint8Array
+  execText(sql: number, sqlLength: number, params: number, paramsLength: number): number
+  take(into: number): void
   /** Sends `frame` now to the sockets `to` (ids one per line). */
-  send(to: string, frame: string): void
+  send(to: number, toLength: number, frame: number, frameLength: number): void
 }
 
 export interface CoreStatus {
@@ -41,17 +45,25 @@ export interface RawRemainder {
 }
 
 export interface RawCore {
-  /** The methods that plan send its frames through the bridge and return a RawRemainder as JSON text ("" for none). */
-  onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): string
+  /**
+   * The hot calls (onMessage, commitMutation, finishMutation, rejectMutation,
+   * drain, onClose) read their texts from the inbox, one after another, by
+   * byte length; inbox(n) returns its address with room for n bytes (it
+   * moves only then). The plan calls leave a RawRemainder as JSON text ("" for
+   * none) in the heap: its address and length are the two int32s at registers().
+   */
+  inbox(bytes: number): number
+  registers(): number
+  onMessage(socketLength: number, scopeLength: number, frameLength: number, nowMs: number): void
   /** The seq, or minus the error code (then lastError() says why). */
-  commitMutation(scope: string, id: string, resultJson: string, nowMs: number): number
+  commitMutation(scopeLength: number, idLength: number, resultLength: number, nowMs: number): number
   lastError(): string
-  finishMutation(scope: string, id: string, nowMs: number): string
-  rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): string
-  drain(nowMs: number): string
+  finishMutation(scopeLength: number, idLength: number, nowMs: number): void
+  rejectMutation(scopeLength: number, idLength: number, messageLength: number, code: number, nowMs: number): void
+  drain(nowMs: number): void
+  onClose(socketLength: number): void
   /** Sends a snapshot read's frames (for `reader`, no socket) through the bridge. */
   readSnapshot(reader: string, helloFrame: string): void
-  onClose(socket: string): string
   commitPresence(socket: string, user: string): string
   refusePresence(socket: string, code: number, message: string): string
   housekeep(nowMs: number): CoreStatus
@@ -74,10 +86,15 @@ export interface RawOpened extends CoreStatus {
 export interface CoreModule {
   RawCore: {
     /** Checks the options, registers, loads the log's state and restores `liveSocketIds` and their presence. Never throws. */
-    open(bridge: SqlBridge, optionsJson: string, registrationJson: string, freshEpoch: string, liveSocketIds: string[],
+    open(optionsJson: string, registrationJson: string, freshEpoch: string, liveSocketIds: string[],
       livePresence: Array<{ socket: string; presence: string }>): RawOpened
   }
   version(): string
+  /** Set by the shell before open: every core of this module calls it. */
+  seqsyncBridge: SqlBridge
+  /** The heap, as the module's glue keeps it (replaced when memory grows). */
+  HEAPU8: Uint8Array
+  HEAP32: Int32Array
 }
 
 export interface CoreModuleArguments {

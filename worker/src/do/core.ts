@@ -29,6 +29,12 @@ export type RawPlan = RawRemainder & { deliveries?: RawDelivery[] }
 
 const NOTHING_LEFT: RawPlan = Object.freeze({})
 
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder()
+// A text longer than this (UTF-16 units) is encoded before it is written,
+// so the heap is not asked for 3 bytes a unit.
+const ENCODE_FIRST_FROM = 16 * 1024
+
 function remainder(text: string): RawPlan {
   return text === '' ? NOTHING_LEFT : (JSON.parse(text) as RawPlan)
 }
@@ -98,14 +104,21 @@ export class Core {
   /** The core's frame limit, for the shell to check before a frame is copied into wasm. */
   readonly maxFrameBytes: number
   #raw: RawCore | undefined
+  readonly #module: CoreModule
   readonly #onTrap: (error: unknown) => never
   // Where the bridge puts the frames for READER while a read runs.
   readonly #read: { frames: string[] | undefined }
+  // The heap addresses of the core's inbox (and its room) and registers.
+  #inbox = 0
+  #inboxRoom = 0
+  readonly #registers: number
 
-  private constructor(raw: RawCore, onTrap: (error: unknown) => never, read: { frames: string[] | undefined }) {
+  private constructor(module: CoreModule, raw: RawCore, onTrap: (error: unknown) => never, read: { frames: string[] | undefined }) {
+    this.#module = module
     this.#raw = raw
     this.#onTrap = onTrap
     this.#read = read
+    this.#registers = this.#call((core) => core.registers())
     this.epoch = this.#call((core) => core.epoch())
     this.maxFrameBytes = (JSON.parse(this.#call((core) => core.limitsJson())) as { maxFrameBytes: number }).maxFrameBytes
   }
@@ -125,8 +138,9 @@ export class Core {
     }
     let opened: ReturnType<CoreModule['RawCore']['open']>
     try {
-      opened = module.RawCore.open(coreBridge(args.sql, send), args.optionsJson, args.registrationJson,
-        args.freshEpoch, args.liveSocketIds, args.livePresence)
+      module.seqsyncBridge = coreBridge(module, args.sql, send)
+      opened = module.RawCore.open(args.optionsJson, args.registrationJson, args.freshEpoch, args.liveSocketIds,
+        args.livePresence)
     } catch (error) {
       return args.onTrap(error)
     }
@@ -134,37 +148,52 @@ export class Core {
       opened.core?.delete()
       throw new SyncRegistrationError(opened.code, opened.message)
     }
-    return { core: new Core(opened.core, args.onTrap, read), refusals: opened.deliveries }
+    return { core: new Core(module, opened.core, args.onTrap, read), refusals: opened.deliveries }
   }
 
   // The calls that plan send their frames as they return (through the
   // bridge's send); what they return is the rest.
   onMessage(socket: string, scope: string, frame: string | Uint8Array, nowMs: number): RawPlan {
-    return remainder(this.#call((core) => core.onMessage(socket, scope, frame, nowMs)))
+    return this.#planned((core) => {
+      const [a, b, c] = this.#write(socket, scope, frame)
+      core.onMessage(a!, b!, c!, nowMs)
+    })
   }
 
   /** Records the mutation's outcome (inside its transaction); returns its seq. Throws CoreRefusal. */
   commitMutation(scope: string, id: string, resultJson: string, nowMs: number): number {
-    const seq = this.#call((core) => core.commitMutation(scope, id, resultJson, nowMs))
+    const seq = this.#call((core) => {
+      const [a, b, c] = this.#write(scope, id, resultJson)
+      return core.commitMutation(a!, b!, c!, nowMs)
+    })
     if (seq < 0) throw new CoreRefusal(-seq, this.#call((core) => core.lastError()))
     return seq
   }
 
   finishMutation(scope: string, id: string, nowMs: number): RawPlan {
-    return remainder(this.#call((core) => core.finishMutation(scope, id, nowMs)))
+    return this.#planned((core) => {
+      const [a, b] = this.#write(scope, id)
+      core.finishMutation(a!, b!, nowMs)
+    })
   }
 
   rejectMutation(scope: string, id: string, code: number, message: string, nowMs: number): RawPlan {
-    return remainder(this.#call((core) => core.rejectMutation(scope, id, code, message, nowMs)))
+    return this.#planned((core) => {
+      const [a, b, c] = this.#write(scope, id, message)
+      core.rejectMutation(a!, b!, c!, code, nowMs)
+    })
   }
 
   drain(nowMs: number): RawPlan {
-    return remainder(this.#call((core) => core.drain(nowMs)))
+    return this.#planned((core) => core.drain(nowMs))
   }
 
   /** Forgets a closed socket; the plan removes its presence for the others. */
   onClose(socket: string): RawPlan {
-    return remainder(this.#call((core) => core.onClose(socket)))
+    return this.#planned((core) => {
+      const [a] = this.#write(socket)
+      core.onClose(a!)
+    })
   }
 
   /** Applies the presence set the last onMessage of `socket` returned, under `user`. */
@@ -226,6 +255,47 @@ export class Core {
     raw?.delete()
   }
 
+  /**
+   * Writes `texts` into the core's inbox, one after another, as UTF-8;
+   * returns their byte lengths. A string of n UTF-16 units takes at most 3n
+   * bytes; a long one is encoded first, so the inbox grows only by what it needs.
+   */
+  #write(...texts: Array<string | Uint8Array>): number[] {
+    const bytes = texts.map((t) => (typeof t === 'string' && t.length > ENCODE_FIRST_FROM ? utf8.encode(t) : t))
+    let room = 0
+    for (const t of bytes) room += typeof t === 'string' ? t.length * 3 : t.length
+    if (room > this.#inboxRoom) {
+      this.#inbox = this.#raw!.inbox(room) // may grow the memory: the heap is read after
+      this.#inboxRoom = room
+    }
+    const heap = this.#module.HEAPU8
+    const lengths: number[] = []
+    let at = this.#inbox
+    for (const t of bytes) {
+      let n: number
+      if (typeof t === 'string') {
+        n = utf8.encodeInto(t, heap.subarray(at, at + t.length * 3)).written
+      } else {
+        heap.set(t, at)
+        n = t.length
+      }
+      lengths.push(n)
+      at += n
+    }
+    return lengths
+  }
+
+  /** Runs a plan call, then reads the remainder it left (registers: address, length). */
+  #planned(call: (core: RawCore) => void): RawPlan {
+    return this.#call((core) => {
+      call(core)
+      const registers = this.#module.HEAP32
+      const at = registers[this.#registers >> 2]!
+      const length = registers[(this.#registers >> 2) + 1]!
+      return length === 0 ? NOTHING_LEFT : (JSON.parse(fromUtf8.decode(this.#module.HEAPU8.subarray(at, at + length))) as RawPlan)
+    })
+  }
+
   #call<T>(call: (core: RawCore) => T): T {
     const raw = this.#raw
     if (!raw) throw new Error('seqsync: this core was stopped')
@@ -263,33 +333,55 @@ function instantiateCoreModule(): CoreModule {
 /**
  * The DO's SQLite as the core sees it, and its sockets. A statement crosses
  * once each way: its text is named once (prepare), and its params and rows
- * travel as text (cpp/src/bridge_codec.h). A JS exception must never unwind
- * through C++ frames (it would leak), so errors come back as values.
- * SQLite's own message is logged here, in the DO: the core sends clients a
- * fixed sentence for INTERNAL errors.
+ * travel as UTF-8 text in the heap (cpp/src/bridge_codec.h): the core reads
+ * a result with one copy (take). A JS exception must never unwind through
+ * C++ frames (it would leak), so errors come back as values. SQLite's own
+ * message is logged here, in the DO: the core sends clients a fixed
+ * sentence for INTERNAL errors.
  */
-function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void): SqlBridge {
+function coreBridge(module: CoreModule, sql: SqlStorage, send: (to: string, frame: string) => void): SqlBridge {
   const statements: string[] = []
-  const run = (query: string, params: string): string | Uint8Array => {
+  const text = (at: number, length: number) =>
+    length === 0 ? '' : fromUtf8.decode(module.HEAPU8.subarray(at, at + length))
+  // The last result's bytes, until take copies them into the heap. Short
+  // ones are encoded into one reused buffer.
+  let scratch = new Uint8Array(4096)
+  let result: Uint8Array = scratch.subarray(0, 0)
+  const keep = (out: string): number => {
+    if (out.length > ENCODE_FIRST_FROM) {
+      result = utf8.encode(out)
+    } else {
+      if (scratch.length < out.length * 3) scratch = new Uint8Array(out.length * 3)
+      result = scratch.subarray(0, utf8.encodeInto(out, scratch).written)
+    }
+    return result.length
+  }
+  const run = (query: string, params: string): number => {
     try {
-      return encodeRows(sql.exec(query, ...decodeParams(params)))
+      return keep(encodeRows(sql.exec(query, ...decodeParams(params))))
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)
       console.error(`seqsync: SQL failed: ${message} (in: ${query.slice(0, 200)})`)
-      return `E${message}`
+      return keep(`E${message}`)
     }
   }
   return {
-    prepare(query: string) {
-      return statements.push(query) - 1
+    prepare(query: number, queryLength: number) {
+      return statements.push(text(query, queryLength)) - 1
     },
-    exec(statement: number, params: string) {
-      return run(statements[statement] ?? '', params)
+    exec(statement: number, params: number, paramsLength: number) {
+      return run(statements[statement] ?? '', text(params, paramsLength))
     },
-    execText: run,
-    send(to: string, frame: string) {
+    execText(query: number, queryLength: number, params: number, paramsLength: number) {
+      return run(text(query, queryLength), text(params, paramsLength))
+    },
+    take(into: number) {
+      module.HEAPU8.set(result, into)
+      result = scratch.subarray(0, 0)
+    },
+    send(to: number, toLength: number, frame: number, frameLength: number) {
       try {
-        send(to, frame)
+        send(text(to, toLength), text(frame, frameLength))
       } catch (error) {
         console.error('seqsync: send failed:', error)
       }
@@ -297,13 +389,8 @@ function coreBridge(sql: SqlStorage, send: (to: string, frame: string) => void):
   }
 }
 
-// A result this long crosses as UTF-8 bytes, which the glue copies, rather
-// than as a string it encodes character by character.
-const ENCODE_NATIVELY_FROM = 4096
-const utf8 = new TextEncoder()
-
 /** The rows of `cursor` in the bridge's result format. */
-function encodeRows(cursor: SqlStorageCursor<Record<string, SqlStorageValue>>): string | Uint8Array {
+function encodeRows(cursor: SqlStorageCursor<Record<string, SqlStorageValue>>): string {
   let out = ''
   let rows = 0
   let columns = 0
@@ -318,11 +405,8 @@ function encodeRows(cursor: SqlStorageCursor<Record<string, SqlStorageValue>>): 
       else out += 'n' // NULL, and BLOBs, which the core's queries turn into hex
     }
   }
-  if (rows === 1 && columns === 1 && typeof only === 'string') {
-    return only.length >= ENCODE_NATIVELY_FROM ? utf8.encode(`T${only}`) : `T${only}`
-  }
-  const text = `R${rows},${columns};${out}`
-  return text.length >= ENCODE_NATIVELY_FROM ? utf8.encode(text) : text
+  if (rows === 1 && columns === 1 && typeof only === 'string') return `T${only}`
+  return `R${rows},${columns};${out}`
 }
 
 /** The params the core sent, from the bridge's params format. */
