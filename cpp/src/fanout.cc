@@ -125,9 +125,10 @@ const std::string& Fanout::PageSelect(const std::set<std::string>& tables, int f
   // plainer "FROM (... ORDER BY seq LIMIT n)" costs SQLite about 100 µs
   // more per read, which every write paid.
   const std::string after = param(0), upto = param(1), limit = param(2);
-  it->second = "(SELECT json_group_array(json_array(seq,tbl,key," + row + ")) FROM _sync_changes WHERE seq > " +
-               after + " AND seq <= COALESCE((SELECT seq FROM _sync_changes WHERE seq > " + after + " AND seq <= " +
-               upto + " ORDER BY seq LIMIT 1 OFFSET " + limit + " - 1)," + upto + "))";
+  it->second = "(SELECT COALESCE(group_concat(seq||char(31)||json_quote(tbl)||char(31)||json_quote(key)||char(31)||"
+               "COALESCE(" + row + ",''),char(30)),'') FROM _sync_changes WHERE seq > " + after +
+               " AND seq <= COALESCE((SELECT seq FROM _sync_changes WHERE seq > " + after + " AND seq <= " + upto +
+               " ORDER BY seq LIMIT 1 OFFSET " + limit + " - 1)," + upto + "))";
   return it->second;
 }
 
@@ -150,8 +151,7 @@ bool Fanout::ReadAheadSql(const SocketMap& sockets, int first_param, std::string
   return true;
 }
 
-Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables,
-                        JsonDocument* doc, std::vector<PageEntry>* page) {
+Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables, Page* page) {
   const std::size_t wanted = options_->read_page_rows;
   std::size_t limit = wanted;
   while (true) {
@@ -169,7 +169,7 @@ Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<s
     // A page that was too big once will be again: later reads start smaller.
     if (limit < wanted) options_->read_page_rows = limit;
     if (!r.ok()) return r.status();
-    if (r->size() != 1 || (*r)[0].size() != (check_schema ? 2u : 1u)) {
+    if (r->size() != 1 || (*r)[0].size() != (check_schema ? 2u : 1u) || (*r)[0][0].kind != SqlValue::Kind::kText) {
       return Status::Internal("unexpected change log shape");
     }
     if (check_schema && (*r)[0][1].AsInteger() != 1) {
@@ -179,25 +179,71 @@ Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<s
       check_schema = false;
       continue;
     }
-    return ParsePage((*r)[0][0].text, doc, page);
+    page->text = std::move((*r)[0][0].text);
+    return ParsePage(page);
   }
 }
 
-Status Fanout::ParsePage(std::string_view text, JsonDocument* doc, std::vector<PageEntry>* page) {
-  SEQSYNC_RETURN_IF_ERROR(ParseBounded(text, 4, doc));
-  if (!doc->IsArray()) return Status::Internal("change log read returned no array");
-  page->reserve(doc->Size());
-  for (const JsonValue& e : doc->GetArray()) {
-    if (!e.IsArray() || e.Size() != 4 || !e[0].IsNumber() || !e[1].IsString() || !e[2].IsString() ||
-        !(e[3].IsString() || e[3].IsObject() || e[3].IsNull())) {
+namespace {
+
+// The text of a JSON string field of a page entry, into `out`: a view of
+// the page when it has no escapes (table names and keys rarely do), else
+// unescaped into `unescaped`.
+bool PageString(std::string_view quoted, std::deque<std::string>* unescaped, std::string_view* out,
+                std::string_view* as_quoted) {
+  if (quoted.size() < 2 || quoted.front() != '"' || quoted.back() != '"') return false;
+  std::string_view inner = quoted.substr(1, quoted.size() - 2);
+  if (std::all_of(inner.begin(), inner.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '\\'; })) {
+    *out = inner;
+    *as_quoted = quoted;  // no escapes, nothing JsonQuote would write differently
+    return true;
+  }
+  if (inner.find('\\') == std::string_view::npos) {
+    *out = inner;
+    return true;
+  }
+  JsonDocument doc;
+  if (!ParseBounded(quoted, 1, &doc).ok() || !doc.IsString()) return false;
+  unescaped->emplace_back(doc.GetString(), doc.GetStringLength());
+  *out = unescaped->back();
+  return true;
+}
+
+}  // namespace
+
+Status Fanout::ParsePage(Page* page) {
+  const std::string_view text = page->text;
+  page->entries.clear();
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = text.find('\x1e', at);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view entry = text.substr(at, end - at);
+    at = end + 1;
+    std::string_view fields[4];
+    std::size_t from = 0;
+    for (int f = 0; f < 3; ++f) {
+      const std::size_t sep = entry.find('\x1f', from);
+      if (sep == std::string_view::npos) return Status::Internal("malformed change log entry");
+      fields[f] = entry.substr(from, sep - from);
+      from = sep + 1;
+    }
+    fields[3] = entry.substr(from);  // the row: JSON text, which holds no control characters
+    PageEntry e{0, {}, {}, fields[3], {}, {}};
+    if (fields[0].empty() || fields[0].size() > 16) return Status::Internal("malformed change log entry");
+    for (char c : fields[0]) {
+      if (c < '0' || c > '9') return Status::Internal("malformed change log entry");
+      e.seq = e.seq * 10 + static_cast<Seq>(c - '0');
+    }
+    if (!PageString(fields[1], &page->unescaped, &e.table, &e.table_json) ||
+        !PageString(fields[2], &page->unescaped, &e.key, &e.key_json)) {
       return Status::Internal("malformed change log entry");
     }
-    page->push_back({static_cast<Seq>(e[0].GetInt64()), View(e[1]), View(e[2]), e[3].IsNull() ? nullptr : &e[3]});
+    page->entries.push_back(e);
   }
+  std::vector<PageEntry>& entries = page->entries;
   // A rowid range scan keeps the log's order in practice; the protocol needs it.
-  if (!std::is_sorted(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; })) {
-    std::sort(page->begin(), page->end(), [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; });
-  }
+  const auto by_seq = [](const PageEntry& a, const PageEntry& b) { return a.seq < b.seq; };
+  if (!std::is_sorted(entries.begin(), entries.end(), by_seq)) std::sort(entries.begin(), entries.end(), by_seq);
   return Status::Ok();
 }
 
@@ -214,31 +260,35 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
   }
   Seq last_seq = after;
   for (bool first_page = true;; first_page = false) {
-    JsonDocument doc;
-    std::vector<PageEntry> page;
+    Page read;
     // The first page may have been read ahead, by the statement that
     // committed the mutation, if it is the page this read would be.
     if (first_page && ahead != nullptr && ahead->fresh_schema && ahead->after == after &&
         ahead->tables == TablesKey(wanted_tables)) {
-      SEQSYNC_RETURN_IF_ERROR(ParsePage(ahead->text, &doc, &page));
+      read.text = ahead->text;
+      SEQSYNC_RETURN_IF_ERROR(ParsePage(&read));
     } else {
-      SEQSYNC_RETURN_IF_ERROR(ReadPage(last_seq, upto, first_page, wanted_tables, &doc, &page));
+      SEQSYNC_RETURN_IF_ERROR(ReadPage(last_seq, upto, first_page, wanted_tables, &read));
     }
+    const std::vector<PageEntry>& page = read.entries;
     if (page.empty()) break;
     const Seq page_seq = page.back().seq;
     last_seq = page_seq;
     // Keep each key's last entry, in seq order: the row is read now, so an
     // earlier entry of the same key would only send it twice.
-    std::map<std::pair<std::string_view, std::string_view>, std::size_t> last;
-    for (std::size_t i = 0; i < page.size(); ++i) last[{page[i].table, page[i].key}] = i;
     std::vector<const PageEntry*> unique;
-    for (std::size_t i = 0; i < page.size(); ++i) {
-      if (last[{page[i].table, page[i].key}] == i) unique.push_back(&page[i]);
+    if (page.size() == 1) {
+      unique.push_back(&page[0]);
+    } else {
+      std::map<std::pair<std::string_view, std::string_view>, std::size_t> last;
+      for (std::size_t i = 0; i < page.size(); ++i) last[{page[i].table, page[i].key}] = i;
+      for (std::size_t i = 0; i < page.size(); ++i) {
+        if (last[{page[i].table, page[i].key}] == i) unique.push_back(&page[i]);
+      }
     }
-    // A row in text is parsed only if a predicate must look at it; a row
-    // as an object is encoded once.
+    // A row is parsed only if a predicate must look at it; it is sent as
+    // SQLite wrote it.
     std::vector<JsonDocument> parsed(any_predicate ? unique.size() : 0);
-    std::vector<std::string> encoded(unique.size());
     const Seq frame_seq = unit_seq != 0 ? unit_seq : page_seq;
     for (const Group& g : groups) {
       ChunkedFrames frames("{\"t\":\"changes\",\"seq\":" + std::to_string(frame_seq) + ",\"changes\":[",
@@ -249,31 +299,27 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
         for (const Subscription& s : *g.subs) {
           if (s.collection != c.table) continue;
           covered = true;
-          if (!c.row || matched) continue;
+          if (c.row.empty() || matched) continue;
           if (s.predicate.is_all()) {
             matched = true;
             continue;
           }
-          if (c.row->IsObject()) {
-            matched = s.predicate.Matches(*c.row);
-            continue;
-          }
           JsonDocument& row = parsed[i];
-          if (row.IsNull()) SEQSYNC_RETURN_IF_ERROR(ParseBounded(View(*c.row), kCeilingMaxJsonDepth, &row));
+          if (row.IsNull()) SEQSYNC_RETURN_IF_ERROR(ParseBounded(c.row, kCeilingMaxJsonDepth, &row));
           matched = s.predicate.Matches(row);
         }
         if (!covered) continue;
         // Covered but not matched: a removal, so a row that moved out of
         // every subscription (or was deleted) leaves the client.
-        std::string entry = "{\"c\":" + JsonQuote(c.table) + ",\"k\":" + JsonQuote(c.key);
+        std::string entry;
+        entry.reserve(16 + c.table.size() + c.key.size() + c.row.size());
+        entry += "{\"c\":";
+        if (c.table_json.empty()) entry += JsonQuote(c.table); else entry += c.table_json;
+        entry += ",\"k\":";
+        if (c.key_json.empty()) entry += JsonQuote(c.key); else entry += c.key_json;
         if (matched) {
           entry += ",\"row\":";
-          if (c.row->IsString()) {
-            entry += View(*c.row);
-          } else {
-            if (encoded[i].empty()) encoded[i] = ToJson(*c.row);
-            entry += encoded[i];
-          }
+          entry += c.row;
         }
         entry += "}";
         frames.Add(entry);

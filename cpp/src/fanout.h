@@ -7,6 +7,7 @@
 #define SEQSYNC_FANOUT_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <set>
@@ -97,24 +98,37 @@ class Fanout {
   bool Unsend(Plan* plan, std::uint64_t mark);
 
  private:
-  // One entry of a page of the log, with its key's row as it is now: JSON
-  // text, or an object (older SQLite); null: deleted, or a table no one
-  // subscribes to. Views into the page's document.
+  // One entry of a page of the log, with its key's row as it is now (JSON
+  // text; empty: deleted, or a table no one subscribes to). Views into the
+  // Page that holds it.
   struct PageEntry {
     Seq seq;
     std::string_view table;
     std::string_view key;
-    const JsonValue* row;
+    std::string_view row;
+    // The table and key as the page quoted them, if that is how JsonQuote
+    // writes them too (plain ASCII); else empty.
+    std::string_view table_json;
+    std::string_view key_json;
+  };
+  // A page as SQLite wrote it (PageSelect) and its entries.
+  struct Page {
+    std::string text;
+    std::deque<std::string> unescaped;  // a table or key whose JSON string had escapes
+    std::vector<PageEntry> entries;
   };
   // Reads the entries in (after, upto], a page at most, with the rows of
   // `tables`, in one statement. With `check_schema`, the same statement
   // checks the schema fingerprint, and the page is read again with fresh
   // columns if it changed (ADD COLUMN flows).
-  Status ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables, JsonDocument* doc,
-                  std::vector<PageEntry>* page);
-  Status ParsePage(std::string_view text, JsonDocument* doc, std::vector<PageEntry>* page);
+  Status ReadPage(Seq after, Seq upto, bool check_schema, const std::set<std::string>& tables, Page* page);
+  // Splits page->text into page->entries.
+  static Status ParsePage(Page* page);
   // A page of the log with the rows of `tables`, as a scalar subquery whose
   // params are ?first_param (after), the next (upto) and the next (limit).
+  // Its text is the entries joined by RS (0x1e), each its seq, table, key
+  // and row joined by US (0x1f): the table and key as JSON strings, the row
+  // as JSON text, so neither separator can occur inside a field.
   // Built once per schema generation.
   const std::string& PageSelect(const std::set<std::string>& tables, int first_param);
 
