@@ -1,5 +1,6 @@
 #include "seqsync/core.h"
 
+#include "frame_writer.h"
 #include "seqsync/close_codes.h"
 #include "test_util.h"
 
@@ -61,6 +62,26 @@ TEST_CASE("update and delete reach subscribers as row and removal") {
   REQUIRE(f.size() == 2);
   CHECK(f[0] == R"({"t":"changes","seq":3,"changes":[{"c":"messages","k":"a"}]})");
   CHECK(f[1] == R"({"t":"ack","id":"m3","seq":3})");
+}
+
+TEST_CASE("a key holding the page's separators, quotes and non-ASCII reaches subscribers intact") {
+  // Pages of the log cross as text with RS and US between fields; the key
+  // is JSON-quoted there, so no key can split an entry.
+  Harness h;
+  h.Connect("s1", R"([{"id":"m","c":"messages"}])");
+  const std::string key = "a\x1e b\x1f \"c\" \\ d é 💬";
+  const std::string quoted = JsonQuote(key);
+  const std::string frame = R"({"t":"mut","id":"m1","ops":[{"c":"messages","op":"insert","k":)" + quoted +
+                            R"(,"cols":{"id":)" + quoted + R"(,"author":"u1","content":"x\u001ey","created_at":1}}]})";
+  auto f = Harness::FramesFor(h.SendAndRun("s1", frame), "s1");
+  REQUIRE(f.size() == 2);
+  JsonDocument changes = Json(f[0]);
+  REQUIRE(changes["changes"].Size() == 1);
+  const JsonValue& change = changes["changes"][0];
+  CHECK(View(change["k"]) == key);
+  CHECK(View(change["row"]["id"]) == key);
+  CHECK(View(change["row"]["content"]) == "x\x1ey");
+  CHECK(TypeOf(f[1]) == "ack");
 }
 
 TEST_CASE("a write no subscription covers gets only the ack") {
