@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "frame_writer.h"
 #include "json_util.h"
@@ -189,6 +190,14 @@ namespace {
 // The text of a JSON string field of a page entry, into `out`: a view of
 // the page when it has no escapes (table names and keys rarely do), else
 // unescaped into `unescaped`.
+// A (table, key) pair's hash, for the set of keys a page holds.
+struct TableKeyHash {
+  std::size_t operator()(const std::pair<std::string_view, std::string_view>& tk) const {
+    const std::hash<std::string_view> h;
+    return h(tk.first) * 31 + h(tk.second);
+  }
+};
+
 bool PageString(std::string_view quoted, std::deque<std::string>* unescaped, std::string_view* out,
                 std::string_view* as_quoted) {
   if (quoted.size() < 2 || quoted.front() != '"' || quoted.back() != '"') return false;
@@ -280,11 +289,14 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
     if (page.size() == 1) {
       unique.push_back(&page[0]);
     } else {
-      std::map<std::pair<std::string_view, std::string_view>, std::size_t> last;
-      for (std::size_t i = 0; i < page.size(); ++i) last[{page[i].table, page[i].key}] = i;
-      for (std::size_t i = 0; i < page.size(); ++i) {
-        if (last[{page[i].table, page[i].key}] == i) unique.push_back(&page[i]);
+      // Newest first, so the first entry seen of a key is its last; then
+      // back into seq order. A hash set: a page has hundreds of keys.
+      std::unordered_set<std::pair<std::string_view, std::string_view>, TableKeyHash> seen;
+      seen.reserve(page.size());
+      for (std::size_t i = page.size(); i-- > 0;) {
+        if (seen.insert({page[i].table, page[i].key}).second) unique.push_back(&page[i]);
       }
+      std::reverse(unique.begin(), unique.end());
     }
     // A row is parsed only if a predicate must look at it; it is sent as
     // SQLite wrote it.
