@@ -98,6 +98,18 @@ struct Core::Impl {
     return plan;
   }
 
+  // Closes the sockets that sent or wait on a mutation whose answer cannot
+  // be given now (kCloseInternal): they reconnect, replay its id, and are
+  // answered then. `outcome` is what the stats record.
+  Plan CloseForReplay(Plan plan, std::string_view scope, std::string_view id, std::int64_t now_ms,
+                      const char* reason, const char* outcome) {
+    plan.close = mutations.Forget(scope, id);
+    plan.close_code = kCloseInternal;
+    plan.close_reason = reason;
+    stats.Dropped(MutationKey(scope, id), now_ms, outcome);
+    return Charged(std::move(plan));
+  }
+
   static std::string MutationKey(std::string_view scope, std::string_view id) {
     std::string key(scope);
     key += '\x1f';
@@ -438,11 +450,8 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
     // move the client's cursor past them, a reject would undo a committed
     // write. Close instead: the client resumes from its cursor and replays
     // the id, and the recorded ack answers it after the catch-up.
-    plan.close = impl_->mutations.Forget(scope, mutation_id);
-    plan.close_code = kCloseInternal;
-    plan.close_reason = "committed; reconnect to resume";
-    impl_->stats.Dropped(key, now_ms, "committed, unsent");
-    return impl_->Charged(std::move(plan));
+    return impl_->CloseForReplay(std::move(plan), scope, mutation_id, now_ms, "committed; reconnect to resume",
+                                 "committed, unsent");
   }
   impl_->mutations.Settle(scope, mutation_id, ack, &plan);
   impl_->stats.Acked(key, now_ms);
@@ -468,13 +477,9 @@ Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, 
   // finds its record): it gets the ack it was given.
   auto stored = impl_->mutations.StoredReply(scope, mutation_id);
   if (!stored.ok()) {
-    // Its outcome is unknown, so neither an ack nor a reject: the client
-    // reconnects and replays the id, and is answered then.
-    plan.close = impl_->mutations.Forget(scope, mutation_id);
-    plan.close_code = kCloseInternal;
-    plan.close_reason = "outcome unknown; reconnect to resume";
-    impl_->stats.Dropped(key, now_ms, "unknown");
-    return impl_->Charged(std::move(plan));
+    // Its outcome is unknown, so neither an ack nor a reject.
+    return impl_->CloseForReplay(std::move(plan), scope, mutation_id, now_ms, "outcome unknown; reconnect to resume",
+                                 "unknown");
   }
   if (!stored->empty()) {
     impl_->mutations.Settle(scope, mutation_id, *stored, &plan);
