@@ -483,6 +483,7 @@ Plan Core::RejectMutation(std::string_view scope, std::string_view mutation_id, 
   }
   if (!stored->empty()) {
     impl_->mutations.Settle(scope, mutation_id, *stored, &plan);
+    plan.replayed = true;
     impl_->stats.Dropped(key, now_ms, "replayed");
     return impl_->Charged(std::move(plan));
   }

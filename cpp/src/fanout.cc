@@ -69,7 +69,7 @@ std::vector<Group> Fanout::GroupSockets(const SocketMap& sockets) const {
 }
 
 Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head,
-                     const ReadAhead* ahead) {
+                     ReadAhead* ahead) {
   Seq head = known_head;
   if (head == 0) {
     SEQSYNC_ASSIGN_OR_RETURN(head, log_->Head());
@@ -106,9 +106,8 @@ const std::string& Fanout::PageSelect(const std::set<std::string>& tables, int f
   }
   auto [it, fresh] = page_sql_.try_emplace(std::to_string(first_param) + '\x1e' + TablesKey(tables));
   if (!fresh) return it->second;
-  // Each entry's current row, built by SQLite in a subquery by key. Newer
-  // SQLite (the DO's) hands a subquery's JSON to json_array as a string,
-  // which is sent as it is; older SQLite as an object.
+  // Each entry's current row, built by SQLite in a subquery by key, as JSON
+  // text that is sent as it is.
   std::string row = "NULL";
   if (!tables.empty()) {
     row = "CASE tbl";
@@ -187,9 +186,6 @@ Status Fanout::ReadPage(Seq after, Seq upto, bool check_schema, const std::set<s
 
 namespace {
 
-// The text of a JSON string field of a page entry, into `out`: a view of
-// the page when it has no escapes (table names and keys rarely do), else
-// unescaped into `unescaped`.
 // A (table, key) pair's hash, for the set of keys a page holds.
 struct TableKeyHash {
   std::size_t operator()(const std::pair<std::string_view, std::string_view>& tk) const {
@@ -198,6 +194,10 @@ struct TableKeyHash {
   }
 };
 
+// The text of a JSON string field of a page entry, into `out`: a view of
+// the page when it has no escapes (table names and keys rarely do), else
+// unescaped into `unescaped`. `as_quoted` gets the field itself when
+// JsonQuote would write it the same (printable ASCII, no escapes).
 bool PageString(std::string_view quoted, std::deque<std::string>* unescaped, std::string_view* out,
                 std::string_view* as_quoted) {
   if (quoted.size() < 2 || quoted.front() != '"' || quoted.back() != '"') return false;
@@ -257,7 +257,7 @@ Status Fanout::ParsePage(Page* page) {
 }
 
 Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units, const std::vector<Group>& groups,
-                              Plan* plan, const ReadAhead* ahead) {
+                              Plan* plan, ReadAhead* ahead) {
   // Rows are read for the tables someone subscribes to.
   std::set<std::string> wanted_tables;
   bool any_predicate = false;
@@ -274,7 +274,7 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
     // committed the mutation, if it is the page this read would be.
     if (first_page && ahead != nullptr && ahead->fresh_schema && ahead->after == after &&
         ahead->tables == TablesKey(wanted_tables)) {
-      read.text = ahead->text;
+      read.text = std::move(ahead->text);
       SEQSYNC_RETURN_IF_ERROR(ParsePage(&read));
     } else {
       SEQSYNC_RETURN_IF_ERROR(ReadPage(last_seq, upto, first_page, wanted_tables, &read));

@@ -65,9 +65,10 @@ class Fanout {
   // mutation that just committed), which saves reading it again. Either way
   // the columns are fresh afterwards (ADD COLUMN flows), which the snapshots
   // that callers send next rely on.
-  // `ahead`: the first page, if a mutation's statement read it ahead.
+  // `ahead`: the first page, if a mutation's statement read it ahead (its
+  // text is taken, not copied).
   Status Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, Seq known_head = 0,
-               const ReadAhead* ahead = nullptr);
+               ReadAhead* ahead = nullptr);
 
   // The expressions (and their params, numbered from ?first_param) that read
   // a drain's first page ahead in another statement's RETURNING clause, and
@@ -80,7 +81,7 @@ class Fanout {
   // non-zero, else each page's last seq, and end a unit per page iff
   // `end_units`.
   Status CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units, const std::vector<Group>& groups,
-                        Plan* plan, const ReadAhead* ahead = nullptr);
+                        Plan* plan, ReadAhead* ahead = nullptr);
 
   // Adds to `plan` the snapshot of `sub` at `seq` for `to`, as frames added
   // as they are read; the last ends the unit iff `ends_unit`. On failure

@@ -53,11 +53,11 @@ val DeliveriesValue(const Plan& plan) {
 
 // What is left of a plan once its frames were sent, as JSON for the shell
 // to parse once: {"mutation":{"id","ops"|"command","args"},"presence":
-// {"tab","state"},"keepPresence","closeCode","closeReason","close"}, each
+// {"tab","state"},"keepPresence","replayed","closeCode","closeReason","close"}, each
 // only if present; "" if nothing is (the common case). The ops and args are JSON values, not strings, so the one
 // JSON.parse of this text is the only parse of a mutation in JS.
 std::string Remainder(const Plan& plan) {
-  if (!plan.mutation && !plan.presence && !plan.keep_presence && plan.close_code == 0) return "";
+  if (!plan.mutation && !plan.presence && !plan.keep_presence && plan.close_code == 0 && !plan.replayed) return "";
   std::string out = "{";
   if (const auto& m = plan.mutation) {
     // Appended piece by piece: the ops or args may be megabytes, and the
@@ -83,6 +83,10 @@ std::string Remainder(const Plan& plan) {
   if (plan.keep_presence) {
     if (out.size() > 1) out += ",";
     out += "\"keepPresence\":" + JsonQuote(*plan.keep_presence);
+  }
+  if (plan.replayed) {
+    if (out.size() > 1) out += ",";
+    out += "\"replayed\":true";
   }
   if (plan.close_code != 0) {
     if (out.size() > 1) out += ",";

@@ -42,6 +42,8 @@ export interface RawRemainder {
   presence?: { tab: string; state: unknown }
   /** The sending socket's presence changed: its attachment keeps this text (restored at a wake). */
   keepPresence?: string
+  /** rejectMutation found the mutation committed before and sent its stored ack: not a refusal. */
+  replayed?: true
 }
 
 export interface RawCore {

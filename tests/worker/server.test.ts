@@ -349,6 +349,33 @@ describe('exactly-once mutation ids', () => {
     second.socket.close()
   })
 
+  it('a replay that would apply again runs, is rolled back, and gets the original ack', async () => {
+    // Nothing looks the id up before a write: the replay's update succeeds
+    // inside its transaction, the outcome's INSERT finds the id recorded,
+    // and the shell rolls the transaction back.
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const insert = { c: 'tasks', op: 'insert', k: 'r', cols: { id: 'r', title: 'first' } }
+    const ack = await socket.mutate('again', [insert])
+    expect(ack.t).toBe('ack')
+    const changes = await room(name).count('SELECT COUNT(*) FROM _sync_changes')
+    const update = { c: 'tasks', op: 'update', k: 'r', cols: { title: 'changed' } }
+    expect(await socket.mutate('again', [update])).toEqual(ack)
+    expect((await room(name).rows('tasks')).map((r) => r.title)).toEqual(['first'])
+    expect(await room(name).count('SELECT COUNT(*) FROM _sync_changes')).toBe(changes)
+    socket.close()
+  })
+
+  it('a replay that authorize now refuses gets the original ack, not a reject', async () => {
+    const name = freshRoom()
+    const { socket } = await subscribed(name)
+    const ack = await socket.mutate('was-fine', [{ c: 'tasks', op: 'insert', k: 'f', cols: { id: 'f', title: 'fine' } }])
+    expect(ack.t).toBe('ack')
+    const now = { c: 'tasks', op: 'insert', k: 'f', cols: { id: 'f', title: 'forbidden' } }
+    expect(await socket.mutate('was-fine', [now])).toEqual(ack)
+    socket.close()
+  })
+
   it('a replayed rejection gets the identical reject frame', async () => {
     const name = freshRoom()
     const { socket } = await subscribed(name)

@@ -60,6 +60,9 @@ struct Plan {
   // Set iff the sending socket's presence changed: the text its hibernation
   // attachment must keep from now on, for RestorePresence after a wake.
   std::optional<std::string> keep_presence;
+  // Set by RejectMutation when the mutation had committed before: its
+  // stored ack answered the refusal, so the shell does not log it as one.
+  bool replayed = false;
   // Non-zero: after the deliveries, close with this code the sockets in
   // `close`, or the sending socket if `close` is empty.
   int close_code = 0;

@@ -33,8 +33,12 @@ export async function runMutation<Claims, Env>(
   const registry = host.registry()
   // The core that answers is the one running now (a registerSync while
   // authorize awaited starts a new one).
-  const reject = (code: number, message: string) =>
-    host.deliver(host.core().rejectMutation(scope, mutation.id, code, message, host.now()))
+  const refuse = (code: number, message: string): RawPlan => {
+    const plan = host.core().rejectMutation(scope, mutation.id, code, message, host.now())
+    host.deliver(plan)
+    return plan
+  }
+  const reject = (code: number, message: string): void => void refuse(code, message)
   if (!registry) return reject(ErrorCode.NOT_REGISTERED, 'registerSync was not called')
 
   // Resolve every handler first: the core checked collections and ops
@@ -98,8 +102,11 @@ export async function runMutation<Claims, Env>(
       console.error(`seqsync: ${error.message} (mutation ${mutation.id}); rolled back`)
       return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
     }
-    console.error(`seqsync: execute failed for mutation ${mutation.id}:`, error)
-    return reject(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
+    // A replay of a committed id fails on the rows it wrote, and is answered
+    // with its stored ack: that is no failure to log.
+    const plan = refuse(ErrorCode.EXECUTE_FAILED, 'execute failed; nothing was applied')
+    if (!plan.replayed) console.error(`seqsync: execute failed for mutation ${mutation.id}:`, error)
+    return
   }
   scoped.end()
   host.deliver(host.core().finishMutation(scope, mutation.id, host.now()), sender)
