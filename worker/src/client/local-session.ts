@@ -167,6 +167,9 @@ export class LocalSession {
       return
     }
     if (!copy) return
+    // The rows are read while the tabs agree on a holder: the two wait on
+    // different things (IndexedDB, Web Locks), and the rows are the long one.
+    const rowsRead = copy.readRows()
     const hub = await TabHub.join(options.name)
     if (!hub) {
       // Tabs could not agree on one writer of the copy.
@@ -201,7 +204,7 @@ export class LocalSession {
     copy.adoptWrites(orphans, this.tab)
     // The rows are in the collections before the first dial: they render
     // before the network answers, and every unit applies on top of them.
-    await copy.readRows()
+    await rowsRead
     mark('seqsync:local-rows-read')
     for (const entry of this.#claimed.values()) {
       this.#markResumable(entry)

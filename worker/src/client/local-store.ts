@@ -229,9 +229,13 @@ export class LocalCopy {
         if (!rows) byScope.set(scope, (rows = new Map()))
         return rows
       }
+      const written = new Set((rowValues as RowRecord[]).map((r) => r.s))
       scopes.forEach((scope, i) => {
+        const image = (imageValues[i] as ImageRecord).rows
+        // An image alone is the scope's rows as they are: no map to merge into.
+        if (!written.has(String(scope))) return void this.#rows.set(String(scope), image.map(([, row]) => row))
         const rows = scopeOf(String(scope))
-        for (const [k, row] of (imageValues[i] as ImageRecord).rows) rows.set(k, row)
+        for (const [k, row] of image) rows.set(k, row)
       })
       for (const r of rowValues as RowRecord[]) {
         if (r.r === null) scopeOf(r.s).delete(r.k)
