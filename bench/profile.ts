@@ -6,7 +6,7 @@
 // Self time is attributed to source files through the `// path` comments
 // esbuild leaves between modules in both bundles.
 //
-//   bash scripts/bench.sh --profile <inserts|initial|catchup|wake|hibernated> [systems]
+//   bash scripts/bench.sh --profile <inserts|fanout|initial|catchup|wake|hibernated> [systems]
 //
 // Writes test-output/bench-profiles/<workload>-<system>-{do,client}.cpuprofile
 // (open them in Chrome DevTools) and prints a summary.
@@ -203,6 +203,22 @@ async function main(): Promise<void> {
         await client.ready()
         for (let i = 0; i < 200; i++) await client.insert(row('w', i))
         measured = async () => { for (let i = 0; i < 1000; i++) await client!.insert(row('p', i)) }
+      } else if (workload === 'fanout') {
+        // One writer and 200 subscribers, as scenario 2 at 200: the DO's
+        // cost per delivery. Paced, so the subscribers (in this process) keep up.
+        const subscribers = Array.from({ length: 200 }, () => createClient({ system, base, room: r }))
+        await Promise.all(subscribers.map((s) => s.ready()))
+        client = createClient({ system, base, room: r })
+        await client.ready()
+        const rounds = 100
+        measured = async () => {
+          for (let i = 0; i < rounds; i++) {
+            await client!.insert(row('f', i))
+            await sleep(40)
+          }
+          await until(() => subscribers.every((s) => s.size() >= rounds), 60_000, 'fan-out delivered')
+          for (const s of subscribers) s.close()
+        }
       } else if (workload === 'initial') {
         await seed(system, r, 50_000, 'i')
         measured = async () => {

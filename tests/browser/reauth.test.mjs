@@ -65,6 +65,8 @@ test('at the session’s expiry the page is closed 4001, redials with a fresh se
   page.on('pageerror', (error) => console.error('[ann] page error:', error))
   await page.goto(`${env.server.url}/?room=${room}&user=ann`)
   await waitFor(async () => (await statusOf(page)) === 'live', 'live')
+  // 'live' shows at the welcome; the snapshot is in the resume unit the `synced` ends.
+  await waitFor(async () => (await sockets(page))[0].received.includes('synced'), 'the first resume unit ended')
   const first = (await sockets(page))[0]
   assert.equal(count(first.received, 'snapshot'), 1, 'the first socket got the room by snapshot')
 
