@@ -713,16 +713,21 @@ class RawSocket {
     ws.on('message', (data: Buffer) => {
       const at = now()
       const f = JSON.parse(data.toString()) as Record<string, unknown>
-      this.frames.push({ t: String(f.t), at, data: f })
-      const i = this.frames.length - 1
-      for (const w of [...this.#waiters]) {
-        if (i >= w.from && (w.t === undefined || w.t === f.t)) {
-          this.#waiters.splice(this.#waiters.indexOf(w), 1)
-          w.resolve(at)
-        }
-      }
+      this.#record(f, at)
+      // An ack that rode in a changes frame (inlineAcks) is recorded as the ack frame it replaces.
+      if (f.t === 'changes' && typeof f.ack === 'string') this.#record({ t: 'ack', id: f.ack, seq: f.seq }, at)
     })
     ws.on('error', () => {})
+  }
+  #record(f: Record<string, unknown>, at: number): void {
+    this.frames.push({ t: String(f.t), at, data: f })
+    const i = this.frames.length - 1
+    for (const w of [...this.#waiters]) {
+      if (i >= w.from && (w.t === undefined || w.t === f.t)) {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1)
+        w.resolve(at)
+      }
+    }
   }
   static open(url: string, ms = TIMEOUT.wake): Promise<RawSocket> {
     const ws = new WebSocket(url)
@@ -756,7 +761,7 @@ class RawSocket {
 }
 
 const helloFor = (system: RawSystem, subscribe: boolean) =>
-  system === 'seqsync' ? { t: 'hello', v: 1, ...(subscribe ? { subs: [{ id: 's', c: 'messages' }] } : {}) } : { t: 'hello' }
+  system === 'seqsync' ? { t: 'hello', v: 1, inlineAcks: true, ...(subscribe ? { subs: [{ id: 's', c: 'messages' }] } : {}) } : { t: 'hello' }
 const syncedType = (system: RawSystem, subscribe: boolean) => (system === 'seqsync' ? (subscribe ? 'synced' : 'welcome') : 'synced')
 
 function insertFrame(system: RawSystem, id: string): unknown {

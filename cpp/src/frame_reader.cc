@@ -55,12 +55,15 @@ Result<HelloRequest> ReadHello(const JsonValue& frame, const Options& options) {
   const JsonValue* epoch = Member(frame, "epoch");
   const JsonValue* since = Member(frame, "since");
   const JsonValue* subs = Member(frame, "subs");
+  const JsonValue* inline_acks = Member(frame, "inlineAcks");
   if ((epoch != nullptr && !epoch->IsString() && !epoch->IsNull()) ||
       (since != nullptr && !since->IsNull() && !IsSafeUnsigned(*since)) ||
-      (subs != nullptr && !subs->IsArray() && !subs->IsNull())) {
-    return Status::InvalidField("hello: epoch must be a string, since a non-negative integer, subs an array");
+      (subs != nullptr && !subs->IsArray() && !subs->IsNull()) || (inline_acks != nullptr && !inline_acks->IsBool())) {
+    return Status::InvalidField(
+        "hello: epoch must be a string, since a non-negative integer, subs an array, inlineAcks a boolean");
   }
   HelloRequest hello;
+  hello.inline_acks = inline_acks != nullptr && inline_acks->GetBool();
   if (epoch != nullptr && epoch->IsString()) hello.epoch = View(*epoch);
   if (since != nullptr && !since->IsNull()) {
     hello.since = since->IsUint64() ? since->GetUint64() : static_cast<Seq>(since->GetDouble());

@@ -42,6 +42,9 @@ struct HelloRequest {
   std::optional<std::string_view> epoch;
   std::optional<Seq> since;
   std::vector<HelloSub> subs;
+  // "inlineAcks": true — the client reads an ack inside the changes frame
+  // that ends its write's unit (docs/protocol.md §5.2).
+  bool inline_acks = false;
 };
 
 // Reads a hello. Errors: kVersionMismatch (the socket must then close),

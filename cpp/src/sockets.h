@@ -83,6 +83,10 @@ struct Socket {
   std::uint64_t unread_bytes = 0;
   std::uint64_t flushed_bytes = 0;
   SocketPresence presence;
+  // From its hello: its acks may ride in the frame that ends the write's
+  // unit. In memory only: after a wake its acks are frames of their own,
+  // which every client reads too.
+  bool inline_acks = false;
 };
 
 using SocketMap = std::map<std::string, Socket, std::less<>>;

@@ -23,8 +23,8 @@ after(async () => {
 /**
  * An init script: records in window.__sockets, per socket the page opens,
  * the frames it sent and received (by type) and its close code. While
- * window.__dropAcks is true, the `ack` frames a socket receives are kept
- * from the page (this listener is the socket's first), as if the close came
+ * window.__dropAcks is true, the frames that carry an ack (an `ack`, or the
+ * `changes` frame an inline ack rides in) are kept from the page (this listener is the socket's first), as if the close came
  * before they did.
  */
 function watchSockets() {
@@ -40,7 +40,8 @@ function watchSockets() {
       this.addEventListener('message', (ev) => {
         const frame = JSON.parse(ev.data)
         seen.received.push(frame.t)
-        if (frame.t === 'ack' && window.__dropAcks) ev.stopImmediatePropagation()
+        const carriesAck = frame.t === 'ack' || (frame.t === 'changes' && frame.ack !== undefined)
+        if (carriesAck && window.__dropAcks) ev.stopImmediatePropagation()
       })
       this.addEventListener('close', (ev) => { seen.closeCode = ev.code })
     }

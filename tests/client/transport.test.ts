@@ -50,6 +50,7 @@ describe('WebSocketTransport: handshake', () => {
       {
         t: 'hello',
         v: 1,
+        inlineAcks: true,
         subs: [
           { id: 's1', c: 'messages' },
           { id: 's2', c: 'rooms', where: { type: 'func', name: 'isNull', args: [{ type: 'ref', path: ['x'] }] } },
@@ -162,6 +163,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     expect(ws.sent[0]).toEqual({
       t: 'hello',
       v: 1,
+      inlineAcks: true,
       epoch: 'e1',
       since: 10,
       subs: [
@@ -224,7 +226,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     await until(() => FakeSocket.instances.length === 2)
     ws = FakeSocket.last
     ws.open()
-    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, epoch: 'e1', since: 7, subs: [{ id: 'bad', c: 'm' }, { id: 'ok', c: 'n', resume: true }] })
+    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, inlineAcks: true, epoch: 'e1', since: 7, subs: [{ id: 'bad', c: 'm' }, { id: 'ok', c: 'n', resume: true }] })
   })
 
   it('a sub whose resync snapshot fails too is dropped: unsub, and a SubscriptionError', () => {
@@ -335,6 +337,44 @@ describe('WebSocketTransport: writes', () => {
     await p
     expect(done).toEqual({ seq: 42 })
     expect(t.appliedSeq).toBe(42)
+  })
+
+  it('an ack inside the changes frame that ends the unit confirms the write once its rows are applied', async () => {
+    const t = make()
+    const rec = recorder()
+    t.register({ id: 's1', c: 'm' }, rec.handler)
+    const ws = FakeSocket.last
+    ws.handshake('e1', 41)
+    ws.deliver({ t: 'snapshot', sub: 's1', c: 'm', seq: 41, rows: [], more: true }, { t: 'synced', seq: 41 })
+    let rowsWhenDone = -1
+    const p = t.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { id: 'a' } }]).then((r) => {
+      rowsWhenDone = rec.units.length
+      return r
+    })
+    const id = ws.framesOf('mut')[0]!.id
+    const before = rec.units.length
+    ws.deliver({ t: 'changes', seq: 42, changes: [{ c: 'm', k: 'a', row: { id: 'a' } }], ack: id })
+    await expect(p).resolves.toEqual({ seq: 42 })
+    expect(rowsWhenDone).toBe(before + 1)
+    expect(t.appliedSeq).toBe(42)
+  })
+
+  it('refuses an inline ack on a frame that does not end its unit, and keeps the write in flight', async () => {
+    const errors: SeqsyncError[] = []
+    const t = make({ onError: (e) => errors.push(e) })
+    t.register({ id: 's1', c: 'm' }, recorder().handler)
+    const ws = FakeSocket.last
+    ws.handshake('e1', 41)
+    ws.deliver({ t: 'synced', seq: 41 })
+    let done = false
+    void t.mutate([{ c: 'm', op: 'insert', k: 'a', cols: { id: 'a' } }]).then(() => (done = true))
+    const id = ws.framesOf('mut')[0]!.id
+    ws.onmessage?.({ data: JSON.stringify({ t: 'changes', seq: 42, changes: [], more: true, ack: id }) })
+    ws.onmessage?.({ data: JSON.stringify({ t: 'changes', seq: 42, changes: [], ack: 7 }) })
+    await tick()
+    expect(done).toBe(false)
+    expect(errors.map((e) => e.codeName)).toEqual(['MALFORMED_FRAME', 'MALFORMED_FRAME'])
+    expect(t.appliedSeq).toBe(41)
   })
 
   it('an ack alone moves the cursor (write to a table this socket does not watch)', async () => {
@@ -630,6 +670,7 @@ describe('WebSocketTransport: windows (on-demand)', () => {
     expect(FakeSocket.last.sent[0]).toEqual({
       t: 'hello',
       v: 1,
+      inlineAcks: true,
       epoch: 'e1',
       since: 3,
       subs: [{ id: 'w1', c: 'tasks', where: rankGte, resume: true }],

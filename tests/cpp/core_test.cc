@@ -49,6 +49,45 @@ TEST_CASE("an insert is broadcast before its ack, and the ack carries its seq") 
   CHECK(p.deliveries[0].to.size() == 2);
 }
 
+TEST_CASE("a socket whose hello asks for inline acks gets its ack inside the frame that ends its write's unit") {
+  Harness h;
+  h.Send("s1", R"({"t":"hello","v":1,"inlineAcks":true,"subs":[{"id":"m","c":"messages"}]})");
+  h.Connect("s2", R"([{"id":"m","c":"messages"}])");
+  h.Send("s3", R"({"t":"hello","v":1,"inlineAcks":true,"subs":[{"id":"t","c":"tasks"}]})");
+  Plan p = h.SendAndRun("s1", InsertMessage("m1", "a"));
+  const std::string change = R"({"t":"changes","seq":1,"changes":[{"c":"messages","k":"a","row":{"id":"a","author":"u1","content":"hi","created_at":1}}])";
+  // One frame to the writer, the others' frame unchanged and still shared.
+  CHECK(Harness::FramesFor(p, "s1") == std::vector<std::string>{change + R"(,"ack":"m1"})"});
+  CHECK(Harness::FramesFor(p, "s2") == std::vector<std::string>{change + "}"});
+
+  SUBCASE("a writer the unit's frame does not reach gets the ack as a frame of its own") {
+    Plan other = h.SendAndRun("s3", InsertMessage("m2", "b"));
+    CHECK(Harness::FramesFor(other, "s3") == std::vector<std::string>{R"({"t":"ack","id":"m2","seq":2})"});
+  }
+  SUBCASE("a replay of a committed id is answered with its recorded ack frame") {
+    Plan again = h.SendAndRun("s1", InsertMessage("m1", "a"));
+    CHECK(Harness::FramesFor(again, "s1") == std::vector<std::string>{R"({"t":"ack","id":"m1","seq":1})"});
+  }
+  SUBCASE("a call's ack, which carries a result, stays a frame of its own") {
+    Plan sent = h.Send("s1", R"({"t":"call","id":"c1","name":"echo","args":{}})");
+    REQUIRE(sent.mutation.has_value());
+    h.db.MustExec("BEGIN");
+    h.db.MustExec("INSERT INTO messages VALUES('c','u1','by a call',2)");
+    REQUIRE(h.core->CommitMutation("u1", "c1", R"({"ok":true})", h.now).ok());
+    h.db.MustExec("COMMIT");
+    auto f = Harness::FramesFor(h.core->FinishMutation("u1", "c1", h.now), "s1");
+    REQUIRE(f.size() == 2);
+    CHECK(f[0].find(R"("ack")") == std::string::npos);
+    CHECK(f[1] == R"({"t":"ack","id":"c1","seq":2,"result":{"ok":true}})");
+  }
+}
+
+TEST_CASE("hello's inlineAcks must be a boolean") {
+  Harness h;
+  Plan p = h.Send("s1", R"({"t":"hello","v":1,"inlineAcks":"yes"})");
+  CHECK(CodeOf(p, "s1") == Code::kInvalidField);
+}
+
 TEST_CASE("update and delete reach subscribers as row and removal") {
   Harness h;
   h.Connect("s1", R"([{"id":"m","c":"messages"}])");

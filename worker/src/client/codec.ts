@@ -33,6 +33,7 @@ export function malformedServerFrame(frame: ServerFrame): string | undefined {
       return isSeq(f.seq) ? undefined : 'seq is not a non-negative integer'
     case 'changes':
       if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
+      if (f.ack !== undefined && (typeof f.ack !== 'string' || f.more !== undefined)) return 'ack is not a string on the frame that ends the unit'
       return Array.isArray(f.changes) && f.changes.every((c) => isObject(c) && typeof c.c === 'string' && typeof c.k === 'string')
         ? undefined
         : 'changes is not a list of {c, k}'

@@ -34,6 +34,7 @@ export class DebugLog {
           resume.kinds.add('changes')
           resume.changes += frame.changes.length
         }
+        if (frame.ack !== undefined) this.#line({ event: 'mutation', mutation: frame.ack, outcome: 'committed', seq: frame.seq })
         return
       case 'snapshot':
         if (resume) {

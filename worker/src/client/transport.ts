@@ -395,6 +395,8 @@ export class WebSocketTransport {
           this.#subs.dispatch(unit)
           this.#advance(unit.seq)
         }
+        // Only the frame that ends a unit carries one: the unit is applied first.
+        if (frame.t === 'changes' && frame.ack !== undefined) this.#onAck({ t: 'ack', id: frame.ack, seq: frame.seq })
         return
       }
       case 'ack':
@@ -578,7 +580,7 @@ export class WebSocketTransport {
   }
 
   #sendHello(): void {
-    const hello: HelloFrame = { t: 'hello', v: PROTOCOL_VERSION }
+    const hello: HelloFrame = { t: 'hello', v: PROTOCOL_VERSION, inlineAcks: true }
     if (this.#epoch !== undefined) {
       hello.epoch = this.#epoch
       hello.since = this.#units.appliedSeq

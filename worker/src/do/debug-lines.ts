@@ -30,6 +30,12 @@ export class DebugLines {
   /** A refusal or a mutation's outcome, read off the frame that tells the client. */
   frame(to: string, frame: string): void {
     if (this.#resumeFrames && to === this.#resumeFrames.socket) this.#resumeFrames.frames.push(frame)
+    const inlineAck = frame.startsWith('{"t":"changes"') ? /,"ack":("(?:[^"\\]|\\.)*")\}$/.exec(frame)?.[1] : undefined
+    if (inlineAck !== undefined) {
+      const seq = (JSON.parse(frame) as { seq: number }).seq
+      this.write({ event: 'mutation', socket: to, mutation: JSON.parse(inlineAck) as string, outcome: 'committed', seq })
+      return
+    }
     const type = /^\{"t":"(ack|reject|error|sub-error)"/.exec(frame)?.[1]
     if (!type) return
     const f = JSON.parse(frame) as { id?: string; sub?: string; seq?: number; code?: number; error?: string; message?: string }

@@ -53,6 +53,8 @@ export interface HelloFrame {
   epoch?: string
   since?: number
   subs?: SubBody[]
+  /** The client reads an ack inside the changes frame that ends its write's unit (ChangesFrame.ack). */
+  inlineAcks?: boolean
 }
 export interface SubFrame extends SubBody {
   t: 'sub'
@@ -155,6 +157,8 @@ export interface ChangesFrame {
   seq: number
   changes: WireChange[]
   more?: true
+  /** To a socket whose hello set inlineAcks: the id of its write this unit confirms, as an AckFrame at `seq` would. */
+  ack?: string
 }
 export interface SnapshotFrame {
   t: 'snapshot'
