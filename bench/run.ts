@@ -166,6 +166,24 @@ async function readyClient(system: System, room: string, meter?: Meter): Promise
   return client
 }
 
+/** A scenario's figures over its reps, by key and system; each is recorded as its median. */
+class Samples {
+  #values = new Map<string, Map<System, number[]>>()
+  add = (key: string, system: System, value: number): void => {
+    const bySystem = this.#values.get(key) ?? new Map<System, number[]>()
+    this.#values.set(key, bySystem.set(system, [...(bySystem.get(system) ?? []), value]))
+  }
+  /** Records every median; returns the last key's samples by system, for the log. */
+  recordMedians(): Map<System, number[]> {
+    let last = new Map<System, number[]>()
+    for (const [key, bySystem] of this.#values) {
+      for (const [system, values] of bySystem) record(key, system, median(values))
+      last = bySystem
+    }
+    return last
+  }
+}
+
 /** Runs `fn` for each system, rotating the order by `round` to spread drift. */
 async function eachSystem(round: number, fn: (system: System) => Promise<void>, systems: System[] = SYSTEMS): Promise<void> {
   const order = systems.map((_, i) => systems[(i + round) % systems.length]!)
@@ -305,12 +323,8 @@ async function stopChildren(children: ChildProcess[]): Promise<void> {
 async function scenarioFanout(): Promise<void> {
   for (const cfg of C.fanout) {
     log(`2. fan-out: 1 writer, ${cfg.subs} subscribers over ${cfg.procs} processes, ${cfg.rows} rows every ${cfg.gapMs} ms (${C.fanoutReps} reps, systems in turn)`)
-    // Every figure of every rep, by key and system; the median is recorded.
-    const samples = new Map<string, number[]>()
-    const sample = (key: string, system: System, value: number) => {
-      const at = `${key}\n${system}`
-      samples.set(at, [...(samples.get(at) ?? []), value])
-    }
+    const samples = new Samples()
+    const sample = samples.add
     for (let rep = 0; rep < C.fanoutReps; rep++) await eachSystem(rep, async (system) => {
       const room = freshRoom('fan')
       const prefix = `f${roomCounter}x`
@@ -364,10 +378,7 @@ async function scenarioFanout(): Promise<void> {
         await stopChildren(children)
       }
     })
-    for (const [at, values] of samples) {
-      const [key, system] = at.split('\n') as [string, System]
-      record(key, system, median(values))
-    }
+    samples.recordMedians()
   }
 }
 
@@ -646,19 +657,17 @@ async function scenarioInitial(): Promise<void> {
  */
 async function scenarioSeed(): Promise<void> {
   log(`4a. server-side write of ${C.seed.rows} rows in one transaction (${C.seed.reps} reps, systems in turn)`)
-  const perRow = new Map<System, number[]>()
+  const samples = new Samples()
   for (let rep = 0; rep < C.seed.reps; rep++) {
     await eachSystem(rep, async (system) => {
       const room = freshRoom('seed')
       await admin(system, room, 'state')
       const t0 = now()
       await admin(system, room, 'seed', `?n=${C.seed.rows}&prefix=s`)
-      const us = ((now() - t0) * 1000) / C.seed.rows
-      perRow.set(system, [...(perRow.get(system) ?? []), us])
+      samples.add('seed.usPerRow', system, ((now() - t0) * 1000) / C.seed.rows)
     })
   }
-  for (const [system, us] of perRow) {
-    record('seed.usPerRow', system, median(us))
+  for (const [system, us] of samples.recordMedians()) {
     log(`  ${system.padEnd(15)} ${median(us).toFixed(1)} µs/row (${us.map((x) => x.toFixed(1)).join(' ')})`)
   }
 }
