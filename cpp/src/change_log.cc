@@ -89,14 +89,22 @@ void ChangeLog::MarkDrained(Seq head, std::int64_t now_ms) {
   last_drain_ms_ = now_ms;
 }
 
-Status ChangeLog::MaybeHousekeep(std::int64_t now_ms, Seq head) {
+bool ChangeLog::MarkDue(std::int64_t now_ms) const {
   // Marks are the retention clock's resolution: at most every retention/64,
   // capped at a minute, so the marks table stays small.
   const std::int64_t interval = std::clamp<std::int64_t>(options_->retention_ms / 64, 0, 60000);
-  if (last_mark_ms_ < 0 || now_ms - last_mark_ms_ >= interval) {
-    SEQSYNC_RETURN_IF_ERROR(LayMark(head, now_ms));
+  return last_mark_ms_ < 0 || now_ms - last_mark_ms_ >= interval;
+}
+
+bool ChangeLog::HousekeepingDue(std::int64_t now_ms) const {
+  return MarkDue(now_ms) || appended_since_compaction_ >= options_->compact_every;
+}
+
+Status ChangeLog::MaybeHousekeep(std::int64_t now_ms) {
+  if (MarkDue(now_ms)) {
+    SEQSYNC_RETURN_IF_ERROR(LayMark(drained_, now_ms));
     last_mark_ms_ = now_ms;
-    marked_ = std::max(marked_, head);
+    marked_ = std::max(marked_, drained_);
     return Housekeep(now_ms);
   }
   if (appended_since_compaction_ >= options_->compact_every) return Housekeep(now_ms);

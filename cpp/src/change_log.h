@@ -42,9 +42,12 @@ class ChangeLog {
   // Every change up to `head` was sent at `now_ms`.
   void MarkDrained(Seq head, std::int64_t now_ms);
 
-  // Lays a mark and housekeeps when one is due, or compacts when enough was
-  // appended since the last compaction.
-  Status MaybeHousekeep(std::int64_t now_ms, Seq head);
+  // True iff a mark is due (then housekeeping runs) or enough was appended
+  // since the last compaction.
+  bool HousekeepingDue(std::int64_t now_ms) const;
+  // Lays a mark at the drain watermark and housekeeps when one is due, or
+  // compacts when enough was appended since the last compaction.
+  Status MaybeHousekeep(std::int64_t now_ms);
 
   // Compaction, retention and the dedup sweep, now.
   Status Housekeep(std::int64_t now_ms);
@@ -55,6 +58,7 @@ class ChangeLog {
   std::int64_t last_housekeep_ms() const { return last_housekeep_ms_; }
 
  private:
+  bool MarkDue(std::int64_t now_ms) const;
   Status SetMeta(const char* name, const SqlValue& value);
   Status LayMark(Seq seq, std::int64_t ts);
 

@@ -81,8 +81,10 @@ struct Core::Impl {
   std::optional<std::pair<std::string, ReadAhead>> read_ahead;
   Unread unread{&sockets};
   Stats stats;
-  // The clock of the call running now, for the frames it flushes early.
+  // The clock of the call running now, for the frames it flushes early and
+  // the housekeeping after its drain.
   std::int64_t now_ms = 0;
+  bool drained_this_call = false;
 
   Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {
     fanout.on_flushed = [this](const Delivery& d) {
@@ -94,9 +96,29 @@ struct Core::Impl {
   // Every plan leaves through here: its frames count as unread (unread.h)
   // and as sent (stats.h).
   Plan Charged(Plan plan) {
+    HousekeepAfterReplies(&plan);
     unread.ChargePlan(options.max_unread_bytes_per_socket, &plan);
     stats.CountPlan(plan, now_ms);
     return plan;
+  }
+
+  // Housekeeping holds no reply back: when it is due (the first write after
+  // a wake, say), the plan's frames leave first, where the storage can send
+  // early. A failure loses nothing: compaction, retention and marks are
+  // tried again when next due, and a stale drain watermark only re-sends.
+  void HousekeepAfterReplies(Plan* plan) {
+    if (!drained_this_call) return;
+    drained_this_call = false;
+    if (!log.HousekeepingDue(now_ms)) return;
+    fanout.Flush(plan);
+    (void)log.MaybeHousekeep(now_ms);
+  }
+
+  // Every drain goes through here, so the call's plan housekeeps after it.
+  Status Drain(Plan* plan, Seq known_head = 0, ReadAhead* ahead = nullptr) {
+    Status drained = fanout.Drain(sockets.all(), now_ms, plan, known_head, ahead);
+    drained_this_call = drained_this_call || drained.ok();
+    return drained;
   }
 
   // Closes the sockets that sent or wait on a mutation whose answer cannot
@@ -170,7 +192,7 @@ struct Core::Impl {
 
   // ---- hello, sub, unsub ----
 
-  Plan OnHello(std::string_view socket_id, Socket* sock, const JsonValue& frame, std::int64_t now_ms) {
+  Plan OnHello(std::string_view socket_id, Socket* sock, const JsonValue& frame) {
     if (sock->hello) return ErrorPlan(socket_id, Status::ProtocolOrder("hello was already received on this socket"));
     auto request = ReadHello(frame, options);
     if (!request.ok()) {
@@ -185,7 +207,7 @@ struct Core::Impl {
     // Bring every socket up to the head first, so the resume below starts
     // from a head this socket is contiguous with.
     Plan plan;
-    Status drained = fanout.Drain(sockets.all(), now_ms, &plan);
+    Status drained = Drain(&plan);
     if (!drained.ok()) {
       ReplyError(&plan, socket_id, drained);
       return plan;
@@ -272,7 +294,7 @@ struct Core::Impl {
       ReplySubError(&plan, socket_id, sid, s.status());
       return plan;
     }
-    Status drained = fanout.Drain(sockets.all(), now_ms, &plan);
+    Status drained = Drain(&plan);
     auto head = log.Head();
     if (!drained.ok() || !head.ok()) {
       ReplySubError(&plan, socket_id, s->id, drained.ok() ? head.status() : drained);
@@ -317,7 +339,7 @@ struct Core::Impl {
       return plan;
     }
     // Drained first: the page is read at the head this socket now holds.
-    Status drained = fanout.Drain(sockets.all(), now_ms, &plan);
+    Status drained = Drain(&plan);
     auto head = log.Head();
     if (!drained.ok() || !head.ok()) {
       Reply(&plan, socket_id, PageErrorFrame(pid, drained.ok() ? head.status() : drained));
@@ -426,7 +448,7 @@ Plan Core::Impl::Dispatch(std::string_view socket_id, std::string_view scope, st
   Status read = ReadFrame(frame, options, &doc, &type);
   if (!read.ok()) return ErrorPlan(socket_id, read);
   Socket& sock = sockets.Get(socket_id);
-  if (type == FrameType::kHello) return OnHello(socket_id, &sock, doc, now_ms);
+  if (type == FrameType::kHello) return OnHello(socket_id, &sock, doc);
   if (!sock.hello) {
     return ErrorPlan(socket_id, Status::ProtocolOrder("send hello before " + std::string(View(doc["t"]))));
   }
@@ -492,7 +514,7 @@ Plan Core::FinishMutation(std::string_view scope, std::string_view mutation_id, 
   std::optional<std::pair<std::string, ReadAhead>> ahead = std::move(impl_->read_ahead);
   impl_->read_ahead.reset();
   const bool own = ahead && ahead->first == key;
-  Status drained = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan, head, own ? &ahead->second : nullptr);
+  Status drained = impl_->Drain(&plan, head, own ? &ahead->second : nullptr);
   if (!drained.ok()) {
     // Committed, but its changes could not be read to send. An ack would
     // move the client's cursor past them, a reject would undo a committed
@@ -545,7 +567,7 @@ Plan Core::Drain(std::int64_t now_ms) {
   impl_->read_ahead.reset();
   impl_->now_ms = now_ms;
   Plan plan;
-  Status s = impl_->fanout.Drain(impl_->sockets.all(), now_ms, &plan);
+  Status s = impl_->Drain(&plan);
   (void)s;  // a failed drain is retried by the next one; nothing was marked sent
   return impl_->Charged(std::move(plan));
 }

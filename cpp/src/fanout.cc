@@ -86,7 +86,7 @@ Status Fanout::Drain(const SocketMap& sockets, std::int64_t now_ms, Plan* plan, 
     }
     log_->MarkDrained(head, now_ms);
   }
-  return log_->MaybeHousekeep(now_ms, head);
+  return Status::Ok();
 }
 
 namespace {
@@ -399,7 +399,10 @@ Status Fanout::Snapshot(const Subscription& sub, Seq seq, bool ends_unit, const 
 void Fanout::MaybeFlush(Plan* plan) {
   std::size_t bytes = 0;
   for (const Delivery& d : plan->deliveries) bytes += d.frame.size();
-  if (bytes < kPlanFlushBytes) return;
+  if (bytes >= kPlanFlushBytes) Flush(plan);
+}
+
+void Fanout::Flush(Plan* plan) {
   std::size_t sent = 0;
   while (sent < plan->deliveries.size() && storage_->Send(plan->deliveries[sent].to, plan->deliveries[sent].frame)) {
     if (on_flushed) on_flushed(plan->deliveries[sent]);

@@ -60,8 +60,9 @@ class Fanout {
   // case: every socket of a room holds the same).
   std::vector<Group> GroupSockets(const SocketMap& sockets) const;
 
-  // Sends every socket the changes committed since the last drain, then
-  // housekeeps if due. `known_head`: the head if the caller knows it (a
+  // Sends every socket the changes committed since the last drain (the
+  // caller housekeeps, once the frames left: Core::Impl::Charged).
+  // `known_head`: the head if the caller knows it (a
   // mutation that just committed), which saves reading it again. Either way
   // the columns are fresh afterwards (ADD COLUMN flows), which the snapshots
   // that callers send next rely on.
@@ -89,9 +90,11 @@ class Fanout {
   Status Snapshot(const Subscription& sub, Seq seq, bool ends_unit, const std::vector<std::string>& to,
                   Plan* plan);
 
-  // Hands the plan's frames to the shell once they hold kPlanFlushBytes,
-  // telling `on_flushed` of each (the unread counts, unread.h).
+  // Hands the plan's frames to the shell once they hold kPlanFlushBytes
+  // (Flush: whatever they hold), telling `on_flushed` of each (the unread
+  // counts, unread.h). Frames stay in the plan if the storage cannot send.
   void MaybeFlush(Plan* plan);
+  void Flush(Plan* plan);
   std::function<void(const Delivery&)> on_flushed;
   // Where the next delivery of `plan` will stand, counting flushed ones.
   std::uint64_t Mark(const Plan& plan) const { return flushed_ + plan.deliveries.size(); }

@@ -46,14 +46,17 @@ class SqliteStorage : public Storage {
 
   // Test hook: when set, Send appends here (as the shell would send) and
   // succeeds, so tests see frames a core flushed ahead of its plan.
+  // `execs_before`: exec_count() when it was sent, to tell which statements
+  // ran after it.
   struct Sent {
     std::vector<std::string> to;
     std::string frame;
+    long execs_before = 0;
   };
   std::vector<Sent>* sent = nullptr;
   bool Send(const std::vector<std::string>& to, std::string_view frame) override {
     if (sent == nullptr) return false;
-    sent->push_back({to, std::string(frame)});
+    sent->push_back({to, std::string(frame), exec_count_});
     return true;
   }
 

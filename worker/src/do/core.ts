@@ -8,7 +8,10 @@
 // Each Durable Object instantiates its own module: DOs of one isolate share
 // module scope, and a separate heap per DO keeps one object's memory and
 // faults away from another's. Instantiation is synchronous (the .wasm is
-// imported as a precompiled WebAssembly.Module) and takes a few ms.
+// imported as a precompiled WebAssembly.Module) and takes a few ms: so that
+// a hibernated DO's first frame does not wait for it, a DO that has served a
+// frame leaves one spare instance behind, made after the frame's work is
+// done, for the next DO of this isolate to open (keepSpareCoreModule).
 import createCoreModule, {
   type CoreModule,
   type RawCore,
@@ -130,7 +133,7 @@ export class Core {
    * Returns the refusals of stored subscriptions a deploy made invalid, to send.
    */
   static open(args: OpenArgs): { core: Core; refusals: RawDelivery[] } {
-    const module = instantiateCoreModule()
+    const module = takeCoreModule()
     const read: { frames: string[] | undefined } = { frames: undefined }
     const send = (to: string, frame: string) => {
       if (to === READER && read.frames) read.frames.push(frame)
@@ -306,6 +309,36 @@ export class Core {
       return this.#onTrap(error)
     }
   }
+}
+
+// An instance no core has opened yet, or undefined.
+let spareModule: CoreModule | undefined
+let spareScheduled = false
+
+/** The spare instance if there is one, else a fresh one. A module serves one core only. */
+function takeCoreModule(): CoreModule {
+  const module = spareModule ?? instantiateCoreModule()
+  spareModule = undefined
+  return module
+}
+
+/**
+ * Makes a spare instance once the current event's work is done, unless one
+ * is waiting. A failure here is only logged: the next open instantiates
+ * (and reports) for itself.
+ */
+export function keepSpareCoreModule(): void {
+  if (spareModule || spareScheduled) return
+  spareScheduled = true
+  setTimeout(() => {
+    spareScheduled = false
+    if (spareModule) return
+    try {
+      spareModule = instantiateCoreModule()
+    } catch (error) {
+      console.error('seqsync: could not prepare a spare core instance', error)
+    }
+  }, 0)
 }
 
 /** Instantiates a fresh core module. Throws if the wasm cannot start. */

@@ -10,7 +10,15 @@ import { DurableObject } from 'cloudflare:workers'
 
 import { CloseCode, closeCodeName, ErrorCode, errorName } from '../protocol/codes.js'
 import { assembleSnapshot, snapshotHello, type SnapshotSub, type SyncSnapshot } from '../protocol/snapshot.js'
-import { Core, CoreError, errorFrame, notRegisteredPlan, type RawPlan, SyncRegistrationError } from './core.js'
+import {
+  Core,
+  CoreError,
+  errorFrame,
+  keepSpareCoreModule,
+  notRegisteredPlan,
+  type RawPlan,
+  SyncRegistrationError,
+} from './core.js'
 import { SyncDenied } from './denied.js'
 import { refuseConnection } from './refuse.js'
 import { CLAIMS_HEADER } from './route.js'
@@ -392,6 +400,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     if (hello) this.#debugLines.endResume(socketId, hello)
     if (plan.presence) this.#judgePresence(ws, identity, plan.presence)
     if (plan.mutation) await runMutation(this.#mutationHost, scope, claims, plan.mutation, ws)
+    keepSpareCoreModule()
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
