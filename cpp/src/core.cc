@@ -85,6 +85,8 @@ struct Core::Impl {
   // the housekeeping after its drain.
   std::int64_t now_ms = 0;
   bool drained_this_call = false;
+  // Housekeeping runs that failed (the stats' housekeepingFailures).
+  std::uint64_t housekeeping_failures = 0;
 
   Impl(Storage* s, Options o) : storage(s), options(std::move(o)) {
     fanout.on_flushed = [this](const Delivery& d) {
@@ -105,13 +107,14 @@ struct Core::Impl {
   // Housekeeping holds no reply back: when it is due (the first write after
   // a wake, say), the plan's frames leave first, where the storage can send
   // early. A failure loses nothing: compaction, retention and marks are
-  // tried again when next due, and a stale drain watermark only re-sends.
+  // tried again when next due, and a stale drain watermark only re-sends;
+  // the stats count it.
   void HousekeepAfterReplies(Plan* plan) {
     if (!drained_this_call) return;
     drained_this_call = false;
     if (!log.HousekeepingDue(now_ms)) return;
     fanout.Flush(plan);
-    (void)log.MaybeHousekeep(now_ms);
+    if (!log.MaybeHousekeep(now_ms).ok()) ++housekeeping_failures;
   }
 
   // Every drain goes through here, so the call's plan housekeeps after it.
@@ -663,6 +666,8 @@ Result<std::string> Core::Impl::StatsJson(bool detail) {
   } else {
     w.Int64(log.last_housekeep_ms());
   }
+  w.Key("housekeepingFailures");
+  w.Uint64(housekeeping_failures);
   stats.Write(detail, &w);
   if (detail) {
     w.Key("socketList");

@@ -168,6 +168,9 @@ TEST_CASE("housekeeping holds no reply back: a woken core answers its first writ
   CHECK(h.db.exec_count() - sent.back().execs_before >= 3);  // a mark, the watermark, the failed compaction
   CHECK(h.Count("SELECT COUNT(*) FROM _sync_marks") >= 1);
   CHECK(h.Count("SELECT COUNT(*) FROM messages") == 2);
+  // The failure is not silent: the stats count it.
+  JsonDocument stats = Json(h.core->StatsJson(false).value());
+  CHECK(stats["housekeepingFailures"].GetUint64() == 1);
 }
 
 TEST_CASE("random writes, compaction and retention match the reference model on resume") {

@@ -54,6 +54,7 @@ it('syncStats counts outcomes, refusals by code, writes in flight and latency, a
   expect(stats.sent.deliveries).toBeGreaterThan(stats.sent.frames) // each change went to both sockets in one frame
   expect(stats.sent.bytes).toBeGreaterThan(0)
   expect(stats.lastHousekeepingMs).toBeGreaterThan(0)
+  expect(stats.housekeepingFailures).toBe(0)
   expect(stats.wasmMemoryBytes).toBeGreaterThan(0)
   expect(stats.wasmMemoryBytes % 65536).toBe(0) // whole wasm pages
   expect(stats.databaseBytes).toBeGreaterThan(0)

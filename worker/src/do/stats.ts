@@ -59,6 +59,8 @@ export interface SyncStats {
   }
   /** When compaction and retention last ran in this instance (ms since the epoch); null: not yet. */
   lastHousekeepingMs: number | null
+  /** Housekeeping runs that failed in this instance (each is tried again when next due; nothing is lost). */
+  housekeepingFailures: number
   /** The core's wasm heap. */
   wasmMemoryBytes: number
 }
