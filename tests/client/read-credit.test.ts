@@ -15,6 +15,11 @@ it('utf8Length counts what TextEncoder would encode', () => {
   for (const text of ['', 'ascii', 'é', '€', '😀', 'a😀b€é', '\ud800x', 'x\udc00']) {
     expect(utf8Length(text)).toBe(new TextEncoder().encode(text).byteLength)
   }
+  // Longer than one counting window, with a surrogate pair across each window's edge.
+  for (const pad of [0, 1, 2]) {
+    const text = `${'a'.repeat(64 * 1024 - 1 + pad)}😀${'é€😀'.repeat(30_000)}\ud800`
+    expect(utf8Length(text)).toBe(new TextEncoder().encode(text).byteLength)
+  }
 })
 
 it('sends recv with the bytes received each quarter of maxUnreadBytesPerSocket', () => {

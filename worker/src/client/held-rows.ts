@@ -52,7 +52,14 @@ export class HeldRows<T extends object, TKey extends string | number> {
   /** What this sync run wrote into the synced state, by wire key (`String(key)`). */
   readonly #rows = new Map<string, HeldRow<T, TKey>>()
   #open = false
-  /** How to undo what happened since the last commit, in order. */
+  /**
+   * How to undo the rows written since the last commit, in order: the key,
+   * and what it held before (undefined: nothing). Two arrays, not a closure
+   * per row: a catch-up writes thousands.
+   */
+  #undoKeys: string[] = []
+  #undoPrev: Array<HeldRow<T, TKey> | undefined> = []
+  /** How to undo what callers recorded with journal(), in order (their own state, apart from the rows). */
   #undo: Array<() => void> = []
   #sink: RowSink | undefined
   /** Keys written since the last commit, for the sink. */
@@ -144,7 +151,8 @@ export class HeldRows<T extends object, TKey extends string | number> {
     this.#begin()
     this.#sync.write({ type: prev !== undefined ? 'update' : 'insert', value })
     this.#rows.set(k, { key, value })
-    this.#undo.push(prev !== undefined ? () => this.#rows.set(k, prev) : () => this.#rows.delete(k))
+    this.#undoKeys.push(k)
+    this.#undoPrev.push(prev)
     if (this.#sink) this.#touched.add(k)
     return k
   }
@@ -156,7 +164,8 @@ export class HeldRows<T extends object, TKey extends string | number> {
     this.#begin()
     this.#sync.write({ type: 'delete', key: prev.key })
     this.#rows.delete(k)
-    this.#undo.push(() => this.#rows.set(k, prev))
+    this.#undoKeys.push(k)
+    this.#undoPrev.push(prev)
     if (this.#sink) this.#touched.add(k)
   }
 
@@ -172,7 +181,7 @@ export class HeldRows<T extends object, TKey extends string | number> {
 
   /** Ends the open transaction: its receipt, or true if nothing was written since the last commit. */
   commit(): true | Promise<void> {
-    this.#undo = []
+    this.#forgetUndo()
     if (this.#touched.size > 0) {
       const sink = this.#sink
       if (this.#touched.size >= IMAGE_ROWS) this.restage()
@@ -187,7 +196,9 @@ export class HeldRows<T extends object, TKey extends string | number> {
   /** Discards the open transaction and undoes everything since the last commit. */
   abort(): void {
     const undo = this.#undo
-    this.#undo = []
+    const keys = this.#undoKeys
+    const prevs = this.#undoPrev
+    this.#forgetUndo()
     this.#touched.clear()
     if (this.#open) {
       this.#open = false
@@ -202,6 +213,17 @@ export class HeldRows<T extends object, TKey extends string | number> {
       }
     }
     for (let i = undo.length - 1; i >= 0; i--) undo[i]!()
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const prev = prevs[i]
+      if (prev === undefined) this.#rows.delete(keys[i]!)
+      else this.#rows.set(keys[i]!, prev)
+    }
+  }
+
+  #forgetUndo(): void {
+    this.#undo = []
+    this.#undoKeys = []
+    this.#undoPrev = []
   }
 
   #begin(): void {
