@@ -223,6 +223,7 @@ struct Core::Impl {
     const Seq head = *head_r;
     sock->hello = true;
     sock->inline_acks = hello.inline_acks;
+    sock->compact_changes = hello.compact_changes;
     auto persisted = storage->Exec("INSERT OR IGNORE INTO _sync_sockets(socket) VALUES(?1)",
                                    {SqlValue::Text(std::string(socket_id))});
     (void)persisted;  // losing it only costs a re-hello after hibernation
@@ -259,7 +260,7 @@ struct Core::Impl {
     const std::vector<std::string> to{std::string(socket_id)};
     if (!resume_subs.empty() && since < head) {
       std::uint64_t mark = fanout.Mark(plan);
-      Status s = fanout.CollectChanges(since, head, head, /*end_units=*/false, {{to, &resume_subs}}, &plan);
+      Status s = fanout.CollectChanges(since, head, head, /*end_units=*/false, {{to, &resume_subs, sock->compact_changes}}, &plan);
       if (!s.ok()) {
         if (!fanout.Unsend(&plan, mark)) return CloseMidUnit(std::move(plan));
         ReplyError(&plan, socket_id, s);

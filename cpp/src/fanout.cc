@@ -59,10 +59,11 @@ std::vector<Group> Fanout::GroupSockets(const SocketMap& sockets) const {
     for (const Subscription& s : sock.subs) parts.push_back(s.collection + '\x1f' + s.where_json);
     std::sort(parts.begin(), parts.end());
     parts.erase(std::unique(parts.begin(), parts.end()), parts.end());
-    std::string signature;
+    // Sockets that read the compact form are sent other frames.
+    std::string signature = sock.compact_changes ? "compact\x1e" : "full\x1e";
     for (const std::string& p : parts) signature += p + '\x1e';
     auto [it, fresh] = index.try_emplace(signature, groups.size());
-    if (fresh) groups.push_back({{}, &sock.subs});
+    if (fresh) groups.push_back({{}, &sock.subs, sock.compact_changes});
     groups[it->second].sockets.push_back(id);
   }
   return groups;
@@ -302,9 +303,13 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
     // SQLite wrote it.
     std::vector<JsonDocument> parsed(any_predicate ? unique.size() : 0);
     const Seq frame_seq = unit_seq != 0 ? unit_seq : page_seq;
+    const std::string seq_head = "{\"t\":\"changes\",\"seq\":" + std::to_string(frame_seq) + ",";
     for (const Group& g : groups) {
-      ChunkedFrames frames("{\"t\":\"changes\",\"seq\":" + std::to_string(frame_seq) + ",\"changes\":[",
-                           options_->snapshot_chunk_bytes);
+      ChunkedFrames frames(seq_head + "\"changes\":[", options_->snapshot_chunk_bytes);
+      // The compact form: one collection's frames each, in the order its
+      // first entry comes (a page holds each key once, so the order between
+      // collections changes nothing).
+      std::vector<std::pair<std::string_view, ChunkedFrames>> by_table;
       for (std::size_t i = 0; i < unique.size(); ++i) {
         const PageEntry& c = *unique[i];
         bool covered = false, matched = false;
@@ -323,6 +328,21 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
         if (!covered) continue;
         // Covered but not matched: a removal, so a row that moved out of
         // every subscription (or was deleted) leaves the client.
+        if (g.compact) {
+          auto table = std::find_if(by_table.begin(), by_table.end(), [&](const auto& t) { return t.first == c.table; });
+          if (table == by_table.end()) {
+            const Collection* collection = schema_->Find(c.table);
+            if (collection == nullptr) continue;  // unregistered since: nothing to send
+            std::string head = seq_head + "\"c\":" + (c.table_json.empty() ? JsonQuote(c.table) : std::string(c.table_json)) +
+                               ",\"pk\":" + JsonQuote(collection->pk) + ",\"rows\":[";
+            table = by_table.insert(by_table.end(), {c.table, ChunkedFrames(std::move(head), options_->snapshot_chunk_bytes)});
+          }
+          // A row is keyed by its primary key column (a TEXT key: its value
+          // is the key); a removal is the key alone.
+          if (matched) table->second.Add(c.row);
+          else table->second.Add(c.key_json.empty() ? JsonQuote(c.key) : c.key_json);
+          continue;
+        }
         std::string entry;
         entry.reserve(16 + c.table.size() + c.key.size() + c.row.size());
         entry += "{\"c\":";
@@ -337,7 +357,11 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
         frames.Add(entry);
       }
       std::vector<std::string> out;
-      frames.Finish(end_units, false, &out);
+      if (g.compact) {
+        for (std::size_t t = 0; t < by_table.size(); ++t) by_table[t].second.Finish(end_units && t + 1 == by_table.size(), false, &out);
+      } else {
+        frames.Finish(end_units, false, &out);
+      }
       for (std::string& f : out) plan->deliveries.push_back({g.sockets, std::move(f)});
     }
     MaybeFlush(plan);

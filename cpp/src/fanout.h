@@ -37,6 +37,7 @@ Plan ErrorPlan(std::string_view socket, const Status& why);
 struct Group {
   std::vector<std::string> sockets;
   const std::vector<Subscription>* subs;
+  bool compact = false;  // its changes frames take the compact form (Socket::compact_changes)
 };
 
 // The first page of a drain, read ahead by the statement that committed a

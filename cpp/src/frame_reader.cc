@@ -56,14 +56,18 @@ Result<HelloRequest> ReadHello(const JsonValue& frame, const Options& options) {
   const JsonValue* since = Member(frame, "since");
   const JsonValue* subs = Member(frame, "subs");
   const JsonValue* inline_acks = Member(frame, "inlineAcks");
+  const JsonValue* compact_changes = Member(frame, "compactChanges");
   if ((epoch != nullptr && !epoch->IsString() && !epoch->IsNull()) ||
       (since != nullptr && !since->IsNull() && !IsSafeUnsigned(*since)) ||
-      (subs != nullptr && !subs->IsArray() && !subs->IsNull()) || (inline_acks != nullptr && !inline_acks->IsBool())) {
+      (subs != nullptr && !subs->IsArray() && !subs->IsNull()) || (inline_acks != nullptr && !inline_acks->IsBool()) ||
+      (compact_changes != nullptr && !compact_changes->IsBool())) {
     return Status::InvalidField(
-        "hello: epoch must be a string, since a non-negative integer, subs an array, inlineAcks a boolean");
+        "hello: epoch must be a string, since a non-negative integer, subs an array, inlineAcks and compactChanges "
+        "booleans");
   }
   HelloRequest hello;
   hello.inline_acks = inline_acks != nullptr && inline_acks->GetBool();
+  hello.compact_changes = compact_changes != nullptr && compact_changes->GetBool();
   if (epoch != nullptr && epoch->IsString()) hello.epoch = View(*epoch);
   if (since != nullptr && !since->IsNull()) {
     hello.since = since->IsUint64() ? since->GetUint64() : static_cast<Seq>(since->GetDouble());

@@ -45,6 +45,9 @@ struct HelloRequest {
   // "inlineAcks": true — the client reads an ack inside the changes frame
   // that ends its write's unit (docs/protocol.md §5.2).
   bool inline_acks = false;
+  // "compactChanges": true — the client reads changes frames in their
+  // compact form, one collection per frame (docs/protocol.md §5.2).
+  bool compact_changes = false;
 };
 
 // Reads a hello. Errors: kVersionMismatch (the socket must then close),

@@ -87,6 +87,9 @@ struct Socket {
   // unit. In memory only: after a wake its acks are frames of their own,
   // which every client reads too.
   bool inline_acks = false;
+  // From its hello: its changes frames take the compact form. In memory
+  // only, like inline_acks: after a wake it is sent the full form.
+  bool compact_changes = false;
 };
 
 using SocketMap = std::map<std::string, Socket, std::less<>>;

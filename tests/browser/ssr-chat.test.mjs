@@ -125,7 +125,8 @@ test('the first HTML holds the messages; after hydration only the delta arrives;
   await waitFor(async () => (await messageTexts(page)).some((t) => t.includes('written after the render')), 'the delta')
   const framesAfterHydration = received.map((f) => JSON.parse(f))
   assert.deepEqual(framesAfterHydration.map((f) => f.t), ['welcome', 'changes', 'synced'], 'only the delta, never a snapshot')
-  assert.deepEqual(framesAfterHydration[1].changes.map((c) => c.row.content), ['written after the render'])
+  // The client asks for the compact form (docs/protocol.md §5.2): the frame's rows.
+  assert.deepEqual(framesAfterHydration[1].rows.map((row) => row.content), ['written after the render'])
   const hello = JSON.parse(sent[0])
   const rendered = JSON.parse(state).collections[0].syncMeta
   assert.equal(hello.since, rendered.seq)

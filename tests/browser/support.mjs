@@ -102,7 +102,7 @@ export function countFrames(collection) {
           seen.renderedAtFirstFrame = document.querySelectorAll('[data-testid=message]').length
         }
         const frame = JSON.parse(ev.data)
-        if (frame.t === 'changes') seen.changes += frame.changes.length
+        if (frame.t === 'changes') seen.changes += (frame.changes ?? frame.rows).length
         if (frame.t !== 'snapshot') return
         if (seen.heldAtFirstSnapshot < 0) seen.heldAtFirstSnapshot = held()
         seen.snapshotRows += frame.rows.length

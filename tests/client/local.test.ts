@@ -29,7 +29,7 @@ describe('WebSocketTransport: local without IndexedDB', () => {
     expect(t.local).toBe('memory')
     const ws = FakeSocket.last
     ws.open()
-    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, inlineAcks: true, subs: [{ id: 's1', c: 'messages' }] })
+    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, inlineAcks: true, compactChanges: true, subs: [{ id: 's1', c: 'messages' }] })
     ws.deliver({ t: 'welcome', v: 1, epoch: 'e1', seq: 0, limits: {} as never })
     ws.deliver({ t: 'snapshot', sub: 's1', c: 'messages', seq: 3, rows: [{ id: 'a' }] })
     expect(units).toHaveLength(1)

@@ -51,6 +51,7 @@ describe('WebSocketTransport: handshake', () => {
         t: 'hello',
         v: 1,
         inlineAcks: true,
+        compactChanges: true,
         subs: [
           { id: 's1', c: 'messages' },
           { id: 's2', c: 'rooms', where: { type: 'func', name: 'isNull', args: [{ type: 'ref', path: ['x'] }] } },
@@ -164,6 +165,7 @@ describe('WebSocketTransport: units and the cursor', () => {
       t: 'hello',
       v: 1,
       inlineAcks: true,
+      compactChanges: true,
       epoch: 'e1',
       since: 10,
       subs: [
@@ -226,7 +228,7 @@ describe('WebSocketTransport: units and the cursor', () => {
     await until(() => FakeSocket.instances.length === 2)
     ws = FakeSocket.last
     ws.open()
-    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, inlineAcks: true, epoch: 'e1', since: 7, subs: [{ id: 'bad', c: 'm' }, { id: 'ok', c: 'n', resume: true }] })
+    expect(ws.sent[0]).toEqual({ t: 'hello', v: 1, inlineAcks: true, compactChanges: true, epoch: 'e1', since: 7, subs: [{ id: 'bad', c: 'm' }, { id: 'ok', c: 'n', resume: true }] })
   })
 
   it('a sub whose resync snapshot fails too is dropped: unsub, and a SubscriptionError', () => {
@@ -671,6 +673,7 @@ describe('WebSocketTransport: windows (on-demand)', () => {
       t: 'hello',
       v: 1,
       inlineAcks: true,
+      compactChanges: true,
       epoch: 'e1',
       since: 3,
       subs: [{ id: 'w1', c: 'tasks', where: rankGte, resume: true }],

@@ -1,6 +1,7 @@
 // Unit assembly and the cursor (worker/src/client/unit.ts), without a socket.
 import { describe, expect, it } from 'vitest'
 
+import { decodeServerFrame } from '../../worker/src/client/codec.js'
 import { planDeliveries, UnitAssembler } from '../../worker/src/client/unit.js'
 import type { DeliveryTarget } from '../../worker/src/client/unit.js'
 import type { PredicateIR } from '../../worker/src/protocol/index.js'
@@ -33,6 +34,37 @@ describe('UnitAssembler', () => {
     expect(u.add({ t: 'changes', seq: 2, changes })?.changes).toBe(changes)
     const snap = u.add({ t: 'snapshot', sub: 's', c: 'm', seq: 3, rows: [] })
     expect(snap?.snapshots.get('s')).toEqual([])
+  })
+
+  it('reads changes frames in the compact form: rows keyed by their pk column, strings as removed keys, in order', () => {
+    const u = new UnitAssembler()
+    const part = decodeServerFrame('{"t":"changes","seq":7,"c":"m","pk":"id","rows":[{"id":"a","n":{"$int":"9007199254740993"}},"gone"],"more":true}')
+    const last = decodeServerFrame('{"t":"changes","seq":7,"c":"t","pk":"key","rows":[{"key":"k1","done":true}],"ack":"w1"}')
+    expect(part.error).toBeUndefined()
+    expect(last.error).toBeUndefined()
+    expect(u.add(part.frame as never)).toBeUndefined()
+    expect(u.add(last.frame as never)?.changes).toEqual([
+      { c: 'm', k: 'a', row: { id: 'a', n: 9007199254740993n } },
+      { c: 'm', k: 'gone' },
+      { c: 't', k: 'k1', row: { key: 'k1', done: true } },
+    ])
+    // A unit of one compact frame, as a live write's is.
+    const lone = decodeServerFrame('{"t":"changes","seq":8,"c":"m","pk":"id","rows":["a"]}')
+    expect(u.add(lone.frame as never)?.changes).toEqual([{ c: 'm', k: 'a' }])
+  })
+
+  it('refuses a compact changes frame whose rows lack a string pk, or that carries both forms', () => {
+    for (const text of [
+      '{"t":"changes","seq":1,"c":"m","pk":"id","rows":[{"id":5}]}',
+      '{"t":"changes","seq":1,"c":"m","pk":"id","rows":[{"name":"no key"}]}',
+      '{"t":"changes","seq":1,"c":"m","pk":"id","rows":[7]}',
+      '{"t":"changes","seq":1,"c":"m","rows":[{"id":"a"}]}',
+      '{"t":"changes","seq":1,"pk":"id","rows":[{"id":"a"}]}',
+      '{"t":"changes","seq":1,"c":"m","pk":"id","rows":{}}',
+      '{"t":"changes","seq":1,"c":"m","pk":"id","rows":[],"changes":[]}',
+    ]) {
+      expect(decodeServerFrame(text).error?.message, text).toMatch(/server frame changes/)
+    }
   })
 
   it('the cursor only moves forwards', () => {

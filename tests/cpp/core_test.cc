@@ -82,6 +82,48 @@ TEST_CASE("a socket whose hello asks for inline acks gets its ack inside the fra
   }
 }
 
+TEST_CASE("a socket whose hello asks for compact changes is sent one collection per frame, rows and removed keys") {
+  Harness h;
+  h.Send("s1", R"({"t":"hello","v":1,"compactChanges":true,"subs":[{"id":"m","c":"messages"},{"id":"t","c":"tasks"}]})");
+  h.Connect("s2", R"([{"id":"m","c":"messages"},{"id":"t","c":"tasks"}])");
+  h.SendAndRun("s2", InsertMessage("m1", "gone"));
+  // One unit that touches two collections, and a key removed in it.
+  Plan sent = h.Send("s2", R"({"t":"call","id":"c1","name":"echo","args":{}})");
+  REQUIRE(sent.mutation.has_value());
+  h.db.MustExec("BEGIN");
+  h.db.MustExec("INSERT INTO messages VALUES('a','u1','hi',1)");
+  h.db.MustExec("INSERT INTO tasks VALUES('t1','write',0,1.5)");
+  h.db.MustExec("DELETE FROM messages WHERE id='gone'");
+  REQUIRE(h.core->CommitMutation("u1", "c1", R"({"ok":true})", h.now).ok());
+  h.db.MustExec("COMMIT");
+  Plan p = h.core->FinishMutation("u1", "c1", h.now);
+  // Only the frame that ends the unit goes without "more".
+  CHECK(Harness::FramesFor(p, "s1") == std::vector<std::string>{
+      R"({"t":"changes","seq":4,"c":"messages","pk":"id","rows":[{"id":"a","author":"u1","content":"hi","created_at":1},"gone"],"more":true})",
+      R"({"t":"changes","seq":4,"c":"tasks","pk":"id","rows":[{"id":"t1","title":"write","done":0,"rank":1.5}]})"});
+  // A socket that did not ask is sent the full form, as before.
+  auto full = Harness::FramesFor(p, "s2");
+  REQUIRE(full.size() == 2);
+  CHECK(full[0] == R"({"t":"changes","seq":4,"changes":[{"c":"messages","k":"a","row":{"id":"a","author":"u1","content":"hi","created_at":1}},{"c":"tasks","k":"t1","row":{"id":"t1","title":"write","done":0,"rank":1.5}},{"c":"messages","k":"gone"}]})");
+
+  SUBCASE("a resume's catch-up takes the compact form too, and an inline ack rides in the frame that ends the unit") {
+    Plan hello = h.Send("s3", R"({"t":"hello","v":1,"compactChanges":true,"inlineAcks":true,"epoch":"epoch-1","since":1,"subs":[{"id":"m","c":"messages","resume":true}]})");
+    auto resumed = Harness::FramesFor(hello, "s3");
+    REQUIRE(resumed.size() == 3);
+    CHECK(resumed[1] == R"({"t":"changes","seq":4,"c":"messages","pk":"id","rows":[{"id":"a","author":"u1","content":"hi","created_at":1},"gone"],"more":true})");
+    CHECK(resumed[2] == R"({"t":"synced","seq":4})");
+    Plan caught = h.SendAndRun("s3", InsertMessage("m2", "b"));
+    CHECK(Harness::FramesFor(caught, "s3") == std::vector<std::string>{
+        R"({"t":"changes","seq":5,"c":"messages","pk":"id","rows":[{"id":"b","author":"u1","content":"hi","created_at":1}],"ack":"m2"})"});
+  }
+}
+
+TEST_CASE("hello's compactChanges must be a boolean") {
+  Harness h;
+  Plan p = h.Send("s1", R"({"t":"hello","v":1,"compactChanges":1})");
+  CHECK(CodeOf(p, "s1") == Code::kInvalidField);
+}
+
 TEST_CASE("hello's inlineAcks must be a boolean") {
   Harness h;
   Plan p = h.Send("s1", R"({"t":"hello","v":1,"inlineAcks":"yes"})");

@@ -5,6 +5,8 @@
 // attachments, and must then serve that same socket both ways.
 import { afterEach, expect, it } from 'vitest'
 
+import { changesIn } from '../../worker/src/client/codec.js'
+import type { ServerFrame } from '../../worker/src/protocol/index.js'
 import { admin, type Client, connectClient, freshRoom, message, rowsOf, serverRows, until } from './harness.js'
 
 const open: Client[] = []
@@ -71,8 +73,8 @@ it('a real client’s socket survives the DO’s eviction, then writes and recei
   // Bob writes; ann receives it through her restored subscription.
   await within(bob.messages.insert(message('after-bob', 'bob')).isPersisted.promise, 10_000, 'bob’s write after the wake is confirmed')
   await until(() => ann.messages.has('after-bob'), 'ann receives bob’s write')
-  const live = ann.network.received.slice(afterWake).map((f) => JSON.parse(f) as { t: string; changes?: Array<{ k: string; row?: unknown }> })
-  expect(live.some((f) => f.t === 'changes' && f.changes!.some((c) => c.k === 'after-bob' && c.row !== undefined))).toBe(true)
+  const live = ann.network.received.slice(afterWake).map((f) => JSON.parse(f) as ServerFrame)
+  expect(live.some((f) => f.t === 'changes' && changesIn(f).some((c) => c.k === 'after-bob' && c.row !== undefined))).toBe(true)
   expect(live.some((f) => f.t === 'ack')).toBe(true)
 
   // All of it on the sockets opened before the eviction: neither client reconnected.

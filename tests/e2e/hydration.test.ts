@@ -8,7 +8,8 @@ import type { DehydratedDbState } from '@tanstack/db'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { dehydrateSnapshot, doCollectionOptions, WebSocketTransport } from '../../worker/src/client/index.js'
-import type { SnapshotSub, SyncSnapshot } from '../../worker/src/protocol/index.js'
+import { changesIn } from '../../worker/src/client/codec.js'
+import type { ChangesFrame, SnapshotSub, SyncSnapshot } from '../../worker/src/protocol/index.js'
 import { admin, baseUrl, freshRoom, message, type Message, Network, rowsOf, serverRows, socketUrl, until } from './harness.js'
 
 const ann = { type: 'func', name: 'eq', args: [{ type: 'ref', path: ['author'] }, { type: 'val', value: 'ann' }] } as const
@@ -75,7 +76,7 @@ describe('hydration from a server render', () => {
     expect(hello.subs.map((s) => s.resume)).toEqual([true])
     const frames = framesOf(network)
     expect(frames.map((f) => f.t)).toEqual(['welcome', 'changes', 'synced'])
-    const keys = (frames[1]!.changes as Array<{ k: string }>).map((c) => c.k)
+    const keys = changesIn(frames[1] as unknown as ChangesFrame).map((c) => c.k)
     expect(keys.sort()).toEqual(['b', 'late'])
     // No duplicate, and the server's rows exactly.
     expect(rowsOf(messages)).toEqual((await serverRows(room)).messages)

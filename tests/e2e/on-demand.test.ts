@@ -28,6 +28,7 @@ import {
   type WebSocketConstructor,
 } from '../../worker/src/client/index.js'
 import type { ClientFrame, HelloFrame, ServerFrame, SubBody } from '../../worker/src/protocol/index.js'
+import { changesIn } from '../../worker/src/client/codec.js'
 import { admin, baseUrl, freshRoom, Network, type Task, until } from './harness.js'
 
 /** Every frame one client sent and received, and the task rows it received. */
@@ -51,7 +52,7 @@ class Wire {
     let n = 0
     for (const f of this.received.slice(from)) {
       if (f.t === 'snapshot' && f.c === 'tasks') n += f.rows.length
-      if (f.t === 'changes') n += f.changes.filter((c) => c.c === 'tasks' && c.row !== undefined).length
+      if (f.t === 'changes') n += changesIn(f).filter((c) => c.c === 'tasks' && c.row !== undefined).length
     }
     return n
   }

@@ -2,9 +2,10 @@
 // fixture Worker, so each test sees exactly the frames the DO sends.
 import { exports } from 'cloudflare:workers'
 
-import type { ServerFrame } from '../../worker/src/protocol/index.js'
+import type { FullServerFrame } from '../../worker/src/protocol/index.js'
 
-type Frame = ServerFrame & Record<string, unknown>
+// A test socket says hello without compactChanges: changes frames take the full form.
+type Frame = FullServerFrame & Record<string, unknown>
 
 export class TestSocket {
   readonly frames: Frame[] = []

@@ -11,7 +11,7 @@
 //   golden vectors (tests/vectors/session.json) pin its bytes.
 
 import { ErrorCode } from '../protocol/index.js'
-import type { ClientFrame, ServerFrame } from '../protocol/index.js'
+import type { ChangesFrame, ClientFrame, CompactChangesFrame, ServerFrame, WireChange } from '../protocol/index.js'
 import { ProtocolError } from './errors.js'
 
 const decoder = new TextDecoder()
@@ -36,6 +36,7 @@ export function malformedServerFrame(frame: ServerFrame): string | undefined {
     case 'changes':
       if (!isSeq(f.seq)) return 'seq is not a non-negative integer'
       if (f.ack !== undefined && (typeof f.ack !== 'string' || f.more !== undefined)) return 'ack is not a string on the frame that ends the unit'
+      if (f.rows !== undefined) return malformedCompactChanges(f)
       return Array.isArray(f.changes) && f.changes.every((c) => isObject(c) && typeof c.c === 'string' && typeof c.k === 'string')
         ? undefined
         : 'changes is not a list of {c, k}'
@@ -56,6 +57,32 @@ export function malformedServerFrame(frame: ServerFrame): string | undefined {
     default:
       return undefined // a frame type from a later protocol minor: the transport ignores it
   }
+}
+
+/** What is wrong with a changes frame in the compact form, or undefined. */
+function malformedCompactChanges(f: Record<string, unknown>): string | undefined {
+  if (f.changes !== undefined) return 'changes and rows both'
+  const pk = f.pk
+  if (typeof f.c !== 'string' || typeof pk !== 'string' || !Array.isArray(f.rows)) return 'c, pk or rows missing'
+  return f.rows.every((r) => typeof r === 'string' || (isObject(r) && typeof r[pk] === 'string'))
+    ? undefined
+    : 'rows is not a list of rows with a string pk, and removed keys'
+}
+
+/** Appends the changes `frame` carries, in either form, to `out`; returns `out`. */
+export function appendChanges(frame: ChangesFrame | CompactChangesFrame, out: WireChange[]): WireChange[] {
+  if ('changes' in frame) {
+    for (const change of frame.changes) out.push(change)
+    return out
+  }
+  const { c, pk } = frame
+  for (const r of frame.rows) out.push(typeof r === 'string' ? { c, k: r } : { c, k: r[pk] as string, row: r })
+  return out
+}
+
+/** The changes `frame` carries: the frame's own array in the full form. */
+export function changesIn(frame: ChangesFrame | CompactChangesFrame): WireChange[] {
+  return 'changes' in frame ? frame.changes : appendChanges(frame, [])
 }
 
 /** One WebSocket message (text, or UTF-8 bytes) → a server frame, or why it is not one. */
@@ -113,7 +140,12 @@ function decodeTaggedRows(frame: ServerFrame): void {
     }
   }
   if (frame.t === 'snapshot') for (const row of frame.rows) decodeRow(row as Record<string, unknown>)
-  if (frame.t === 'changes') for (const change of frame.changes) if (change.row !== undefined) decodeRow(change.row as Record<string, unknown>)
+  if (frame.t !== 'changes') return
+  if ('rows' in frame) {
+    for (const row of frame.rows) if (typeof row === 'object') decodeRow(row)
+  } else {
+    for (const change of frame.changes) if (change.row !== undefined) decodeRow(change.row as Record<string, unknown>)
+  }
 }
 
 /** A JS value as the wire carries it: a bigint tagged `{"$int":"…"}` (JSON numbers are doubles), a Date as epoch ms. */

@@ -32,7 +32,7 @@ export class DebugLog {
       case 'changes':
         if (resume) {
           resume.kinds.add('changes')
-          resume.changes += frame.changes.length
+          resume.changes += 'changes' in frame ? frame.changes.length : frame.rows.length
         }
         if (frame.ack !== undefined) this.#line({ event: 'mutation', mutation: frame.ack, outcome: 'committed', seq: frame.seq })
         return

@@ -580,7 +580,7 @@ export class WebSocketTransport {
   }
 
   #sendHello(): void {
-    const hello: HelloFrame = { t: 'hello', v: PROTOCOL_VERSION, inlineAcks: true }
+    const hello: HelloFrame = { t: 'hello', v: PROTOCOL_VERSION, inlineAcks: true, compactChanges: true }
     if (this.#epoch !== undefined) {
       hello.epoch = this.#epoch
       hello.since = this.#units.appliedSeq

@@ -13,8 +13,8 @@
 //   the changes of its table if it is synced; a subscription still waiting
 //   for its snapshot sees nothing (the snapshot will supersede them).
 
-import type { ChangesFrame, PredicateIR, SnapshotFrame, SyncedFrame, WireChange, WireRow } from '../protocol/index.js'
-import { isObject } from './codec.js'
+import type { ChangesFrame, CompactChangesFrame, PredicateIR, SnapshotFrame, SyncedFrame, WireChange, WireRow } from '../protocol/index.js'
+import { appendChanges, changesIn, isObject } from './codec.js'
 
 /** One ended unit, as it came: its seq, its changes in order, its snapshots by subscription. */
 export interface CompletedUnit {
@@ -45,7 +45,7 @@ export interface AppliedUnit {
 
 /** Buffers the parts of a unit and holds the cursor. */
 export class UnitAssembler {
-  #parts: Array<ChangesFrame | SnapshotFrame> = []
+  #parts: Array<ChangesFrame | CompactChangesFrame | SnapshotFrame> = []
   #appliedSeq = 0
 
   /** Every change up to this seq that concerns the synced subscriptions has been applied. */
@@ -62,7 +62,7 @@ export class UnitAssembler {
    * Takes one unit frame. Returns the unit when `frame` ends one, else
    * undefined (a part, buffered). The cursor does not move here.
    */
-  add(frame: ChangesFrame | SnapshotFrame | SyncedFrame): CompletedUnit | undefined {
+  add(frame: ChangesFrame | CompactChangesFrame | SnapshotFrame | SyncedFrame): CompletedUnit | undefined {
     if (frame.t !== 'synced') {
       this.#parts.push(frame)
       if (frame.more === true) return undefined
@@ -91,16 +91,16 @@ export class UnitAssembler {
   }
 }
 
-function assemble(seq: number, frames: Array<ChangesFrame | SnapshotFrame>): CompletedUnit {
+function assemble(seq: number, frames: Array<ChangesFrame | CompactChangesFrame | SnapshotFrame>): CompletedUnit {
   const unit: CompletedUnit = { seq, changes: [], snapshots: new Map(), resolved: new Map() }
   // A unit of one changes frame (every live delta) is used as it came.
   if (frames.length === 1 && frames[0]!.t === 'changes') {
-    unit.changes = frames[0]!.changes
+    unit.changes = changesIn(frames[0]!)
     return unit
   }
   for (const f of frames) {
     if (f.t === 'changes') {
-      for (const c of f.changes) unit.changes.push(c)
+      appendChanges(f, unit.changes)
       continue
     }
     let rows = unit.snapshots.get(f.sub)

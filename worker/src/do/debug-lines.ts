@@ -59,7 +59,7 @@ export class DebugLines {
       const f = JSON.parse(text) as { t: string; seq?: number; changes?: unknown[]; rows?: unknown[] }
       kinds.add(f.t)
       if (f.t === 'welcome') head = f.seq
-      else if (f.t === 'changes') changes += f.changes?.length ?? 0
+      else if (f.t === 'changes') changes += f.changes?.length ?? f.rows?.length ?? 0
       else if (f.t === 'snapshot') snapshotRows += f.rows?.length ?? 0
     }
     const delta = kinds.has('changes')

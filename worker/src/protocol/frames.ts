@@ -55,6 +55,8 @@ export interface HelloFrame {
   subs?: SubBody[]
   /** The client reads an ack inside the changes frame that ends its write's unit (ChangesFrame.ack). */
   inlineAcks?: boolean
+  /** The client reads changes frames in the compact form (CompactChanges). */
+  compactChanges?: boolean
 }
 export interface SubFrame extends SubBody {
   t: 'sub'
@@ -160,6 +162,20 @@ export interface ChangesFrame {
   /** To a socket whose hello set inlineAcks: the id of its write this unit confirms, as an AckFrame at `seq` would. */
   ack?: string
 }
+/**
+ * The compact form of a changes frame, to a socket whose hello set
+ * compactChanges: the changes of one collection `c`. A row's key is its `pk`
+ * column; a string is the key of a row removed. A frame holds each key once.
+ */
+export interface CompactChangesFrame {
+  t: 'changes'
+  seq: number
+  c: string
+  pk: string
+  rows: Array<WireRow | string>
+  more?: true
+  ack?: string
+}
 export interface SnapshotFrame {
   t: 'snapshot'
   sub: string
@@ -243,6 +259,8 @@ export interface PresenceErrorFrame {
   message: string
 }
 export type ServerFrame =
-  | WelcomeFrame | ChangesFrame | SnapshotFrame | SyncedFrame
+  | WelcomeFrame | ChangesFrame | CompactChangesFrame | SnapshotFrame | SyncedFrame
   | AckFrame | RejectFrame | SubErrorFrame | ErrorFrame
   | PresenceFrame | PresenceErrorFrame | PageFrame | PageErrorFrame
+/** What a socket whose hello did not set compactChanges can be sent. */
+export type FullServerFrame = Exclude<ServerFrame, CompactChangesFrame>
