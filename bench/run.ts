@@ -1089,6 +1089,8 @@ async function scenarioMemory(): Promise<void> {
 async function main(): Promise<void> {
   const started = now()
   extra.loadAtStart = loadavg().map((x) => x.toFixed(2)).join(' ')
+  extra.startedAt = `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`
+  // A report of a saved run names that run's start and load, not today's.
   if (args.includes('--report-only')) {
     const saved = JSON.parse(readFileSync(join(ROOT, 'test-output', SMOKE ? 'bench-smoke.json' : 'bench.json'), 'utf8')) as { results: typeof results; extra: typeof extra; failures: string[] }
     Object.assign(results, saved.results)
@@ -1294,7 +1296,7 @@ function machineNote(): string {
     try { return (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version } catch { return '?' }
   }
   const cpu = cpus()
-  return `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB · ` +
+  return `${String(extra.startedAt)} · ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB · ` +
     `Node ${process.versions.node} · wrangler ${version('wrangler')} · workerd ${version('workerd')} · @tanstack/db ${version('@tanstack/db')} · ` +
     `load average at start ${String(extra.loadAtStart ?? '?')} (the machine is shared: other work ran alongside)`
 }
