@@ -813,8 +813,11 @@ class RawSocket {
   }
 }
 
+// A raw seqsync socket says hello as WebSocketTransport does (inline acks, compact changes).
 const helloFor = (system: RawSystem, subscribe: boolean) =>
-  system === 'seqsync' ? { t: 'hello', v: 1, inlineAcks: true, ...(subscribe ? { subs: [{ id: 's', c: 'messages' }] } : {}) } : { t: 'hello' }
+  system === 'seqsync'
+    ? { t: 'hello', v: 1, inlineAcks: true, compactChanges: true, ...(subscribe ? { subs: [{ id: 's', c: 'messages' }] } : {}) }
+    : { t: 'hello' }
 const syncedType = (system: RawSystem, subscribe: boolean) => (system === 'seqsync' ? (subscribe ? 'synced' : 'welcome') : 'synced')
 
 function insertFrame(system: RawSystem, id: string): unknown {
