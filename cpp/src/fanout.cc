@@ -308,8 +308,14 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
       ChunkedFrames frames(seq_head + "\"changes\":[", options_->snapshot_chunk_bytes);
       // The compact form: one collection's frames each, in the order its
       // first entry comes (a page holds each key once, so the order between
-      // collections changes nothing).
-      std::vector<std::pair<std::string_view, ChunkedFrames>> by_table;
+      // collections changes nothing). A collection whose rows do not show
+      // the key as it is keeps the full form, in `frames`.
+      struct TableFrames {
+        std::string_view table;
+        bool keyed_by_row;
+        ChunkedFrames frames;
+      };
+      std::vector<TableFrames> by_table;
       for (std::size_t i = 0; i < unique.size(); ++i) {
         const PageEntry& c = *unique[i];
         bool covered = false, matched = false;
@@ -329,19 +335,27 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
         // Covered but not matched: a removal, so a row that moved out of
         // every subscription (or was deleted) leaves the client.
         if (g.compact) {
-          auto table = std::find_if(by_table.begin(), by_table.end(), [&](const auto& t) { return t.first == c.table; });
+          auto table = std::find_if(by_table.begin(), by_table.end(), [&](const auto& t) { return t.table == c.table; });
           if (table == by_table.end()) {
+            // A row is keyed by its primary key column: a TEXT key, whose
+            // value is the key, unless a declared type (json) shows it
+            // parsed, or the collection is no longer registered.
             const Collection* collection = schema_->Find(c.table);
-            if (collection == nullptr) continue;  // unregistered since: nothing to send
-            std::string head = seq_head + "\"c\":" + (c.table_json.empty() ? JsonQuote(c.table) : std::string(c.table_json)) +
-                               ",\"pk\":" + JsonQuote(collection->pk) + ",\"rows\":[";
-            table = by_table.insert(by_table.end(), {c.table, ChunkedFrames(std::move(head), options_->snapshot_chunk_bytes)});
+            const bool keyed_by_row = collection != nullptr && !collection->types.contains(collection->pk);
+            std::string head;
+            if (keyed_by_row) {
+              head = seq_head + "\"c\":" + (c.table_json.empty() ? JsonQuote(c.table) : std::string(c.table_json)) +
+                     ",\"pk\":" + JsonQuote(collection->pk) + ",\"rows\":[";
+            }
+            table = by_table.insert(by_table.end(),
+                                    {c.table, keyed_by_row, ChunkedFrames(std::move(head), options_->snapshot_chunk_bytes)});
           }
-          // A row is keyed by its primary key column (a TEXT key: its value
-          // is the key); a removal is the key alone.
-          if (matched) table->second.Add(c.row);
-          else table->second.Add(c.key_json.empty() ? JsonQuote(c.key) : c.key_json);
-          continue;
+          if (table->keyed_by_row) {
+            // A removal is the key alone.
+            if (matched) table->frames.Add(c.row);
+            else table->frames.Add(c.key_json.empty() ? JsonQuote(c.key) : c.key_json);
+            continue;
+          }
         }
         std::string entry;
         entry.reserve(16 + c.table.size() + c.key.size() + c.row.size());
@@ -356,12 +370,16 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
         entry += "}";
         frames.Add(entry);
       }
+      // Only the page's last frame may end the unit: the full-form one, if
+      // any, comes last.
       std::vector<std::string> out;
-      if (g.compact) {
-        for (std::size_t t = 0; t < by_table.size(); ++t) by_table[t].second.Finish(end_units && t + 1 == by_table.size(), false, &out);
-      } else {
-        frames.Finish(end_units, false, &out);
+      const bool full_form = !frames.empty();
+      std::size_t last_compact = by_table.size();
+      for (std::size_t t = 0; t < by_table.size(); ++t) if (by_table[t].keyed_by_row) last_compact = t;
+      for (std::size_t t = 0; t < by_table.size(); ++t) {
+        if (by_table[t].keyed_by_row) by_table[t].frames.Finish(end_units && !full_form && t == last_compact, false, &out);
       }
+      if (full_form || by_table.empty()) frames.Finish(end_units, false, &out);
       for (std::string& f : out) plan->deliveries.push_back({g.sockets, std::move(f)});
     }
     MaybeFlush(plan);

@@ -118,6 +118,27 @@ TEST_CASE("a socket whose hello asks for compact changes is sent one collection 
   }
 }
 
+TEST_CASE("a collection whose key column has a declared type keeps the full form for a compact socket") {
+  // json shows a key that is JSON text parsed ("7" as 7): the row no longer shows the key as it is.
+  const std::string registration = R"({"collections":[{"table":"messages","pk":"id","ops":["insert"]},)"
+                                   R"({"table":"tasks","pk":"id","types":{"id":"json"},"ops":["insert"]}],"commands":["echo"]})";
+  Harness h(Options(), kChatSchema, registration.c_str());
+  h.Send("s1", R"({"t":"hello","v":1,"compactChanges":true,"subs":[{"id":"m","c":"messages"},{"id":"t","c":"tasks"}]})");
+  Plan sent = h.Send("s1", R"({"t":"call","id":"c1","name":"echo","args":{}})");
+  REQUIRE(sent.mutation.has_value());
+  h.db.MustExec("BEGIN");
+  h.db.MustExec("INSERT INTO tasks VALUES('7','write',0,1.5)");
+  h.db.MustExec("INSERT INTO messages VALUES('a','u1','hi',1)");
+  REQUIRE(h.core->CommitMutation("u1", "c1", R"({"ok":true})", h.now).ok());
+  h.db.MustExec("COMMIT");
+  Plan p = h.core->FinishMutation("u1", "c1", h.now);
+  auto frames = Harness::FramesFor(p, "s1");
+  REQUIRE(frames.size() == 3);
+  CHECK(frames[0] == R"({"t":"changes","seq":2,"c":"messages","pk":"id","rows":[{"id":"a","author":"u1","content":"hi","created_at":1}],"more":true})");
+  CHECK(frames[1] == R"({"t":"changes","seq":2,"changes":[{"c":"tasks","k":"7","row":{"id":7,"title":"write","done":0,"rank":1.5}}]})");
+  CHECK(frames[2] == R"({"t":"ack","id":"c1","seq":2,"result":{"ok":true}})");
+}
+
 TEST_CASE("hello's compactChanges must be a boolean") {
   Harness h;
   Plan p = h.Send("s1", R"({"t":"hello","v":1,"compactChanges":1})");
