@@ -6,6 +6,23 @@
 
 namespace seqsync {
 
+namespace {
+
+// Sends `socket`'s call `id` (scope u1), runs `statements` as its execute in
+// one transaction, commits it, and returns the plan that finishes it: one
+// unit that may touch several collections, as no `mut` frame can.
+Plan CallWrites(Harness& h, const std::string& socket, const std::string& id, std::initializer_list<const char*> statements) {
+  Plan sent = h.Send(socket, R"({"t":"call","id":")" + id + R"(","name":"echo","args":{}})");
+  REQUIRE(sent.mutation.has_value());
+  h.db.MustExec("BEGIN");
+  for (const char* statement : statements) h.db.MustExec(statement);
+  REQUIRE(h.core->CommitMutation("u1", id, R"({"ok":true})", h.now).ok());
+  h.db.MustExec("COMMIT");
+  return h.core->FinishMutation("u1", id, h.now);
+}
+
+}  // namespace
+
 TEST_SUITE("core") {
 
 TEST_CASE("hello answers welcome and a resume unit ending in synced") {
@@ -88,15 +105,9 @@ TEST_CASE("a socket whose hello asks for compact changes is sent one collection 
   h.Connect("s2", R"([{"id":"m","c":"messages"},{"id":"t","c":"tasks"}])");
   h.SendAndRun("s2", InsertMessage("m1", "gone"));
   // One unit that touches two collections, and a key removed in it.
-  Plan sent = h.Send("s2", R"({"t":"call","id":"c1","name":"echo","args":{}})");
-  REQUIRE(sent.mutation.has_value());
-  h.db.MustExec("BEGIN");
-  h.db.MustExec("INSERT INTO messages VALUES('a','u1','hi',1)");
-  h.db.MustExec("INSERT INTO tasks VALUES('t1','write',0,1.5)");
-  h.db.MustExec("DELETE FROM messages WHERE id='gone'");
-  REQUIRE(h.core->CommitMutation("u1", "c1", R"({"ok":true})", h.now).ok());
-  h.db.MustExec("COMMIT");
-  Plan p = h.core->FinishMutation("u1", "c1", h.now);
+  Plan p = CallWrites(h, "s2", "c1",
+                      {"INSERT INTO messages VALUES('a','u1','hi',1)", "INSERT INTO tasks VALUES('t1','write',0,1.5)",
+                       "DELETE FROM messages WHERE id='gone'"});
   // Only the frame that ends the unit goes without "more".
   CHECK(Harness::FramesFor(p, "s1") == std::vector<std::string>{
       R"({"t":"changes","seq":4,"c":"messages","pk":"id","rows":[{"id":"a","author":"u1","content":"hi","created_at":1},"gone"],"more":true})",
@@ -124,14 +135,7 @@ TEST_CASE("a collection whose key column has a declared type keeps the full form
                                    R"({"table":"tasks","pk":"id","types":{"id":"json"},"ops":["insert"]}],"commands":["echo"]})";
   Harness h(Options(), kChatSchema, registration.c_str());
   h.Send("s1", R"({"t":"hello","v":1,"compactChanges":true,"subs":[{"id":"m","c":"messages"},{"id":"t","c":"tasks"}]})");
-  Plan sent = h.Send("s1", R"({"t":"call","id":"c1","name":"echo","args":{}})");
-  REQUIRE(sent.mutation.has_value());
-  h.db.MustExec("BEGIN");
-  h.db.MustExec("INSERT INTO tasks VALUES('7','write',0,1.5)");
-  h.db.MustExec("INSERT INTO messages VALUES('a','u1','hi',1)");
-  REQUIRE(h.core->CommitMutation("u1", "c1", R"({"ok":true})", h.now).ok());
-  h.db.MustExec("COMMIT");
-  Plan p = h.core->FinishMutation("u1", "c1", h.now);
+  Plan p = CallWrites(h, "s1", "c1", {"INSERT INTO tasks VALUES('7','write',0,1.5)", "INSERT INTO messages VALUES('a','u1','hi',1)"});
   auto frames = Harness::FramesFor(p, "s1");
   REQUIRE(frames.size() == 3);
   CHECK(frames[0] == R"({"t":"changes","seq":2,"c":"messages","pk":"id","rows":[{"id":"a","author":"u1","content":"hi","created_at":1}],"more":true})");
