@@ -199,6 +199,13 @@ struct TableKeyHash {
 // the page when it has no escapes (table names and keys rarely do), else
 // unescaped into `unescaped`. `as_quoted` gets the field itself when
 // JsonQuote would write it the same (printable ASCII, no escapes).
+// Appends a page's table or key as JSON text: the page's own quoting when
+// PageString kept it (`quoted`), else JsonQuote's.
+void AppendJson(std::string_view raw, std::string_view quoted, std::string* out) {
+  if (quoted.empty()) *out += JsonQuote(raw);
+  else *out += quoted;
+}
+
 bool PageString(std::string_view quoted, std::deque<std::string>* unescaped, std::string_view* out,
                 std::string_view* as_quoted) {
   if (quoted.size() < 2 || quoted.front() != '"' || quoted.back() != '"') return false;
@@ -344,25 +351,30 @@ Status Fanout::CollectChanges(Seq after, Seq upto, Seq unit_seq, bool end_units,
             const bool keyed_by_row = collection != nullptr && !collection->types.contains(collection->pk);
             std::string head;
             if (keyed_by_row) {
-              head = seq_head + "\"c\":" + (c.table_json.empty() ? JsonQuote(c.table) : std::string(c.table_json)) +
-                     ",\"pk\":" + JsonQuote(collection->pk) + ",\"rows\":[";
+              head = seq_head + "\"c\":";
+              AppendJson(c.table, c.table_json, &head);
+              head += ",\"pk\":" + JsonQuote(collection->pk) + ",\"rows\":[";
             }
             table = by_table.insert(by_table.end(),
                                     {c.table, keyed_by_row, ChunkedFrames(std::move(head), options_->snapshot_chunk_bytes)});
           }
           if (table->keyed_by_row) {
-            // A removal is the key alone.
-            if (matched) table->frames.Add(c.row);
-            else table->frames.Add(c.key_json.empty() ? JsonQuote(c.key) : c.key_json);
+            if (matched) {
+              table->frames.Add(c.row);
+            } else {
+              std::string key;  // a removal is the key alone
+              AppendJson(c.key, c.key_json, &key);
+              table->frames.Add(key);
+            }
             continue;
           }
         }
         std::string entry;
         entry.reserve(16 + c.table.size() + c.key.size() + c.row.size());
         entry += "{\"c\":";
-        if (c.table_json.empty()) entry += JsonQuote(c.table); else entry += c.table_json;
+        AppendJson(c.table, c.table_json, &entry);
         entry += ",\"k\":";
-        if (c.key_json.empty()) entry += JsonQuote(c.key); else entry += c.key_json;
+        AppendJson(c.key, c.key_json, &entry);
         if (matched) {
           entry += ",\"row\":";
           entry += c.row;

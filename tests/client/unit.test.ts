@@ -53,6 +53,18 @@ describe('UnitAssembler', () => {
     expect(u.add(lone.frame as never)?.changes).toEqual([{ c: 'm', k: 'a' }])
   })
 
+  it('reads a unit whose parts mix the two forms, as a collection with a typed key column is sent', () => {
+    const u = new UnitAssembler()
+    const compact = decodeServerFrame('{"t":"changes","seq":3,"c":"m","pk":"id","rows":[{"id":"a"}],"more":true}')
+    const full = decodeServerFrame('{"t":"changes","seq":3,"changes":[{"c":"t","k":"7","row":{"id":7}},{"c":"t","k":"8"}]}')
+    expect(u.add(compact.frame as never)).toBeUndefined()
+    expect(u.add(full.frame as never)?.changes).toEqual([
+      { c: 'm', k: 'a', row: { id: 'a' } },
+      { c: 't', k: '7', row: { id: 7 } },
+      { c: 't', k: '8' },
+    ])
+  })
+
   it('refuses a compact changes frame whose rows lack a string pk, or that carries both forms', () => {
     for (const text of [
       '{"t":"changes","seq":1,"c":"m","pk":"id","rows":[{"id":5}]}',

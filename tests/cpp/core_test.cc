@@ -86,13 +86,7 @@ TEST_CASE("a socket whose hello asks for inline acks gets its ack inside the fra
     CHECK(Harness::FramesFor(again, "s1") == std::vector<std::string>{R"({"t":"ack","id":"m1","seq":1})"});
   }
   SUBCASE("a call's ack, which carries a result, stays a frame of its own") {
-    Plan sent = h.Send("s1", R"({"t":"call","id":"c1","name":"echo","args":{}})");
-    REQUIRE(sent.mutation.has_value());
-    h.db.MustExec("BEGIN");
-    h.db.MustExec("INSERT INTO messages VALUES('c','u1','by a call',2)");
-    REQUIRE(h.core->CommitMutation("u1", "c1", R"({"ok":true})", h.now).ok());
-    h.db.MustExec("COMMIT");
-    auto f = Harness::FramesFor(h.core->FinishMutation("u1", "c1", h.now), "s1");
+    auto f = Harness::FramesFor(CallWrites(h, "s1", "c1", {"INSERT INTO messages VALUES('c','u1','by a call',2)"}), "s1");
     REQUIRE(f.size() == 2);
     CHECK(f[0].find(R"("ack")") == std::string::npos);
     CHECK(f[1] == R"({"t":"ack","id":"c1","seq":2,"result":{"ok":true}})");

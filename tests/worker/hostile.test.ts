@@ -125,6 +125,10 @@ describe('hello.subs cannot amplify or bypass the subscription cap', () => {
     expect(error.code).toBe(ErrorCode.TOO_MANY)
     attacker.send({ t: 'hello', v: 1, subs: [{ id: 'a', c: 'messages' }, { id: 'a', c: 'messages' }] })
     expect((await attacker.next('error')).code).toBe(ErrorCode.INVALID_FIELD)
+    for (const flags of [{ compactChanges: 'yes' }, { inlineAcks: 1 }]) {
+      attacker.send({ t: 'hello', v: 1, ...flags, subs: [{ id: 'a', c: 'messages' }] })
+      expect((await attacker.next('error')).code).toBe(ErrorCode.INVALID_FIELD)
+    }
     const windowed = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `w${i}`, c: 'tasks', orderBy: [{ col: 'title' }], limit: 1, offset: 1_000_000 }))
     attacker.send({ t: 'hello', v: 1, subs: windowed(5_000) })
     expect((await attacker.next('error')).code).toBe(ErrorCode.TOO_MANY)
