@@ -19,8 +19,9 @@
 //    than the retention window, and never passes the drain watermark, so an
 //    entry is never pruned before it reached the live sockets.
 //
-// The drain watermark is persisted by housekeeping only: after a wake a stale
-// watermark re-sends some changes, which clients apply idempotently.
+// The drain watermark is persisted by housekeeping and at an instance's first
+// drain only: after a wake a stale watermark re-sends the changes drained
+// since, which clients apply idempotently.
 
 #include "change_log.h"
 
@@ -34,10 +35,11 @@ Status ChangeLog::Load(std::string_view fresh_epoch) {
   // What a wake needs of the cursor state, in one read.
   auto state = storage_->Exec(
       "SELECT (SELECT value FROM _sync_meta WHERE name='epoch'), (SELECT value FROM _sync_meta WHERE name='floor'),"
-      " (SELECT value FROM _sync_meta WHERE name='drained'), (SELECT COALESCE(MAX(seq),0) FROM _sync_changes)",
+      " (SELECT value FROM _sync_meta WHERE name='drained'), (SELECT COALESCE(MAX(seq),0) FROM _sync_changes),"
+      " (SELECT MAX(seq) FROM _sync_marks), (SELECT MAX(ts) FROM _sync_marks)",
       {});
   if (!state.ok()) return state.status();
-  if (state->size() != 1 || (*state)[0].size() != 4) return Status::Internal("unexpected cursor state shape");
+  if (state->size() != 1 || (*state)[0].size() != 6) return Status::Internal("unexpected cursor state shape");
   const SqlValue& epoch = (*state)[0][0];
   const SqlValue& drained = (*state)[0][2];
   if (epoch.kind != SqlValue::Kind::kText || epoch.text.empty()) {
@@ -56,6 +58,15 @@ Status ChangeLog::Load(std::string_view fresh_epoch) {
   if (drained.is_null()) {
     SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(head))));
   }
+  // The mark clock survives a wake, so a DO that wakes often does not lay a
+  // mark and compact the whole log at each wake's first write.
+  const SqlValue& last_mark_seq = (*state)[0][4];
+  const SqlValue& last_mark_ts = (*state)[0][5];
+  if (!last_mark_ts.is_null()) {
+    marked_ = static_cast<Seq>(last_mark_seq.AsInteger());
+    last_mark_ms_ = last_mark_ts.AsInteger();
+  }
+  watermark_stored_ = false;
   return Status::Ok();
 }
 
@@ -93,11 +104,12 @@ bool ChangeLog::MarkDue(std::int64_t now_ms) const {
   // Marks are the retention clock's resolution: at most every retention/64,
   // capped at a minute, so the marks table stays small.
   const std::int64_t interval = std::clamp<std::int64_t>(options_->retention_ms / 64, 0, 60000);
-  return last_mark_ms_ < 0 || now_ms - last_mark_ms_ >= interval;
+  // A clock behind the newest mark (one read back after a wake) lays one too.
+  return last_mark_ms_ < 0 || now_ms < last_mark_ms_ || now_ms - last_mark_ms_ >= interval;
 }
 
 bool ChangeLog::HousekeepingDue(std::int64_t now_ms) const {
-  return MarkDue(now_ms) || appended_since_compaction_ >= options_->compact_every;
+  return MarkDue(now_ms) || appended_since_compaction_ >= options_->compact_every || !watermark_stored_;
 }
 
 Status ChangeLog::MaybeHousekeep(std::int64_t now_ms) {
@@ -108,11 +120,18 @@ Status ChangeLog::MaybeHousekeep(std::int64_t now_ms) {
     return Housekeep(now_ms);
   }
   if (appended_since_compaction_ >= options_->compact_every) return Housekeep(now_ms);
+  if (!watermark_stored_) return StoreWatermark();
+  return Status::Ok();
+}
+
+Status ChangeLog::StoreWatermark() {
+  SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(drained_))));
+  watermark_stored_ = true;
   return Status::Ok();
 }
 
 Status ChangeLog::Housekeep(std::int64_t now_ms) {
-  SEQSYNC_RETURN_IF_ERROR(SetMeta("drained", SqlValue::Integer(static_cast<std::int64_t>(drained_))));
+  SEQSYNC_RETURN_IF_ERROR(StoreWatermark());
   // Marks are laid at most once an interval, so a burst that ends inside
   // one is covered by no mark, and would never be pruned until a later
   // write laid one. The last drain is a mark too: every entry up to

@@ -22,8 +22,9 @@ class ChangeLog {
   // Both must outlive the log.
   ChangeLog(Storage* storage, const Options* options) : storage_(storage), options_(options) {}
 
-  // Reads the epoch, floor, watermark and head in one statement; a storage
-  // with no epoch yet gets `fresh_epoch` (which must not be empty).
+  // Reads the epoch, floor, watermark, head and newest mark in one
+  // statement; a storage with no epoch yet gets `fresh_epoch` (which must
+  // not be empty).
   Status Load(std::string_view fresh_epoch);
 
   const std::string& epoch() const { return epoch_; }
@@ -42,11 +43,13 @@ class ChangeLog {
   // Every change up to `head` was sent at `now_ms`.
   void MarkDrained(Seq head, std::int64_t now_ms);
 
-  // True iff a mark is due (then housekeeping runs) or enough was appended
-  // since the last compaction.
+  // True iff a mark is due (then housekeeping runs), enough was appended
+  // since the last compaction, or this instance has not stored the drain
+  // watermark yet.
   bool HousekeepingDue(std::int64_t now_ms) const;
   // Lays a mark at the drain watermark and housekeeps when one is due, or
-  // compacts when enough was appended since the last compaction.
+  // compacts when enough was appended since the last compaction, or else
+  // stores the watermark if this instance has not (one statement).
   Status MaybeHousekeep(std::int64_t now_ms);
 
   // Compaction, retention and the dedup sweep, now.
@@ -61,17 +64,21 @@ class ChangeLog {
   bool MarkDue(std::int64_t now_ms) const;
   Status SetMeta(const char* name, const SqlValue& value);
   Status LayMark(Seq seq, std::int64_t ts);
+  Status StoreWatermark();
 
   Storage* storage_;
   const Options* options_;
   std::string epoch_;
   Seq drained_ = 0;
   Seq floor_ = 0;
+  // When the newest mark was laid (-1: none yet), and the highest seq a mark
+  // holds; both read back at Load.
   std::int64_t last_mark_ms_ = -1;
-  // When `drained_` last advanced, and the highest seq a mark holds; -1:
-  // not known in this instance (a wake).
-  std::int64_t last_drain_ms_ = -1;
   Seq marked_ = 0;
+  // When `drained_` last advanced; -1: not known in this instance (a wake).
+  std::int64_t last_drain_ms_ = -1;
+  // Whether this instance has stored `drained_` since Load.
+  bool watermark_stored_ = true;
   std::size_t appended_since_compaction_ = 0;
   std::int64_t last_housekeep_ms_ = -1;
 };

@@ -153,7 +153,8 @@ TEST_CASE("housekeeping holds no reply back: a woken core answers its first writ
   Harness h;
   h.Connect("s", R"([{"id":"m","c":"messages"}])");
   h.SendAndRun("s", InsertMessage("m1", "a"));
-  h.Reopen(kChatRegistration, {"s"});  // a woken core lays a mark (and housekeeps) at its first drain
+  h.Reopen(kChatRegistration, {"s"});
+  h.now += 60'001;  // a mark is due (the interval is capped at a minute): the first drain housekeeps
   std::vector<SqliteStorage::Sent> sent;
   h.db.sent = &sent;
   // A compaction that fails costs nothing the client waits for.
@@ -171,6 +172,31 @@ TEST_CASE("housekeeping holds no reply back: a woken core answers its first writ
   // The failure is not silent: the stats count it.
   JsonDocument stats = Json(h.core->StatsJson(false).value());
   CHECK(stats["housekeepingFailures"].GetUint64() == 1);
+}
+
+TEST_CASE("the mark clock survives a wake: a woken core inside the interval only stores its watermark") {
+  Harness h;
+  h.Connect("s", R"([{"id":"m","c":"messages"}])");
+  h.SendAndRun("s", InsertMessage("m1", "a"));  // a fresh core's first drain lays a mark
+  REQUIRE(h.Count("SELECT COUNT(*) FROM _sync_marks") == 1);
+  h.Reopen(kChatRegistration, {"s"});
+  h.now += 1'000;
+  std::vector<SqliteStorage::Sent> sent;
+  h.db.sent = &sent;
+  h.SendAndRun("s", InsertMessage("m2", "b"));
+  h.db.sent = nullptr;
+  REQUIRE(!sent.empty());
+  CHECK(h.db.exec_count() - sent.back().execs_before == 1);  // the watermark; no mark, no compaction
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_marks") == 1);
+  CHECK(h.Count("SELECT CAST(value AS INTEGER) FROM _sync_meta WHERE name='drained'") == 2);
+  // The next write of that instance stores nothing more.
+  const long before = h.db.exec_count();
+  h.SendAndRun("s", InsertMessage("m3", "c"));
+  CHECK(h.db.exec_count() - before == 2);
+  // Once the interval has passed, the next write lays a mark again.
+  h.now += 60'000;
+  h.SendAndRun("s", InsertMessage("m4", "d"));
+  CHECK(h.Count("SELECT COUNT(*) FROM _sync_marks") == 2);
 }
 
 TEST_CASE("random writes, compaction and retention match the reference model on resume") {
