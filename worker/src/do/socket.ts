@@ -21,15 +21,25 @@ export function leavesRoomForPresence(attachment: SocketAttachment<unknown>): bo
   return utf8.encode(JSON.stringify(attachment)).byteLength <= ATTACHMENT_LIMIT_BYTES - PRESENCE_RESERVE_BYTES
 }
 
-/** Stores `presence` with the socket, beside its id and claims (within the reserve the upgrade kept free). */
-export function keepPresence(ws: WebSocket, presence: string): void {
-  const attachment = readAttachment(ws)
-  if (!attachment) return
+/**
+ * Stores `presence` with the socket, beside its id and claims (within the
+ * reserve the upgrade kept free). Returns the attachment now stored, or
+ * undefined if none could be.
+ */
+export function keepPresence<Claims>(
+  ws: WebSocket,
+  attachment: SocketAttachment<Claims> | undefined,
+  presence: string,
+): SocketAttachment<Claims> | undefined {
+  if (!attachment) return undefined
+  const kept = { seqsync: { ...attachment.seqsync, presence } }
   try {
-    ws.serializeAttachment({ seqsync: { ...attachment.seqsync, presence } })
+    ws.serializeAttachment(kept)
+    return kept
   } catch (error) {
     // A socket that closed under us; its presence goes with it.
     console.error('seqsync: could not keep presence with the socket:', error)
+    return undefined
   }
 }
 

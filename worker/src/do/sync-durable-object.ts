@@ -71,8 +71,10 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   // Set when a core call threw: its heap may be corrupt, so it is never
   // called again (see #coreTrapped).
   #coreBroken = false
-  // Each socket's attachment and mutation scope, read once per instance
-  // rather than deserialized and canonicalized on every frame.
+  // Each socket's attachment, deserialized once per instance (a wake with
+  // many sockets reads them all), and kept in step with what is stored.
+  #attachments = new WeakMap<WebSocket, SocketAttachment<Claims> | null>()
+  // Each socket's mutation scope, canonicalized once rather than per frame.
   #identities = new WeakMap<WebSocket, SocketIdentity<Claims>>()
   // The sql handle execute gets (see transactionScopedSql).
   #scopedSql: ReturnType<typeof transactionScopedSql> | undefined
@@ -353,6 +355,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
       server.close(CloseCode.PROTOCOL, 'claims cannot be stored with the socket')
       return new Response(null, { status: 101, webSocket: client })
     }
+    this.#attachments.set(server, attachment)
     this.#socketMap().set(attachment.seqsync.socketId, server)
     if (this.debug) this.#debugLines.write({ event: 'connect', socket: attachment.seqsync.socketId })
     if (expiresAt !== undefined) await this.#armExpiryAlarm(expiresAt)
@@ -368,7 +371,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     const now = this.syncNow()
     let next: number | undefined
     for (const ws of this.ctx.getWebSockets()) {
-      const expiresAt = readAttachment<Claims>(ws)?.seqsync.expiresAt
+      const expiresAt = this.#attachment(ws)?.seqsync.expiresAt
       if (expiresAt === undefined) continue
       if (expiresAt <= now) this.#reauthenticate(ws)
       else if (next === undefined || expiresAt < next) next = expiresAt
@@ -509,7 +512,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #livePresence(sockets: Map<string, WebSocket>): Array<{ socket: string; presence: string }> {
     const kept: Array<{ socket: string; presence: string }> = []
     for (const [socket, ws] of sockets) {
-      const presence = readAttachment<Claims>(ws)?.seqsync.presence
+      const presence = this.#attachment(ws)?.seqsync.presence
       if (typeof presence === 'string') kept.push({ socket, presence })
     }
     return kept
@@ -518,7 +521,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #identity(ws: WebSocket): SocketIdentity<Claims> | undefined {
     let identity = this.#identities.get(ws)
     if (!identity) {
-      const attachment = readAttachment<Claims>(ws)
+      const attachment = this.#attachment(ws)
       if (!attachment) return undefined
       const { socketId, claims, expiresAt } = attachment.seqsync
       identity = { socketId, claims, scope: this.mutationScope(claims), expiresAt }
@@ -527,11 +530,21 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
     return identity
   }
 
+  /** The socket's seqsync attachment (undefined: not a seqsync socket). */
+  #attachment(ws: WebSocket): SocketAttachment<Claims> | undefined {
+    let attachment = this.#attachments.get(ws)
+    if (attachment === undefined) {
+      attachment = readAttachment<Claims>(ws) ?? null
+      this.#attachments.set(ws, attachment)
+    }
+    return attachment ?? undefined
+  }
+
   #socketMap(): Map<string, WebSocket> {
     if (!this.#sockets) {
       this.#sockets = new Map()
       for (const ws of this.ctx.getWebSockets()) {
-        const attachment = readAttachment<Claims>(ws)
+        const attachment = this.#attachment(ws)
         if (attachment) this.#sockets.set(attachment.seqsync.socketId, ws)
       }
     }
@@ -554,7 +567,7 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   }
 
   #forget(ws: WebSocket): void {
-    const socketId = this.#identities.get(ws)?.socketId ?? readAttachment<Claims>(ws)?.seqsync.socketId
+    const socketId = this.#identities.get(ws)?.socketId ?? this.#attachment(ws)?.seqsync.socketId
     if (socketId === undefined) return
     this.#identities.delete(ws)
     this.#socketMap().delete(socketId)
@@ -586,7 +599,10 @@ export abstract class SyncDurableObject<Env = unknown, Claims = unknown> extends
   #deliver(plan: RawPlan, sender?: WebSocket): void {
     const sockets = this.#socketMap()
     if (plan.deliveries) for (const { to, frame } of plan.deliveries) this.#sendTo(to, frame)
-    if (plan.keepPresence !== undefined && sender) keepPresence(sender, plan.keepPresence)
+    if (plan.keepPresence !== undefined && sender) {
+      const kept = keepPresence(sender, this.#attachment(sender), plan.keepPresence)
+      if (kept) this.#attachments.set(sender, kept)
+    }
     if (!plan.closeCode) return
     const targets = plan.close?.length ? plan.close.map((id) => sockets.get(id)) : [sender]
     for (const ws of targets) {
