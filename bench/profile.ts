@@ -6,7 +6,7 @@
 // Self time is attributed to source files through the `// path` comments
 // esbuild leaves between modules in both bundles.
 //
-//   bash scripts/bench.sh --profile <inserts|fanout|initial|catchup|wake|hibernated> [systems]
+//   bash scripts/bench.sh --profile <inserts|fanout|throughput|initial|catchup|wake|hibernated> [systems]
 //
 // Writes test-output/bench-profiles/<workload>-<system>-{do,client}.cpuprofile
 // (open them in Chrome DevTools) and prints a summary.
@@ -149,6 +149,10 @@ async function main(): Promise<void> {
   const report: string[] = []
   try {
     const cdp = await Cdp.connect(`ws://127.0.0.1:${inspectorPort}/ws`)
+    // wrangler turns the V8 debugger on for a DevTools client, and while it
+    // is on V8 runs wasm as unoptimized debug code, several times slower:
+    // off, until the sources are read after each profile.
+    await cdp.send('Debugger.disable')
     await cdp.send('Profiler.enable')
     await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
     await session.post('Profiler.enable')
@@ -164,9 +168,11 @@ async function main(): Promise<void> {
       // SQL statements the seqsync DO runs per insert, per caught-up row and per synced row.
       const trace = async (r: string, on: boolean) => (await (await fetch(`${base}/admin/sync/${r}/trace-${on ? 'on' : 'off'}`)).json()) as Record<string, number>
       const show = (title: string, counts: Record<string, number>, per: number) => {
-        const total = Object.values(counts).reduce((t, n) => t + n, 0)
-        report.push(`== ${title}: ${(total / per).toFixed(2)} statements per unit`)
-        for (const [q, n] of Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 20)) report.push(`   ${(n / per).toFixed(3).padStart(8)}  ${q}`)
+        // The rows written, as bench/worker.ts's sqlTrace reports them (ROWS_WRITTEN).
+        const { '(rows written)': written = 0, ...statements } = counts
+        const total = Object.values(statements).reduce((t, n) => t + n, 0)
+        report.push(`== ${title}: ${(total / per).toFixed(2)} statements, ${(written / per).toFixed(2)} rows written (as billed) per unit`)
+        for (const [q, n] of Object.entries(statements).sort((a, b) => b[1] - a[1]).slice(0, 20)) report.push(`   ${(n / per).toFixed(3).padStart(8)}  ${q}`)
       }
       const r1 = fresh('trace')
       const c1 = createClient({ system: 'seqsync', base, room: r1 })
@@ -218,6 +224,47 @@ async function main(): Promise<void> {
           }
           await until(() => subscribers.every((s) => s.size() >= rounds), 60_000, 'fan-out delivered')
           for (const s of subscribers) s.close()
+        }
+      } else if (workload === 'throughput') {
+        // 20 writers on raw sockets, each subscribed, as scenario 8: every
+        // write is confirmed to its writer and delivered to the other 19.
+        const rawPath = system === 'seqsync' ? 'sync' : 'floor'
+        const hello = JSON.stringify(system === 'seqsync'
+          ? { t: 'hello', v: 1, inlineAcks: true, compactChanges: true, subs: [{ id: 's', c: 'messages' }] }
+          : { t: 'hello' })
+        const ackOf = (f: string): string | undefined => {
+          const m = JSON.parse(f) as { t: string; id?: string; ack?: string }
+          return system === 'seqsync' ? (m.t === 'ack' ? m.id : m.ack) : (m.t === 'ok' ? m.id : undefined)
+        }
+        const writers = await Promise.all(Array.from({ length: 20 }, async () => {
+          const ws = new WebSocket(`${base.replace('http', 'ws')}/${rawPath}/${r}`)
+          const acks = new Set<string>()
+          let ready = false
+          ws.on('message', (d: Buffer) => {
+            const text = d.toString()
+            if (text.includes('"synced"')) ready = true
+            const id = ackOf(text)
+            if (id) acks.add(id)
+          })
+          await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+          ws.send(hello)
+          await until(() => ready, 10_000, 'hello answered')
+          return { ws, acks }
+        }))
+        const write = async (w: (typeof writers)[number], id: string) => {
+          const rw = row(id, 0)
+          w.ws.send(JSON.stringify(system === 'seqsync'
+            ? { t: 'mut', id, ops: [{ c: 'messages', op: 'insert', k: rw.id, cols: rw }] }
+            : { t: 'ins', id, row: rw }))
+          await until(() => w.acks.has(id), 10_000, `ack of ${id}`)
+        }
+        const run = (tag: string, n: number) => Promise.all(writers.map(async (w, wi) => {
+          for (let i = 0; i < n; i++) await write(w, `${tag}-${wi}-${i}`)
+        }))
+        await run('tw', 10)
+        measured = async () => {
+          await run('tp', 50)
+          for (const w of writers) w.ws.close()
         }
       } else if (workload === 'initial') {
         await seed(system, r, 50_000, 'i')

@@ -38,6 +38,9 @@ try {
   // read-only in this runtime: memory is then reported as 0
 }
 
+/** The key under which sqlTrace reports the rows its statements wrote. */
+const ROWS_WRITTEN = '(rows written)'
+
 export class SeqsyncBenchDO extends SyncDurableObject<Env, Claims> {
   readonly bornAt = Date.now()
   readonly startupSql: string[] = []
@@ -99,19 +102,31 @@ export class SeqsyncBenchDO extends SyncDurableObject<Env, Claims> {
   }
   /**
    * Bench-only: counts the SQL statements the DO runs (shell, core and
-   * handlers alike) from now on; `sqlTrace(false)` returns and resets them.
+   * handlers alike) from now on, and the rows they write (under
+   * ROWS_WRITTEN); `sqlTrace(false)` returns and resets them.
    */
   sqlTrace(on: boolean): Record<string, number> {
-    const sql = this.sql as SqlStorage & { __exec?: SqlStorage['exec']; __counts?: Record<string, number> }
+    const sql = this.sql as SqlStorage & {
+      __exec?: SqlStorage['exec']
+      __counts?: Record<string, number>
+      __cursors?: SqlStorageCursor<Record<string, SqlStorageValue>>[]
+    }
     const counts = sql.__counts ?? {}
+    // Rows written as the platform bills them (an index entry is a row),
+    // read once every cursor was consumed.
+    const written = (sql.__cursors ?? []).reduce((n, cursor) => n + cursor.rowsWritten, 0)
+    if (sql.__cursors) counts[ROWS_WRITTEN] = written
     if (on && !sql.__exec) {
       const exec = sql.exec
       sql.__exec = exec
       sql.__counts = {}
+      sql.__cursors = []
       sql.exec = function (this: SqlStorage, query: string, ...bindings: SqlStorageValue[]) {
         let key = query.replace(/\s+/g, ' ').slice(0, 120)
         try {
-          return exec.call(this, query, ...bindings)
+          const cursor = exec.call(this, query, ...bindings)
+          sql.__cursors!.push(cursor)
+          return cursor
         } catch (error) {
           key += ` [threw: ${String(error).slice(0, 80)}]`
           throw error
@@ -123,6 +138,7 @@ export class SeqsyncBenchDO extends SyncDurableObject<Env, Claims> {
       sql.exec = sql.__exec
       delete sql.__exec
       delete sql.__counts
+      delete sql.__cursors
     }
     return counts
   }

@@ -4,7 +4,7 @@
 #                                    test-output/bench.json and docs/benchmarks.md
 #   bash scripts/bench.sh --smoke    tiny counts, < 60 s; non-zero exit if anything
 #                                    fails to converge
-#   bash scripts/bench.sh --profile inserts|fanout|initial|catchup|wake|hibernated|sqltrace [systems]
+#   bash scripts/bench.sh --profile inserts|fanout|throughput|initial|catchup|wake|hibernated|sqltrace [systems]
 #                                    CPU profiles of one workload, DO side and client side
 #                                    (test-output/bench-profiles/)
 # Other arguments go to bench/run.ts (--only=writes,fanout,fairness,catchup,initial,wake,sizes,memory,

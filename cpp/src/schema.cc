@@ -118,14 +118,19 @@ const InternalTable kInternalTables[] = {
     {"_sync_changes",
      "CREATE TABLE IF NOT EXISTS _sync_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
      " tbl TEXT NOT NULL, key TEXT NOT NULL, op INTEGER NOT NULL)"},
-    {"_sync_meta", "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value)"},
+    // The tables keyed by text are WITHOUT ROWID: a row lives in its key's
+    // b-tree alone, so a write dirties one page where a rowid table and its
+    // key's index dirty two (a confirmed write records its outcome in
+    // _sync_mutations). Storage made before keeps its rowid tables, which
+    // the same statements serve.
+    {"_sync_meta", "CREATE TABLE IF NOT EXISTS _sync_meta(name TEXT PRIMARY KEY, value) WITHOUT ROWID"},
     // Retention marks: at time ts (ms), the log's head was seq.
     {"_sync_marks", "CREATE TABLE IF NOT EXISTS _sync_marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL)"},
     // Mutation outcomes, for exactly-once replays, scoped by identity.
     {"_sync_mutations",
      "CREATE TABLE IF NOT EXISTS _sync_mutations(scope TEXT NOT NULL, id TEXT NOT NULL,"
-     " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id))"},
-    {"_sync_sockets", "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY)"},
+     " reply TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(scope, id)) WITHOUT ROWID"},
+    {"_sync_sockets", "CREATE TABLE IF NOT EXISTS _sync_sockets(socket TEXT PRIMARY KEY) WITHOUT ROWID"},
     {"_sync_subs",
      "CREATE TABLE IF NOT EXISTS _sync_subs(socket TEXT NOT NULL, sub TEXT NOT NULL,"
      " body TEXT NOT NULL, PRIMARY KEY(socket, sub))"},

@@ -21,7 +21,13 @@ SqliteStorage::SqliteStorage(const std::string& path) {
 }
 
 SqliteStorage::~SqliteStorage() {
+  ForgetStatements();
   if (db_ != nullptr) sqlite3_close(db_);
+}
+
+void SqliteStorage::ForgetStatements() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  statements_.clear();
 }
 
 Result<std::vector<SqlRow>> SqliteStorage::Exec(std::string_view sql,
@@ -34,9 +40,25 @@ Result<std::vector<SqlRow>> SqliteStorage::Exec(std::string_view sql,
     return Status::Internal("injected storage fault");
   }
   sqlite3_stmt* stmt = nullptr;
-  const char* tail = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);
-  if (rc != SQLITE_OK) return Status::Internal(sqlite3_errmsg(db_));
+  int rc = SQLITE_OK;
+  if (auto cached = statements_.find(std::string(sql)); cached != statements_.end()) {
+    stmt = cached->second;
+  } else {
+    const char* tail = nullptr;
+    rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);
+    if (rc != SQLITE_OK) return Status::Internal(sqlite3_errmsg(db_));
+    // Statements made from dynamic text (IN lists of any length) could fill it.
+    if (statements_.size() >= kMaxStatements) ForgetStatements();
+    statements_.emplace(std::string(sql), stmt);
+  }
+  // Left ready for the next run, and holding no lock or binding meanwhile.
+  struct Reset {
+    sqlite3_stmt* stmt;
+    ~Reset() {
+      sqlite3_reset(stmt);
+      sqlite3_clear_bindings(stmt);
+    }
+  } reset{stmt};
   for (size_t i = 0; i < params.size(); ++i) {
     const SqlValue& p = params[i];
     int idx = static_cast<int>(i + 1);
@@ -67,12 +89,7 @@ Result<std::vector<SqlRow>> SqliteStorage::Exec(std::string_view sql,
     }
     rows.push_back(std::move(row));
   }
-  if (rc != SQLITE_DONE) {
-    Status err = Status::Internal(sqlite3_errmsg(db_));
-    sqlite3_finalize(stmt);
-    return err;
-  }
-  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Status::Internal(sqlite3_errmsg(db_));
   return rows;
 }
 

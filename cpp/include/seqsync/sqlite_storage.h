@@ -5,13 +5,16 @@
 #ifndef SEQSYNC_SQLITE_STORAGE_H_
 #define SEQSYNC_SQLITE_STORAGE_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "seqsync/storage.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace seqsync {
 
@@ -30,7 +33,7 @@ class SqliteStorage : public Storage {
                                    const std::vector<SqlValue>& params) override;
 
   // Runs `sql` (may hold several statements) and fails the process on error:
-  // for test fixtures.
+  // for test fixtures. Not cached.
   void MustExec(const std::string& sql);
 
   // Test hooks for fault injection: the next `n` Exec calls succeed, then
@@ -61,6 +64,12 @@ class SqliteStorage : public Storage {
   }
 
  private:
+  void ForgetStatements();
+
+  // Prepared statements by their SQL, kept between runs as the DO's
+  // sql.exec keeps them, so a statement costs here what it costs there.
+  static constexpr std::size_t kMaxStatements = 256;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
   sqlite3* db_ = nullptr;
   int fail_after_ = -1;
   std::string fail_matching_;
