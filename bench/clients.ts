@@ -442,6 +442,54 @@ function floorCollectionOptions(conn: FloorConnection, id: string) {
   }
 }
 
+// ---- raw writers -----------------------------------------------------------------
+
+/** A raw socket that writes one confirmed insert at a time: seqsync's `mut`, or the floor's `ins`. */
+export interface RawWriter {
+  /** Sends an insert of row `id` and resolves on its confirmation (rejects after 10 s). */
+  write(id: string, i: number): Promise<void>
+  close(): void
+}
+
+/**
+ * `n` writers on raw sockets to one room, each subscribed to it, saying hello
+ * as WebSocketTransport does (inline acks, compact changes) or as the floor's
+ * clients do; resolves once every hello is answered.
+ */
+export async function openRawWriters(base: string, system: 'seqsync' | 'floor-bare', room: string, n: number): Promise<RawWriter[]> {
+  const path = system === 'seqsync' ? 'sync' : 'floor'
+  const hello = system === 'seqsync'
+    ? { t: 'hello', v: 1, inlineAcks: true, compactChanges: true, subs: [{ id: 's', c: 'messages' }] }
+    : { t: 'hello' }
+  return Promise.all(Array.from({ length: n }, async () => {
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/${path}/${room}`)
+    let waiting: { id: string; confirmed: () => void } | undefined
+    let ready = false
+    ws.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { t: string; id?: string; ack?: string }
+      if (frame.t === 'synced') ready = true
+      // seqsync's ack rides in the changes frame (inlineAcks) or comes alone; the floor's is `ok`.
+      const id = system === 'seqsync' ? (frame.t === 'ack' ? frame.id : frame.ack) : frame.t === 'ok' ? frame.id : undefined
+      if (waiting && id === waiting.id) waiting.confirmed()
+    })
+    ws.on('error', () => {})
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    ws.send(JSON.stringify(hello))
+    await until(() => ready, 10_000, 'hello answered')
+    return {
+      write: (id: string, i: number) => new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no confirmation of ${id} in 10 s`)), 10_000)
+        waiting = { id, confirmed: () => { waiting = undefined; clearTimeout(timer); resolve() } }
+        const row: Row = { id, author: 'bench', content: `a client message of ordinary length, number ${i}`, created_at: 1_700_000_000_000 + i }
+        ws.send(JSON.stringify(system === 'seqsync'
+          ? { t: 'mut', id, ops: [{ c: 'messages', op: 'insert', k: id, cols: row }] }
+          : { t: 'ins', id, row }))
+      }),
+      close: () => ws.close(),
+    }
+  }))
+}
+
 // ---- small helpers -------------------------------------------------------------
 
 export function percentile(values: number[], p: number): number {

@@ -13,12 +13,11 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import WebSocket from 'ws'
 
 // @ts-expect-error: plain .mjs helper shared with the tests
 import { commandLine, processesInGroup } from '../tests/support/proc.mjs'
 import { directWorkerdUrl, startWrangler } from '../tests/support/wrangler.mjs'
-import { now, sleep, until } from './clients.js'
+import { now, openRawWriters, sleep } from './clients.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const OUT = join(ROOT, 'test-output', 'bench-perf')
@@ -42,49 +41,18 @@ const PARTS: Array<[string, (symbol: string, dso: string, kernel: boolean) => bo
 ]
 const OTHER = 'other'
 
-/** Opens the writers, warms the DO up, and keeps writing until `stop()`; counts confirmed writes. */
+/** Keeps every writer writing until `stop()`; counts confirmed writes. */
 async function startLoad(base: string, system: RawSystem): Promise<{ writes: () => number; stop: () => Promise<void> }> {
-  const path = system === 'seqsync' ? 'sync' : 'floor'
-  const room = `perf-${system}-${Date.now().toString(36)}`
-  const hello = system === 'seqsync'
-    ? { t: 'hello', v: 1, inlineAcks: true, compactChanges: true, subs: [{ id: 's', c: 'messages' }] }
-    : { t: 'hello' }
+  const writers = await openRawWriters(base, system, `perf-${system}-${Date.now().toString(36)}`, WRITERS)
   let confirmed = 0
   let stopping = false
-  const loops = await Promise.all(Array.from({ length: WRITERS }, async (_, wi) => {
-    const ws = new WebSocket(`${base.replace('http', 'ws')}/${path}/${room}`)
-    let waiting: { id: string; resolve: () => void } | undefined
-    let ready = false
-    ws.on('message', (data: Buffer) => {
-      const frame = JSON.parse(data.toString()) as { t: string; id?: string; ack?: string }
-      if (frame.t === 'synced') ready = true
-      const id = system === 'seqsync' ? (frame.t === 'ack' ? frame.id : frame.ack) : frame.t === 'ok' ? frame.id : undefined
-      if (waiting && id === waiting.id) {
-        const w = waiting
-        waiting = undefined
-        w.resolve()
-      }
-    })
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-    ws.send(JSON.stringify(hello))
-    await until(() => ready, 10_000, 'hello answered')
-    return async () => {
-      for (let i = 0; !stopping; i++) {
-        const id = `p${wi}-${i}`
-        const row = { id, author: 'bench', content: `a client message of ordinary length, number ${i}`, created_at: 1_700_000_000_000 + i }
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`no ack for ${id}`)), 10_000)
-          waiting = { id, resolve: () => { clearTimeout(timer); resolve() } }
-          ws.send(JSON.stringify(system === 'seqsync'
-            ? { t: 'mut', id, ops: [{ c: 'messages', op: 'insert', k: id, cols: row }] }
-            : { t: 'ins', id, row }))
-        })
-        confirmed++
-      }
-      ws.close()
+  const running = Promise.all(writers.map(async (w, wi) => {
+    for (let i = 0; !stopping; i++) {
+      await w.write(`p${wi}-${i}`, i)
+      confirmed++
     }
+    w.close()
   }))
-  const running = Promise.all(loops.map((loop) => loop()))
   return { writes: () => confirmed, stop: async () => { stopping = true; await running } }
 }
 

@@ -19,7 +19,7 @@ import WebSocket from 'ws'
 // @ts-expect-error: plain .mjs helper shared with the tests
 import { commandLine } from '../tests/support/proc.mjs'
 import { directWorkerdUrl, startWrangler } from '../tests/support/wrangler.mjs'
-import { createClient, now, sleep, until, type BenchClient, type Row, type System } from './clients.js'
+import { createClient, now, openRawWriters, sleep, until, type BenchClient, type Row, type System } from './clients.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const OUT = join(ROOT, 'test-output', 'bench-profiles')
@@ -228,43 +228,14 @@ async function main(): Promise<void> {
       } else if (workload === 'throughput') {
         // 20 writers on raw sockets, each subscribed, as scenario 8: every
         // write is confirmed to its writer and delivered to the other 19.
-        const rawPath = system === 'seqsync' ? 'sync' : 'floor'
-        const hello = JSON.stringify(system === 'seqsync'
-          ? { t: 'hello', v: 1, inlineAcks: true, compactChanges: true, subs: [{ id: 's', c: 'messages' }] }
-          : { t: 'hello' })
-        const ackOf = (f: string): string | undefined => {
-          const m = JSON.parse(f) as { t: string; id?: string; ack?: string }
-          return system === 'seqsync' ? (m.t === 'ack' ? m.id : m.ack) : (m.t === 'ok' ? m.id : undefined)
-        }
-        const writers = await Promise.all(Array.from({ length: 20 }, async () => {
-          const ws = new WebSocket(`${base.replace('http', 'ws')}/${rawPath}/${r}`)
-          const acks = new Set<string>()
-          let ready = false
-          ws.on('message', (d: Buffer) => {
-            const text = d.toString()
-            if (text.includes('"synced"')) ready = true
-            const id = ackOf(text)
-            if (id) acks.add(id)
-          })
-          await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-          ws.send(hello)
-          await until(() => ready, 10_000, 'hello answered')
-          return { ws, acks }
-        }))
-        const write = async (w: (typeof writers)[number], id: string) => {
-          const rw = row(id, 0)
-          w.ws.send(JSON.stringify(system === 'seqsync'
-            ? { t: 'mut', id, ops: [{ c: 'messages', op: 'insert', k: rw.id, cols: rw }] }
-            : { t: 'ins', id, row: rw }))
-          await until(() => w.acks.has(id), 10_000, `ack of ${id}`)
-        }
+        const writers = await openRawWriters(base, system === 'seqsync' ? 'seqsync' : 'floor-bare', r, 20)
         const run = (tag: string, n: number) => Promise.all(writers.map(async (w, wi) => {
-          for (let i = 0; i < n; i++) await write(w, `${tag}-${wi}-${i}`)
+          for (let i = 0; i < n; i++) await w.write(`${tag}-${wi}-${i}`, i)
         }))
         await run('tw', 10)
         measured = async () => {
           await run('tp', 50)
-          for (const w of writers) w.ws.close()
+          for (const w of writers) w.close()
         }
       } else if (workload === 'initial') {
         await seed(system, r, 50_000, 'i')
