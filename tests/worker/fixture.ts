@@ -360,6 +360,10 @@ export class TestDO extends SyncDurableObject<Env, Claims> {
   whoAmI(): string {
     return this.instanceId
   }
+  /** registerSync again over the same storage in this instance, as a deploy's second call would. */
+  registerAgain(): void {
+    this.#setUp()
+  }
   stats() {
     return this.syncStats()
   }

@@ -105,6 +105,31 @@ describe('presence', () => {
     bob.close()
   })
 
+  it('registerSync again in a running instance restores each socket’s latest presence', async () => {
+    // The shell reads each attachment once an instance: the presence it
+    // hands the new core must be the one stored last, not the one first read.
+    const room = freshRoom('presence-again')
+    const { socket: ann } = await TestSocket.connect(room, 'ann')
+    const { socket: bob } = await TestSocket.connect(room, 'bob')
+    bob.send(watch)
+    await bob.next('presence')
+    ann.send(set('t1', { step: 1 }))
+    await bob.next('presence', (f) => f.entries[0]?.state?.step === 1)
+    ann.send(set('t1', { step: 2 }))
+    await bob.next('presence', (f) => f.entries[0]?.state?.step === 2)
+    const instance = await stubOf(room).whoAmI()
+    await stubOf(room).registerAgain()
+
+    const { socket: cat } = await TestSocket.connect(room, 'cat')
+    cat.send(watch)
+    const view = await cat.next('presence')
+    expect(view.entries.map((e) => [e.user, e.tab, e.state])).toEqual([['ann', 't1', { step: 2 }]])
+    expect(await stubOf(room).whoAmI()).toBe(instance) // the same instance throughout
+    ann.close()
+    bob.close()
+    cat.close()
+  })
+
   it('a DO that hibernates and wakes keeps everyone’s presence, and who watches', { timeout: 90_000 }, async () => {
     const room = freshRoom('presence-evict')
     const { socket: ann } = await TestSocket.connect(room, 'ann')
