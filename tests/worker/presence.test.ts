@@ -14,6 +14,7 @@ const testEnv = env as unknown as Env
 const stubOf = (room: string) => testEnv.TEST_DO.get(testEnv.TEST_DO.idFromName(room))
 const watch = { t: 'presence', watch: true }
 const set = (tab: string, state: unknown) => ({ t: 'presence', tab, state })
+const stepOf = (state: unknown) => (state as { step?: number } | undefined)?.step
 
 /** What presence must never touch: the log's head and size, and the tables. */
 async function durable(room: string) {
@@ -114,9 +115,9 @@ describe('presence', () => {
     bob.send(watch)
     await bob.next('presence')
     ann.send(set('t1', { step: 1 }))
-    await bob.next('presence', (f) => f.entries[0]?.state?.step === 1)
+    await bob.next('presence', (f) => stepOf(f.entries[0]?.state) === 1)
     ann.send(set('t1', { step: 2 }))
-    await bob.next('presence', (f) => f.entries[0]?.state?.step === 2)
+    await bob.next('presence', (f) => stepOf(f.entries[0]?.state) === 2)
     const instance = await stubOf(room).whoAmI()
     await stubOf(room).registerAgain()
 
